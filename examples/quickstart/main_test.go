@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	xtrace "golang.org/x/exp/trace"
+
+	"github.com/otelfr/otel-flightrecorder/internal/otlptest"
+	"github.com/otelfr/otel-flightrecorder/otelfr"
+)
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func httpGet(t *testing.T, url string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, b
+}
+
+// TestQuickstart runs the quickstart as a user would, against a real OTLP
+// receiver: a slow request produces a decorated span, an attachment span
+// that is its child and links to it, and a URL serving a trace that
+// parses; a fast request produces no snapshot; SIGINT flushes and exits.
+func TestQuickstart(t *testing.T) {
+	recv := otlptest.NewReceiver(t)
+	bin := filepath.Join(t.TempDir(), "quickstart")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	require.NoError(t, build.Run())
+
+	addr, snapAddr := freeAddr(t), freeAddr(t)
+	cmd := exec.Command(bin, "-addr", addr, "-snapshot-addr", snapAddr, "-dir", t.TempDir())
+	cmd.Env = append(os.Environ(),
+		"OTEL_EXPORTER_OTLP_ENDPOINT=http://"+recv.Endpoint(),
+		"OTEL_SERVICE_NAME=quickstart-test",
+		"OTEL_BSP_SCHEDULE_DELAY=100",
+	)
+	var logs bytes.Buffer
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	logLines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logLines <- sc.Text()
+		}
+		close(logLines)
+	}()
+	exited := false
+	t.Cleanup(func() {
+		if !exited {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+
+	require.Eventually(t, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, 30*time.Second, 20*time.Millisecond, "the service listens")
+
+	code, _ := httpGet(t, "http://"+addr+"/fast")
+	require.Equal(t, http.StatusOK, code)
+	start := time.Now()
+	code, body := httpGet(t, "http://"+addr+"/slow")
+	require.Equal(t, http.StatusOK, code)
+	assert.GreaterOrEqual(t, time.Since(start), 150*time.Millisecond)
+	assert.True(t, strings.HasPrefix(string(body), "slow "))
+
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	spans, err := recv.WaitForSpans(ctx, func(s []otlptest.Span) bool {
+		var slow, att, fast bool
+		for _, sp := range s {
+			switch {
+			case sp.Name == otelfr.AttachmentSpanName:
+				att = true
+			case sp.Attributes["url.path"] == "/slow":
+				slow = true
+			case sp.Attributes["url.path"] == "/fast":
+				fast = true
+			}
+		}
+		return slow && att && fast
+	})
+	require.NoError(t, err)
+
+	var slow, fast, att otlptest.Span
+	for _, sp := range spans {
+		switch {
+		case sp.Name == otelfr.AttachmentSpanName:
+			att = sp
+		case sp.Attributes["url.path"] == "/slow":
+			slow = sp
+		case sp.Attributes["url.path"] == "/fast":
+			fast = sp
+		}
+	}
+	id, _ := slow.Attributes[string(otelfr.SnapshotIDKey)].(string)
+	url, _ := slow.Attributes[string(otelfr.SnapshotURLKey)].(string)
+	require.NotEmpty(t, id, "the slow span carries the snapshot ID: %v", slow.Attributes)
+	assert.Equal(t, "http://"+snapAddr+"/snapshots/"+id, url)
+	assert.Equal(t, "latency", slow.Attributes[string(otelfr.SnapshotReasonKey)])
+	assert.Equal(t, "quickstart-test", slow.Resource["service.name"])
+
+	assert.NotContains(t, fast.Attributes, string(otelfr.SnapshotIDKey), "/fast produces no snapshot")
+	assert.NotContains(t, fast.Attributes, string(otelfr.SnapshotSkippedKey))
+
+	assert.Equal(t, slow.TraceID, att.TraceID, "the attachment is in the slow span's trace")
+	assert.Equal(t, slow.SpanID, att.ParentSpanID, "and its child")
+	require.Len(t, att.Links, 1)
+	assert.Equal(t, slow.SpanID, att.Links[0].SpanID, "and links to it")
+	assert.Equal(t, id, att.Attributes[string(otelfr.SnapshotIDKey)])
+	assert.Equal(t, "quickstart-test", att.Resource["service.name"])
+
+	code, trace := httpGet(t, url)
+	require.Equal(t, http.StatusOK, code)
+	assert.Equal(t, att.Attributes[string(otelfr.SnapshotSizeKey)], int64(len(trace)))
+	r, err := xtrace.NewReader(bytes.NewReader(trace))
+	require.NoError(t, err)
+	events := 0
+	for {
+		_, err := r.ReadEvent()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		events++
+	}
+	assert.Positive(t, events)
+
+	code, _ = httpGet(t, "http://"+snapAddr+"/snapshots/")
+	assert.Equal(t, http.StatusOK, code)
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	require.NoError(t, cmd.Wait(), "a clean exit on SIGINT")
+	exited = true
+	for l := range logLines {
+		logs.WriteString(l + "\n")
+	}
+	assert.Contains(t, logs.String(), url, "the snapshot's URL is logged")
+}

@@ -1,0 +1,174 @@
+package exporter_test
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/otelfr/otel-flightrecorder/exporter"
+	"github.com/otelfr/otel-flightrecorder/otelfr"
+)
+
+var epoch = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+// fakeSnapshot returns a snapshot whose data is size bytes, taken i seconds
+// after epoch.
+func fakeSnapshot(i, size int) *otelfr.Snapshot {
+	data := make([]byte, size)
+	for j := range data {
+		data[j] = byte(i + j)
+	}
+	at := epoch.Add(time.Duration(i) * time.Second)
+	return &otelfr.Snapshot{
+		ID:      fmt.Sprintf("SNAP%02d", i),
+		Reason:  "latency",
+		Data:    data,
+		Start:   at.Add(-10 * time.Second),
+		End:     at,
+		TakenAt: at,
+	}
+}
+
+func ids(infos []exporter.Info) []string {
+	out := make([]string, len(infos))
+	for i, in := range infos {
+		out[i] = in.ID
+	}
+	return out
+}
+
+func TestDirStoreSaveListOpen(t *testing.T) {
+	st, err := exporter.NewDirStore(filepath.Join(t.TempDir(), "nested", "snaps"))
+	require.NoError(t, err)
+
+	s := fakeSnapshot(1, 1000)
+	info, err := st.Save(t.Context(), s)
+	require.NoError(t, err)
+	assert.Equal(t, s.ID, info.ID)
+	assert.Equal(t, int64(1000), info.Size)
+	assert.Len(t, info.SHA256, 64)
+	assert.True(t, info.WindowEnd.Equal(s.End))
+
+	_, err = st.Save(t.Context(), fakeSnapshot(2, 10))
+	require.NoError(t, err)
+
+	list, err := st.List(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, []string{"SNAP02", "SNAP01"}, ids(list), "newest first")
+
+	f, got, err := st.Open(t.Context(), "SNAP01")
+	require.NoError(t, err)
+	defer f.Close()
+	data, err := io.ReadAll(f)
+	require.NoError(t, err)
+	assert.Equal(t, s.Data, data)
+	assert.Equal(t, info.SHA256, got.SHA256)
+
+	p, err := st.Path("SNAP01")
+	require.NoError(t, err)
+	assert.FileExists(t, p)
+}
+
+func TestDirStoreNotFoundAndInvalid(t *testing.T) {
+	st, err := exporter.NewDirStore(t.TempDir())
+	require.NoError(t, err)
+	_, _, err = st.Open(t.Context(), "NOPE")
+	require.ErrorIs(t, err, exporter.ErrNotFound)
+	for _, id := range []string{"", "../etc/passwd", "a/b", "..", "a.trace", "x\x00", string(make([]byte, 65))} {
+		_, _, err = st.Open(t.Context(), id)
+		require.ErrorIs(t, err, exporter.ErrInvalidID, "%q", id)
+		s := fakeSnapshot(1, 1)
+		s.ID = id
+		_, err = st.Save(t.Context(), s)
+		require.ErrorIs(t, err, exporter.ErrInvalidID, "%q", id)
+		_, err = st.Path(id)
+		require.ErrorIs(t, err, exporter.ErrInvalidID, "%q", id)
+	}
+}
+
+func TestDirStoreRetention(t *testing.T) {
+	t.Run("count", func(t *testing.T) {
+		st, err := exporter.NewDirStore(t.TempDir(), exporter.WithMaxCount(3))
+		require.NoError(t, err)
+		for i := range 6 {
+			_, err := st.Save(t.Context(), fakeSnapshot(i, 10))
+			require.NoError(t, err)
+		}
+		list, err := st.List(t.Context())
+		require.NoError(t, err)
+		assert.Equal(t, []string{"SNAP05", "SNAP04", "SNAP03"}, ids(list))
+		entries, err := os.ReadDir(st.Dir())
+		require.NoError(t, err)
+		assert.Len(t, entries, 6, "a trace and a description per kept snapshot, nothing else")
+	})
+	t.Run("bytes", func(t *testing.T) {
+		st, err := exporter.NewDirStore(t.TempDir(), exporter.WithMaxTotalBytes(250))
+		require.NoError(t, err)
+		for i := range 5 {
+			_, err := st.Save(t.Context(), fakeSnapshot(i, 100))
+			require.NoError(t, err)
+		}
+		list, err := st.List(t.Context())
+		require.NoError(t, err)
+		assert.Equal(t, []string{"SNAP04", "SNAP03"}, ids(list))
+	})
+	t.Run("the newest is kept even when over the limit", func(t *testing.T) {
+		st, err := exporter.NewDirStore(t.TempDir(), exporter.WithMaxTotalBytes(50))
+		require.NoError(t, err)
+		for i := range 3 {
+			_, err := st.Save(t.Context(), fakeSnapshot(i, 100))
+			require.NoError(t, err)
+		}
+		list, err := st.List(t.Context())
+		require.NoError(t, err)
+		assert.Equal(t, []string{"SNAP02"}, ids(list))
+	})
+}
+
+func TestDirStoreIgnoresPartialWrites(t *testing.T) {
+	dir := t.TempDir()
+	st, err := exporter.NewDirStore(dir)
+	require.NoError(t, err)
+	_, err = st.Save(t.Context(), fakeSnapshot(1, 10))
+	require.NoError(t, err)
+
+	// What a crash can leave: a temporary file, and a trace whose
+	// description was never written.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, ".tmp-123"), []byte("partial"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "HALF.trace"), []byte("half"), 0o600))
+
+	list, err := st.List(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, []string{"SNAP01"}, ids(list))
+	_, _, err = st.Open(t.Context(), "HALF")
+	require.ErrorIs(t, err, exporter.ErrNotFound)
+
+	_, err = exporter.NewDirStore(dir)
+	require.NoError(t, err)
+	assert.NoFileExists(t, filepath.Join(dir, ".tmp-123"), "a new store removes stale temporary files")
+}
+
+func TestDirStoreUnwritable(t *testing.T) {
+	// Permission bits do not stop root, who runs CI; a file standing where
+	// the directory should be, or a directory that vanished, fails for all.
+	parent := t.TempDir()
+	blocker := filepath.Join(parent, "file")
+	require.NoError(t, os.WriteFile(blocker, nil, 0o600))
+	_, err := exporter.NewDirStore(filepath.Join(blocker, "snaps"))
+	require.Error(t, err)
+
+	dir := filepath.Join(parent, "snaps")
+	st, err := exporter.NewDirStore(dir)
+	require.NoError(t, err)
+	require.NoError(t, os.RemoveAll(dir))
+	_, err = st.Save(t.Context(), fakeSnapshot(1, 10))
+	require.Error(t, err, "the directory vanished")
+	_, err = st.List(t.Context())
+	require.Error(t, err)
+}

@@ -1,0 +1,244 @@
+package exporter
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelfr/otel-flightrecorder/otelfr"
+)
+
+// ScopeName is the instrumentation scope of attachment spans.
+const ScopeName = "github.com/otelfr/otel-flightrecorder/exporter"
+
+// EnvBaseURL names the environment variable that sets the base URL of
+// snapshot links; [WithBaseURL] overrides it.
+const EnvBaseURL = "OTELFR_SNAPSHOT_BASE_URL"
+
+// DefaultBaseURL is the base URL of snapshot links when neither
+// [WithBaseURL] nor EnvBaseURL sets one: the handler of the examples.
+const DefaultBaseURL = "http://127.0.0.1:8081/snapshots/"
+
+// DefaultTimeout bounds each export of attachment spans.
+const DefaultTimeout = 10 * time.Second
+
+// ErrShutdown is returned by [Exporter.Save] and [Exporter.Attach] after
+// [Exporter.Shutdown].
+var ErrShutdown = errors.New("otelfr/exporter: exporter is shut down")
+
+// Anomaly is a span that a snapshot covers, and why it was anomalous.
+type Anomaly struct {
+	Span   sdktrace.ReadOnlySpan
+	Reason string
+}
+
+// Exporter stores snapshots and exports, for every anomalous span a
+// snapshot covers, an attachment span: a span named
+// [otelfr.AttachmentSpanName] in the anomalous span's trace, its child, with
+// a span link to it, carrying the snapshot's ID, URL, size, SHA-256, window
+// and the span's anomaly reason. Attachment spans carry the anomalous
+// span's resource, so a backend shows them under the same service.
+//
+// It is safe for concurrent use; exports through the span exporter are
+// serialized.
+type Exporter struct {
+	store   Store
+	exp     sdktrace.SpanExporter
+	baseURL string
+	timeout time.Duration
+
+	sem      chan struct{} // held while exporting; a channel so waits honour ctx
+	stopped  atomic.Bool
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Option configures an [Exporter].
+type Option interface {
+	apply(config) config
+}
+
+type config struct {
+	baseURL string
+	timeout time.Duration
+}
+
+type optionFunc func(config) config
+
+func (f optionFunc) apply(c config) config { return f(c) }
+
+// WithBaseURL sets the URL under which the snapshot handler is reachable by
+// the people who read the traces; a snapshot's URL is the base URL followed
+// by its ID. It overrides the OTELFR_SNAPSHOT_BASE_URL environment
+// variable; the default is [DefaultBaseURL]. A trailing slash is added if
+// missing. An unparsable URL is reported to otel.Handle and ignored.
+func WithBaseURL(u string) Option {
+	return optionFunc(func(c config) config {
+		if b, err := normalizeBaseURL(u); err != nil {
+			otel.Handle(err)
+		} else {
+			c.baseURL = b
+		}
+		return c
+	})
+}
+
+// WithTimeout bounds each export of attachment spans; an export that takes
+// longer is abandoned and its spans dropped. The default is 10s; d <= 0
+// keeps the default.
+func WithTimeout(d time.Duration) Option {
+	return optionFunc(func(c config) config {
+		if d > 0 {
+			c.timeout = d
+		}
+		return c
+	})
+}
+
+func normalizeBaseURL(s string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("otelfr/exporter: base URL %q: want an absolute http(s) URL", s)
+	}
+	out := u.String()
+	if !strings.HasSuffix(out, "/") {
+		out += "/"
+	}
+	return out, nil
+}
+
+// New returns an Exporter that saves snapshots in store and exports
+// attachment spans through exp. The same exporter the application's
+// BatchSpanProcessor uses may be passed if it is safe for concurrent use,
+// as the OTLP exporters are. exp may be nil: snapshots are then stored and
+// linked from the anomalous spans, but no attachment spans are exported.
+//
+// The Exporter does not shut exp down; whoever created exp does (usually
+// the BatchSpanProcessor it was given to).
+func New(store Store, exp sdktrace.SpanExporter, opts ...Option) *Exporter {
+	c := config{baseURL: DefaultBaseURL, timeout: DefaultTimeout}
+	if v, ok := os.LookupEnv(EnvBaseURL); ok && v != "" {
+		if b, err := normalizeBaseURL(v); err != nil {
+			otel.Handle(fmt.Errorf("%s: %w", EnvBaseURL, err))
+		} else {
+			c.baseURL = b
+		}
+	}
+	for _, o := range opts {
+		c = o.apply(c)
+	}
+	return &Exporter{
+		store:   store,
+		exp:     exp,
+		baseURL: c.baseURL,
+		timeout: c.timeout,
+		sem:     make(chan struct{}, 1),
+	}
+}
+
+// URL returns the link to the snapshot with the given ID.
+func (e *Exporter) URL(id string) string { return e.baseURL + id }
+
+// Save stores the snapshot and returns its description.
+func (e *Exporter) Save(ctx context.Context, s *otelfr.Snapshot) (Info, error) {
+	if e.stopped.Load() {
+		return Info{}, ErrShutdown
+	}
+	return e.store.Save(ctx, s)
+}
+
+// Attach exports one attachment span for each anomaly, linking it to the
+// stored snapshot described by info. It waits at most the configured
+// timeout (and no longer than ctx allows) for the span exporter.
+func (e *Exporter) Attach(ctx context.Context, info Info, anomalies []Anomaly) error {
+	if e.stopped.Load() {
+		return ErrShutdown
+	}
+	if e.exp == nil || len(anomalies) == 0 {
+		return nil
+	}
+	spans := make([]sdktrace.ReadOnlySpan, 0, len(anomalies))
+	for _, a := range anomalies {
+		spans = append(spans, e.attachment(info, a))
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	select {
+	case e.sem <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("otelfr/exporter: exporting attachments: %w", ctx.Err())
+	}
+	defer func() { <-e.sem }()
+	if err := e.exp.ExportSpans(ctx, spans); err != nil {
+		return fmt.Errorf("otelfr/exporter: exporting attachments: %w", err)
+	}
+	return nil
+}
+
+func (e *Exporter) attachment(info Info, a Anomaly) sdktrace.ReadOnlySpan {
+	parent := a.Span.SpanContext()
+	var sid trace.SpanID
+	binary.LittleEndian.PutUint64(sid[:], rand.Uint64()|1) // never the invalid zero ID
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID:    parent.TraceID(),
+		SpanID:     sid,
+		TraceFlags: parent.TraceFlags(),
+		TraceState: parent.TraceState(),
+	})
+	end := info.TakenAt.Add(info.WriteDuration)
+	return tracetest.SpanStub{
+		Name:        otelfr.AttachmentSpanName,
+		SpanContext: sc,
+		Parent:      parent,
+		SpanKind:    trace.SpanKindInternal,
+		StartTime:   info.TakenAt,
+		EndTime:     end,
+		Attributes: []attribute.KeyValue{
+			otelfr.SnapshotIDKey.String(info.ID),
+			otelfr.SnapshotURLKey.String(e.URL(info.ID)),
+			otelfr.SnapshotReasonKey.String(a.Reason),
+			otelfr.SnapshotSizeKey.Int64(info.Size),
+			otelfr.SnapshotSHA256Key.String(info.SHA256),
+			otelfr.SnapshotWindowStartKey.String(info.WindowStart.UTC().Format(time.RFC3339Nano)),
+			otelfr.SnapshotWindowEndKey.String(info.WindowEnd.UTC().Format(time.RFC3339Nano)),
+		},
+		Links:    []sdktrace.Link{{SpanContext: parent}},
+		Resource: a.Span.Resource(),
+		InstrumentationScope: instrumentation.Scope{
+			Name:    ScopeName,
+			Version: otelfr.Version,
+		},
+	}.Snapshot()
+}
+
+// Shutdown waits for an export in progress, honouring ctx, and makes later
+// calls to Save and Attach return [ErrShutdown]. It does not shut down the
+// span exporter or the store. It is idempotent: calls after the first
+// return the first call's result.
+func (e *Exporter) Shutdown(ctx context.Context) error {
+	e.stopOnce.Do(func() {
+		e.stopped.Store(true)
+		select {
+		case e.sem <- struct{}{}:
+			<-e.sem
+		case <-ctx.Done():
+			e.stopErr = ctx.Err()
+		}
+	})
+	return e.stopErr
+}

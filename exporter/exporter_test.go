@@ -1,0 +1,164 @@
+package exporter_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelfr/otel-flightrecorder/exporter"
+	"github.com/otelfr/otel-flightrecorder/otelfr"
+)
+
+func anomalousSpan() sdktrace.ReadOnlySpan {
+	return tracetest.SpanStub{
+		Name: "GET /slow",
+		SpanContext: trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID:    trace.TraceID{1, 2, 3},
+			SpanID:     trace.SpanID{4, 5, 6},
+			TraceFlags: trace.FlagsSampled,
+		}),
+		StartTime: epoch.Add(-200 * time.Millisecond),
+		EndTime:   epoch,
+		Resource:  resource.NewSchemaless(attribute.String("service.name", "shop")),
+	}.Snapshot()
+}
+
+func attrMap(kvs []attribute.KeyValue) map[attribute.Key]attribute.Value {
+	m := make(map[attribute.Key]attribute.Value, len(kvs))
+	for _, kv := range kvs {
+		m[kv.Key] = kv.Value
+	}
+	return m
+}
+
+func TestAttach(t *testing.T) {
+	st, err := exporter.NewDirStore(t.TempDir())
+	require.NoError(t, err)
+	mem := tracetest.NewInMemoryExporter()
+	e := exporter.New(st, mem, exporter.WithBaseURL("http://viewer.local:8081/snapshots"))
+
+	snap := fakeSnapshot(3, 64)
+	snap.WriteDuration = 5 * time.Millisecond
+	info, err := e.Save(t.Context(), snap)
+	require.NoError(t, err)
+	assert.Equal(t, "http://viewer.local:8081/snapshots/SNAP03", e.URL(info.ID))
+
+	parent := anomalousSpan()
+	require.NoError(t, e.Attach(t.Context(), info, []exporter.Anomaly{{Span: parent, Reason: "latency"}}))
+
+	got := mem.GetSpans()
+	require.Len(t, got, 1)
+	a := got[0]
+	assert.Equal(t, otelfr.AttachmentSpanName, a.Name)
+	assert.Equal(t, parent.SpanContext().TraceID(), a.SpanContext.TraceID(), "same trace")
+	assert.NotEqual(t, parent.SpanContext().SpanID(), a.SpanContext.SpanID())
+	assert.True(t, a.SpanContext.IsValid())
+	assert.Equal(t, parent.SpanContext(), a.Parent, "child of the anomalous span")
+	require.Len(t, a.Links, 1)
+	assert.Equal(t, parent.SpanContext(), a.Links[0].SpanContext, "linked to the anomalous span")
+	assert.Equal(t, parent.Resource(), a.Resource, "same service")
+	assert.Equal(t, exporter.ScopeName, a.InstrumentationScope.Name)
+	assert.True(t, a.StartTime.Equal(snap.TakenAt))
+	assert.Equal(t, 5*time.Millisecond, a.EndTime.Sub(a.StartTime))
+
+	attrs := attrMap(a.Attributes)
+	assert.Equal(t, "SNAP03", attrs[otelfr.SnapshotIDKey].AsString())
+	assert.Equal(t, "http://viewer.local:8081/snapshots/SNAP03", attrs[otelfr.SnapshotURLKey].AsString())
+	assert.Equal(t, "latency", attrs[otelfr.SnapshotReasonKey].AsString())
+	assert.Equal(t, int64(64), attrs[otelfr.SnapshotSizeKey].AsInt64())
+	assert.Equal(t, info.SHA256, attrs[otelfr.SnapshotSHA256Key].AsString())
+	assert.Equal(t, "2026-11-26T11:59:53Z", attrs[otelfr.SnapshotWindowStartKey].AsString())
+	assert.Equal(t, "2026-11-26T12:00:03Z", attrs[otelfr.SnapshotWindowEndKey].AsString())
+}
+
+func TestBaseURL(t *testing.T) {
+	st, err := exporter.NewDirStore(t.TempDir())
+	require.NoError(t, err)
+	assert.Equal(t, exporter.DefaultBaseURL+"X", exporter.New(st, nil).URL("X"))
+
+	t.Setenv(exporter.EnvBaseURL, "https://fr.example.com/s")
+	assert.Equal(t, "https://fr.example.com/s/X", exporter.New(st, nil).URL("X"))
+	assert.Equal(t, "http://o/X", exporter.New(st, nil, exporter.WithBaseURL("http://o/")).URL("X"), "option beats env")
+	assert.Equal(t, "https://fr.example.com/s/X", exporter.New(st, nil, exporter.WithBaseURL("not a url")).URL("X"), "a bad option is ignored")
+}
+
+// failingExporter fails every export.
+type failingExporter struct{ err error }
+
+func (f failingExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return f.err }
+func (f failingExporter) Shutdown(context.Context) error                           { return nil }
+
+// hangingExporter blocks until ctx ends. If entered is not nil, it is
+// closed when the first export starts.
+type hangingExporter struct{ entered chan struct{} }
+
+func (h hangingExporter) ExportSpans(ctx context.Context, _ []sdktrace.ReadOnlySpan) error {
+	if h.entered != nil {
+		close(h.entered)
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+func (hangingExporter) Shutdown(context.Context) error { return nil }
+
+func TestAttachFailures(t *testing.T) {
+	st, err := exporter.NewDirStore(t.TempDir())
+	require.NoError(t, err)
+	anomalies := []exporter.Anomaly{{Span: anomalousSpan(), Reason: "error"}}
+	info := exporter.Info{ID: "X", TakenAt: epoch}
+
+	boom := errors.New("boom")
+	err = exporter.New(st, failingExporter{boom}).Attach(t.Context(), info, anomalies)
+	require.ErrorIs(t, err, boom)
+
+	e := exporter.New(st, hangingExporter{}, exporter.WithTimeout(50*time.Millisecond))
+	start := time.Now()
+	err = e.Attach(t.Context(), info, anomalies)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Less(t, time.Since(start), 5*time.Second, "the timeout bounds the wait")
+
+	require.NoError(t, exporter.New(st, nil).Attach(t.Context(), info, anomalies), "no span exporter: nothing to do")
+}
+
+func TestExporterShutdown(t *testing.T) {
+	st, err := exporter.NewDirStore(t.TempDir())
+	require.NoError(t, err)
+	mem := tracetest.NewInMemoryExporter()
+	e := exporter.New(st, mem)
+	require.NoError(t, e.Shutdown(t.Context()))
+	require.NoError(t, e.Shutdown(t.Context()), "idempotent")
+
+	_, err = e.Save(t.Context(), fakeSnapshot(1, 1))
+	require.ErrorIs(t, err, exporter.ErrShutdown)
+	err = e.Attach(t.Context(), exporter.Info{ID: "X"}, []exporter.Anomaly{{Span: anomalousSpan()}})
+	require.ErrorIs(t, err, exporter.ErrShutdown)
+	assert.Empty(t, mem.GetSpans())
+}
+
+func TestExporterShutdownHonoursContext(t *testing.T) {
+	st, err := exporter.NewDirStore(t.TempDir())
+	require.NoError(t, err)
+	entered := make(chan struct{})
+	e := exporter.New(st, hangingExporter{entered}, exporter.WithTimeout(time.Hour))
+	exportCtx, cancelExport := context.WithCancel(t.Context())
+	done := make(chan error)
+	go func() {
+		done <- e.Attach(exportCtx, exporter.Info{ID: "X"}, []exporter.Anomaly{{Span: anomalousSpan()}})
+	}()
+	<-entered
+
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, e.Shutdown(ctx), context.DeadlineExceeded)
+	cancelExport()
+	require.ErrorIs(t, <-done, context.Canceled)
+}

@@ -1,0 +1,109 @@
+package exporter
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"go.opentelemetry.io/otel"
+)
+
+// NewHandler returns an http.Handler that serves the snapshots in store.
+// Its routes are relative to where it is mounted; mount it under a prefix
+// with [http.StripPrefix]:
+//
+//	mux.Handle("/snapshots/", http.StripPrefix("/snapshots", exporter.NewHandler(store)))
+//
+// Routes (GET and HEAD only):
+//
+//	/                 the snapshots, newest first, as a JSON array of Info
+//	/snapshots.json   the same
+//	/ID               the raw execution trace, for `go tool trace`
+//	/ID.trace         the same
+//	/ID.json          the snapshot's Info as JSON
+//
+// IDs that fail [ValidID] get 400; unknown or expired snapshots get 404.
+// Every response carries X-Content-Type-Options: nosniff and a
+// Content-Security-Policy that forbids active content. The handler has no
+// authentication of its own: a snapshot holds stack traces and log
+// messages, so serve it only on loopback or behind an authenticating proxy.
+func NewHandler(store Store) http.Handler {
+	h := &handler{store: store}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", h.list)
+	mux.HandleFunc("GET /snapshots.json", h.list)
+	mux.HandleFunc("GET /{file}", h.file)
+	return securityHeaders(mux)
+}
+
+type handler struct {
+	store Store
+}
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		hd.Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (h *handler) list(w http.ResponseWriter, r *http.Request) {
+	infos, err := h.store.List(r.Context())
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	writeJSON(w, infos)
+}
+
+func (h *handler) file(w http.ResponseWriter, r *http.Request) {
+	id, ext := r.PathValue("file"), ""
+	for _, e := range []string{traceExt, metaExt} {
+		if base, ok := strings.CutSuffix(id, e); ok {
+			id, ext = base, e
+			break
+		}
+	}
+	if !ValidID(id) {
+		http.Error(w, ErrInvalidID.Error(), http.StatusBadRequest)
+		return
+	}
+	f, info, err := h.store.Open(r.Context(), id)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	defer f.Close()
+	if ext == metaExt {
+		writeJSON(w, info)
+		return
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", "application/octet-stream")
+	hd.Set("Content-Disposition", `attachment; filename="otelfr-`+id+`.trace"`)
+	hd.Set("Cache-Control", "private, max-age=31536000, immutable")
+	http.ServeContent(w, r, "", info.TakenAt, f)
+}
+
+func (h *handler) fail(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		http.Error(w, "snapshot not found: unknown, or removed by retention", http.StatusNotFound)
+	case errors.Is(err, ErrInvalidID):
+		http.Error(w, err.Error(), http.StatusBadRequest)
+	default:
+		otel.Handle(err)
+		http.Error(w, "snapshot store error", http.StatusInternalServerError)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,65 @@
+package exporter
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/otelfr/otel-flightrecorder/otelfr"
+)
+
+var (
+	// ErrNotFound is returned by a [Store] for a snapshot it does not hold,
+	// whether it never existed or retention removed it.
+	ErrNotFound = errors.New("otelfr/exporter: snapshot not found")
+
+	// ErrInvalidID is returned for a snapshot ID that is not 1 to 64
+	// characters from A-Z, a-z, 0-9, '-' and '_'. Such IDs are refused
+	// before touching storage, so that no ID can name a path.
+	ErrInvalidID = errors.New("otelfr/exporter: invalid snapshot ID")
+)
+
+// Info describes a stored snapshot.
+type Info struct {
+	ID            string        `json:"id"`
+	Reason        string        `json:"reason"`
+	Size          int64         `json:"size"`
+	SHA256        string        `json:"sha256"`
+	WindowStart   time.Time     `json:"window_start"`
+	WindowEnd     time.Time     `json:"window_end"`
+	TakenAt       time.Time     `json:"taken_at"`
+	WriteDuration time.Duration `json:"write_duration_ns"`
+	MinAge        time.Duration `json:"min_age_ns,omitempty"`
+	MaxBytes      uint64        `json:"max_bytes,omitempty"`
+}
+
+// Store keeps snapshots. Implementations must be safe for concurrent use,
+// must refuse IDs that fail validation with [ErrInvalidID], and must never
+// list or serve a snapshot whose Save has not completed.
+type Store interface {
+	// Save stores s and returns its description.
+	Save(ctx context.Context, s *otelfr.Snapshot) (Info, error)
+	// List returns the stored snapshots, newest first.
+	List(ctx context.Context) ([]Info, error)
+	// Open returns the snapshot's data and description. The caller closes
+	// the reader. It returns [ErrNotFound] for an unknown ID.
+	Open(ctx context.Context, id string) (io.ReadSeekCloser, Info, error)
+}
+
+// ValidID reports whether id is acceptable as a snapshot ID: 1 to 64
+// characters from A-Z, a-z, 0-9, '-' and '_'.
+func ValidID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}

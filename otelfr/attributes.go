@@ -1,0 +1,55 @@
+package otelfr
+
+import "go.opentelemetry.io/otel/attribute"
+
+// Attribute keys emitted by otelfr, all in the "otelfr." namespace.
+//
+// On an anomalous span (added by package spanprocessor):
+//   - SnapshotIDKey, SnapshotURLKey and SnapshotReasonKey when a snapshot
+//     covers the span;
+//   - SnapshotSkippedKey, with one of the Skip* values, when none does.
+//
+// On the attachment span named [AttachmentSpanName] (added by package
+// exporter): SnapshotIDKey, SnapshotURLKey, SnapshotReasonKey,
+// SnapshotSizeKey, SnapshotSHA256Key, SnapshotWindowStartKey and
+// SnapshotWindowEndKey.
+const (
+	// SnapshotIDKey is the snapshot's ID, a string.
+	SnapshotIDKey = attribute.Key("otelfr.snapshot.id")
+	// SnapshotURLKey is where the snapshot is served, a string.
+	SnapshotURLKey = attribute.Key("otelfr.snapshot.url")
+	// SnapshotReasonKey says why the span was anomalous: "latency", "error"
+	// or a predicate's reason.
+	SnapshotReasonKey = attribute.Key("otelfr.snapshot.reason")
+	// SnapshotSkippedKey says why an anomalous span has no snapshot; its
+	// values are the Skip* constants.
+	SnapshotSkippedKey = attribute.Key("otelfr.snapshot.skipped")
+	// SnapshotSizeKey is the snapshot's size in bytes, an int.
+	SnapshotSizeKey = attribute.Key("otelfr.snapshot.size")
+	// SnapshotSHA256Key is the hex SHA-256 of the snapshot's bytes.
+	SnapshotSHA256Key = attribute.Key("otelfr.snapshot.sha256")
+	// SnapshotWindowStartKey and SnapshotWindowEndKey are the wall-clock
+	// window the snapshot covers, RFC 3339 strings with nanoseconds.
+	SnapshotWindowStartKey = attribute.Key("otelfr.snapshot.window.start")
+	SnapshotWindowEndKey   = attribute.Key("otelfr.snapshot.window.end")
+)
+
+// AttachmentSpanName is the name of the span that carries a snapshot,
+// a child of the anomalous span with a link to it.
+const AttachmentSpanName = "otelfr.snapshot"
+
+// Values of SnapshotSkippedKey.
+const (
+	// SkipRateLimited: the minimum interval between snapshots had not passed.
+	SkipRateLimited = "rate_limited"
+	// SkipByteBudget: the byte budget of the current period was used up.
+	SkipByteBudget = "byte_budget"
+	// SkipQueueFull: the anomaly queue was full; the span was forwarded at once.
+	SkipQueueFull = "queue_full"
+	// SkipOutsideWindow: the span started before the snapshot's window.
+	SkipOutsideWindow = "outside_window"
+	// SkipStopped: the recorder or the processor was shut down.
+	SkipStopped = "stopped"
+	// SkipError: taking or storing the snapshot failed (see otel.Handle).
+	SkipError = "error"
+)

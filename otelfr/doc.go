@@ -1,0 +1,56 @@
+// Package otelfr joins Go's runtime flight recorder to OpenTelemetry tracing.
+//
+// A [Recorder] owns a [runtime/trace.FlightRecorder]: an always-on,
+// in-memory ring holding the last few seconds of the Go execution trace
+// (goroutine scheduling, blocking, syscalls, garbage collection). When
+// something goes wrong, [Recorder.Snapshot] writes that window out as a
+// [Snapshot], which `go tool trace` opens.
+//
+// Snapshots are single-flight (concurrent callers share the one in progress)
+// and rate limited, by a minimum interval and by a byte budget per period, so
+// that an incident cannot turn the recorder into a source of load.
+//
+// The recorder is usually driven by the anomaly span processor in package
+// spanprocessor, which snapshots the moment a span is slow or fails, and by
+// package exporter, which stores each snapshot and links it to the span as an
+// attachment exported over OTLP. The attribute keys those packages emit are
+// declared in this package, in one place.
+//
+// # Usage
+//
+//	rec, err := otelfr.Start(otelfr.WithMinAge(10 * time.Second))
+//	if err != nil {
+//		return err
+//	}
+//	defer rec.Stop(context.Background())
+//
+//	snap, err := rec.Snapshot(ctx, "manual")
+//	if errors.Is(err, otelfr.ErrRateLimited) {
+//		// Too soon after the previous snapshot.
+//	}
+//
+// # Configuration
+//
+// Options take precedence over environment variables, which take precedence
+// over the defaults. A malformed environment value is reported through
+// [go.opentelemetry.io/otel.Handle] and the default is kept.
+//
+//	| Option           | Environment variable    | Default   |
+//	|------------------|-------------------------|-----------|
+//	| WithMinAge       | OTELFR_MIN_AGE          | 10s       |
+//	| WithMaxBytes     | OTELFR_MAX_BYTES        | 16 MiB    |
+//	| WithMinInterval  | OTELFR_MIN_INTERVAL     | 10s       |
+//	| WithByteBudget   | OTELFR_BYTE_BUDGET      | 256 MiB   |
+//	|                  | OTELFR_BUDGET_PERIOD    | 1h        |
+//
+// Durations use [time.ParseDuration] syntax; byte sizes are integers with an
+// optional KiB, MiB or GiB suffix.
+//
+// # What a snapshot contains
+//
+// An execution trace holds the stack traces of goroutines, the names of
+// runtime/trace tasks and regions (the OpenTelemetry SDK names a task after
+// each span) and every message logged with runtime/trace.Log. Treat snapshots
+// as sensitive: serve them only to people allowed to read the program's
+// source and logs.
+package otelfr

@@ -1,0 +1,213 @@
+package otelfr
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"runtime/trace"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel"
+)
+
+// active is set while a Recorder owns or has adopted a flight recorder. The
+// runtime allows one flight recorder per process, and an adopted one must
+// not be driven by two Recorders either.
+var active atomic.Bool
+
+// Recorder owns the process's flight recorder and takes snapshots of it.
+// It is safe for concurrent use.
+type Recorder struct {
+	fr        *trace.FlightRecorder
+	owned     bool // Stop stops fr only if Start started it
+	startedAt time.Time
+	minAge    time.Duration
+	maxBytes  uint64
+
+	mu       sync.Mutex
+	lim      limiter
+	inflight *call
+	stopped  bool
+	running  sync.WaitGroup // snapshots being written
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// call is one snapshot in progress, shared by every caller that asks for a
+// snapshot while it runs.
+type call struct {
+	done chan struct{}
+	snap *Snapshot
+	err  error
+}
+
+// Start starts a flight recorder, or adopts the one given with
+// [WithFlightRecorder], and returns the Recorder that owns it.
+//
+// At most one Recorder may be active per process. Start returns an error
+// matching [ErrAlreadyActive] if one is, or if the runtime refuses a second
+// flight recorder because one was started outside this package. Starting a
+// flight recorder while [runtime/trace.Start] is active is allowed.
+func Start(opts ...Option) (*Recorder, error) {
+	cfg := newConfig(opts)
+	if !active.CompareAndSwap(false, true) {
+		return nil, ErrAlreadyActive
+	}
+	r := &Recorder{
+		startedAt: time.Now(),
+		lim: limiter{
+			minInterval: cfg.minInterval,
+			budget:      cfg.byteBudget,
+			period:      cfg.budgetPeriod,
+		},
+	}
+	if cfg.adopt != nil {
+		if !cfg.adopt.Enabled() {
+			active.Store(false)
+			return nil, fmt.Errorf("otelfr: adopting a flight recorder: %w", ErrStopped)
+		}
+		r.fr = cfg.adopt
+		return r, nil
+	}
+	r.fr = trace.NewFlightRecorder(trace.FlightRecorderConfig{
+		MinAge:   cfg.minAge,
+		MaxBytes: cfg.maxBytes,
+	})
+	if err := r.fr.Start(); err != nil {
+		active.Store(false)
+		// The runtime's only reasons to refuse are an enabled flight
+		// recorder; its errors are unexported strings.
+		return nil, fmt.Errorf("%w: %v", ErrAlreadyActive, err)
+	}
+	r.owned = true
+	r.minAge, r.maxBytes = cfg.minAge, cfg.maxBytes
+	return r, nil
+}
+
+// Snapshot writes the flight recorder's current window out as a Snapshot
+// labelled with reason.
+//
+// Snapshots are single-flight: a call made while another snapshot is being
+// written waits for it and returns the same Snapshot (with the reason of
+// the call that started it) and error. ctx bounds only that wait and the
+// check before starting; the write itself, typically tens of milliseconds,
+// is not interruptible.
+//
+// A call that would start a new snapshot too soon after the previous one,
+// or beyond the byte budget, returns an error matching [ErrRateLimited]
+// without touching the flight recorder. After [Recorder.Stop], or when the
+// flight recorder has been stopped by someone else, it returns [ErrStopped].
+func (r *Recorder) Snapshot(ctx context.Context, reason string) (*Snapshot, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	if r.stopped {
+		r.mu.Unlock()
+		return nil, ErrStopped
+	}
+	if c := r.inflight; c != nil {
+		r.mu.Unlock()
+		select {
+		case <-c.done:
+			return c.snap, c.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	now := time.Now()
+	if err := r.lim.allow(now); err != nil {
+		r.mu.Unlock()
+		return nil, err
+	}
+	c := &call{done: make(chan struct{})}
+	r.inflight = c
+	r.running.Add(1)
+	hint := r.lim.lastSize
+	r.mu.Unlock()
+
+	c.snap, c.err = r.write(now, reason, hint)
+
+	r.mu.Lock()
+	if c.err == nil {
+		r.lim.charge(c.snap.Size())
+	}
+	r.inflight = nil
+	r.mu.Unlock()
+	close(c.done)
+	r.running.Done()
+	return c.snap, c.err
+}
+
+// write copies the flight recorder's window into a new Snapshot. sizeHint
+// is the previous snapshot's size, used to allocate the buffer once.
+func (r *Recorder) write(now time.Time, reason string, sizeHint int64) (*Snapshot, error) {
+	if !r.fr.Enabled() {
+		return nil, ErrStopped
+	}
+	var buf bytes.Buffer
+	buf.Grow(int(sizeHint + sizeHint/8))
+	if _, err := r.fr.WriteTo(&buf); err != nil {
+		if !r.fr.Enabled() {
+			return nil, ErrStopped
+		}
+		return nil, fmt.Errorf("otelfr: writing the flight recorder: %w", err)
+	}
+	done := time.Now()
+	s := &Snapshot{
+		ID:            rand.Text(),
+		Reason:        reason,
+		Data:          buf.Bytes(),
+		TakenAt:       now,
+		WriteDuration: done.Sub(now),
+		MinAge:        r.minAge,
+		MaxBytes:      r.maxBytes,
+	}
+	start, end, err := traceWindow(s.Data)
+	if err != nil {
+		otel.Handle(fmt.Errorf("otelfr: reading the window of snapshot %s: %w", s.ID, err))
+		start, end = r.startedAt, done
+		if r.minAge > 0 && now.Add(-r.minAge).After(start) {
+			start = now.Add(-r.minAge)
+		}
+	}
+	s.Start, s.End = start, end
+	return s, nil
+}
+
+// Stop stops taking snapshots, waits for a snapshot being written to finish,
+// and stops the flight recorder if Start started it (an adopted one is left
+// running). It releases the process's single flight-recorder slot, so that
+// Start may be called again.
+//
+// Stop is idempotent: calls after the first return the first call's result.
+// If ctx ends before the in-flight snapshot finishes, Stop still stops the
+// flight recorder (the write completes from the data it already holds) and
+// returns ctx's error.
+func (r *Recorder) Stop(ctx context.Context) error {
+	r.stopOnce.Do(func() {
+		r.mu.Lock()
+		r.stopped = true
+		r.mu.Unlock()
+
+		done := make(chan struct{})
+		go func() {
+			r.running.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			r.stopErr = ctx.Err()
+		}
+		if r.owned {
+			r.fr.Stop()
+		}
+		active.Store(false)
+	})
+	return r.stopErr
+}

@@ -1,0 +1,252 @@
+package otelfr
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"regexp"
+	"runtime/trace"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	xtrace "golang.org/x/exp/trace"
+)
+
+// Tests in this package run one at a time: the runtime allows one flight
+// recorder per process.
+
+func startRecorder(t *testing.T, opts ...Option) *Recorder {
+	t.Helper()
+	r, err := Start(opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	return r
+}
+
+// busy produces some scheduler activity for the trace.
+func busy(d time.Duration) {
+	var wg sync.WaitGroup
+	ch := make(chan int)
+	deadline := time.Now().Add(d)
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				select {
+				case ch <- i:
+				case <-time.After(time.Millisecond):
+				}
+			}
+		}()
+	}
+	go func() {
+		for range ch {
+		}
+	}()
+	wg.Wait()
+	close(ch)
+}
+
+// parseTrace reads every event of a trace and reports the first error.
+func parseTrace(t *testing.T, data []byte) int {
+	t.Helper()
+	r, err := xtrace.NewReader(bytes.NewReader(data))
+	require.NoError(t, err)
+	n := 0
+	for {
+		_, err := r.ReadEvent()
+		if err == io.EOF {
+			return n
+		}
+		require.NoError(t, err)
+		n++
+	}
+}
+
+func TestStartSecondRecorderIsRefused(t *testing.T) {
+	r := startRecorder(t)
+	_, err := Start()
+	require.ErrorIs(t, err, ErrAlreadyActive)
+
+	require.NoError(t, r.Stop(t.Context()))
+	r2, err := Start()
+	require.NoError(t, err, "Stop must release the slot")
+	require.NoError(t, r2.Stop(t.Context()))
+}
+
+func TestStartWhileForeignFlightRecorderRuns(t *testing.T) {
+	fr := trace.NewFlightRecorder(trace.FlightRecorderConfig{})
+	require.NoError(t, fr.Start())
+	defer fr.Stop()
+
+	_, err := Start()
+	require.ErrorIs(t, err, ErrAlreadyActive)
+
+	// The failed Start must not hold the slot.
+	fr.Stop()
+	r := startRecorder(t)
+	require.NoError(t, r.Stop(t.Context()))
+}
+
+func TestStartWhileTraceStartIsActive(t *testing.T) {
+	require.NoError(t, trace.Start(io.Discard))
+	defer trace.Stop()
+	r := startRecorder(t, WithMinInterval(0))
+	busy(50 * time.Millisecond)
+	s, err := r.Snapshot(t.Context(), "manual")
+	require.NoError(t, err)
+	parseTrace(t, s.Data)
+}
+
+func TestAdoptRunningFlightRecorder(t *testing.T) {
+	fr := trace.NewFlightRecorder(trace.FlightRecorderConfig{MinAge: time.Second})
+	require.NoError(t, fr.Start())
+	defer fr.Stop()
+
+	r := startRecorder(t, WithFlightRecorder(fr))
+	busy(50 * time.Millisecond)
+	s, err := r.Snapshot(t.Context(), "manual")
+	require.NoError(t, err)
+	assert.Positive(t, parseTrace(t, s.Data))
+	assert.Zero(t, s.MinAge, "an adopted recorder's settings are unknown")
+
+	require.NoError(t, r.Stop(t.Context()))
+	assert.True(t, fr.Enabled(), "Stop must leave an adopted recorder running")
+}
+
+func TestAdoptedRecorderStoppedUnderUs(t *testing.T) {
+	fr := trace.NewFlightRecorder(trace.FlightRecorderConfig{})
+	require.NoError(t, fr.Start())
+	r := startRecorder(t, WithFlightRecorder(fr))
+	fr.Stop()
+	_, err := r.Snapshot(t.Context(), "manual")
+	require.ErrorIs(t, err, ErrStopped)
+}
+
+func TestAdoptStoppedRecorder(t *testing.T) {
+	fr := trace.NewFlightRecorder(trace.FlightRecorderConfig{})
+	_, err := Start(WithFlightRecorder(fr))
+	require.ErrorIs(t, err, ErrStopped)
+	r := startRecorder(t) // the slot was released
+	require.NoError(t, r.Stop(t.Context()))
+}
+
+func TestSnapshot(t *testing.T) {
+	before := time.Now()
+	r := startRecorder(t, WithMinAge(2*time.Second), WithMaxBytes(8<<20))
+	busy(300 * time.Millisecond)
+	taken := time.Now()
+	s, err := r.Snapshot(t.Context(), "latency")
+	require.NoError(t, err)
+	after := time.Now()
+
+	assert.Regexp(t, regexp.MustCompile(`^[A-Z2-7]{26}$`), s.ID)
+	assert.Equal(t, "latency", s.Reason)
+	assert.Equal(t, int64(len(s.Data)), s.Size())
+	assert.Equal(t, 2*time.Second, s.MinAge)
+	assert.Equal(t, uint64(8<<20), s.MaxBytes)
+	assert.Positive(t, parseTrace(t, s.Data))
+
+	// The window lies within the recorder's lifetime and reaches the
+	// moment of the snapshot.
+	const slack = 5 * time.Millisecond
+	assert.False(t, s.Start.Before(before.Add(-slack)), "start %v before recorder start %v", s.Start, before)
+	assert.True(t, s.Start.Before(taken), "start %v", s.Start)
+	assert.False(t, s.End.Before(taken.Add(-slack)), "end %v before snapshot %v", s.End, taken)
+	assert.False(t, s.End.After(after.Add(slack)), "end %v after snapshot returned %v", s.End, after)
+	assert.True(t, s.Covers(before.Add(10*time.Millisecond), taken.Add(-10*time.Millisecond)))
+	assert.False(t, s.Covers(before.Add(-time.Hour), taken))
+}
+
+func TestSnapshotIsSingleFlight(t *testing.T) {
+	// With a long minimum interval, every successful call in a burst must
+	// have shared the one snapshot; the others are rate limited. Without
+	// single-flight, the runtime would fail concurrent WriteTo calls.
+	r := startRecorder(t, WithMinInterval(time.Hour))
+	busy(20 * time.Millisecond)
+
+	const n = 16
+	var (
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		snaps = make([]*Snapshot, n)
+		errs  = make([]error, n)
+	)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			snaps[i], errs[i] = r.Snapshot(t.Context(), "burst")
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	var first *Snapshot
+	for i := range n {
+		if errs[i] != nil {
+			require.ErrorIs(t, errs[i], ErrRateLimited)
+			continue
+		}
+		if first == nil {
+			first = snaps[i]
+		}
+		assert.Same(t, first, snaps[i])
+	}
+	require.NotNil(t, first)
+}
+
+func TestSnapshotRateLimits(t *testing.T) {
+	r := startRecorder(t, WithMinInterval(time.Hour))
+	_, err := r.Snapshot(t.Context(), "a")
+	require.NoError(t, err)
+	_, err = r.Snapshot(t.Context(), "b")
+	require.ErrorIs(t, err, ErrRateLimited)
+	require.NotErrorIs(t, err, ErrByteBudget)
+}
+
+func TestSnapshotByteBudget(t *testing.T) {
+	r := startRecorder(t, WithMinInterval(0), WithByteBudget(1, time.Hour))
+	_, err := r.Snapshot(t.Context(), "a")
+	require.NoError(t, err, "the first snapshot of a period is always admitted")
+	_, err = r.Snapshot(t.Context(), "b")
+	require.ErrorIs(t, err, ErrByteBudget)
+	require.ErrorIs(t, err, ErrRateLimited)
+}
+
+func TestSnapshotCancelledContext(t *testing.T) {
+	r := startRecorder(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err := r.Snapshot(ctx, "a")
+	require.ErrorIs(t, err, context.Canceled)
+	_, err = r.Snapshot(t.Context(), "b")
+	require.NoError(t, err, "a refused call must not use up the interval")
+}
+
+func TestStop(t *testing.T) {
+	r, err := Start(WithMinInterval(0))
+	require.NoError(t, err)
+
+	// A snapshot racing with Stop either completes or reports ErrStopped.
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		s, err := r.Snapshot(context.Background(), "racing")
+		if err != nil {
+			assert.ErrorIs(t, err, ErrStopped)
+			return
+		}
+		parseTrace(t, s.Data)
+	})
+	require.NoError(t, r.Stop(t.Context()))
+	wg.Wait()
+	require.NoError(t, r.Stop(t.Context()), "Stop is idempotent")
+
+	_, err = r.Snapshot(t.Context(), "late")
+	require.ErrorIs(t, err, ErrStopped)
+	assert.False(t, errors.Is(err, ErrRateLimited))
+}

@@ -1,0 +1,162 @@
+package spanprocessor
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+)
+
+// Defaults of a [Processor].
+const (
+	// DefaultLatencyThreshold: a span lasting at least this long is slow.
+	DefaultLatencyThreshold = 500 * time.Millisecond
+	// DefaultQueueSize bounds the anomalies waiting for the worker.
+	DefaultQueueSize = 256
+	// DefaultCoalesceWindow is how long the worker waits after an anomaly
+	// for others to share its snapshot.
+	DefaultCoalesceWindow = 20 * time.Millisecond
+)
+
+// EnvLatencyThreshold names the environment variable that sets the global
+// latency threshold ([time.ParseDuration] syntax, "0" disables the latency
+// trigger). [WithLatencyThreshold] overrides it.
+const EnvLatencyThreshold = "OTELFR_LATENCY_THRESHOLD"
+
+// Predicate decides whether a finished span is anomalous, and why. It runs
+// in OnEnd for every span that the built-in triggers did not select, so it
+// must be fast and must not block.
+type Predicate func(s sdktrace.ReadOnlySpan) (reason string, anomalous bool)
+
+type config struct {
+	latency   time.Duration
+	perName   map[string]time.Duration
+	errors    bool
+	predicate Predicate
+	queueSize int
+	coalesce  time.Duration
+	onAnomaly func(Outcome)
+}
+
+// Option configures a [Processor].
+type Option interface {
+	apply(config) config
+}
+
+type optionFunc func(config) config
+
+func (f optionFunc) apply(c config) config { return f(c) }
+
+// WithLatencyThreshold sets the duration at or above which a span is
+// anomalous, for spans without a per-name threshold. The default is 500ms,
+// or the OTELFR_LATENCY_THRESHOLD environment variable. d == 0 disables the
+// global latency trigger; d < 0 keeps the default.
+func WithLatencyThreshold(d time.Duration) Option {
+	return optionFunc(func(c config) config {
+		if d >= 0 {
+			c.latency = d
+		}
+		return c
+	})
+}
+
+// WithSpanNameThreshold sets the latency threshold for spans named name,
+// overriding the global one. d == 0 exempts those spans from the latency
+// trigger. Later calls for the same name win.
+func WithSpanNameThreshold(name string, d time.Duration) Option {
+	return optionFunc(func(c config) config {
+		if d < 0 {
+			return c
+		}
+		m := make(map[string]time.Duration, len(c.perName)+1)
+		for k, v := range c.perName {
+			m[k] = v
+		}
+		m[name] = d
+		c.perName = m
+		return c
+	})
+}
+
+// WithErrorTrigger sets whether a span whose status is Error is anomalous.
+// It is on by default.
+func WithErrorTrigger(enabled bool) Option {
+	return optionFunc(func(c config) config {
+		c.errors = enabled
+		return c
+	})
+}
+
+// WithPredicate adds a user trigger, consulted for each span the latency
+// and error triggers did not select. A nil predicate removes it.
+func WithPredicate(p Predicate) Option {
+	return optionFunc(func(c config) config {
+		c.predicate = p
+		return c
+	})
+}
+
+// WithQueueSize bounds the number of anomalous spans waiting for the
+// background worker. When the queue is full an anomalous span is forwarded
+// at once, marked as skipped ("queue_full"), and counted. The default is
+// 256; n <= 0 keeps the default.
+func WithQueueSize(n int) Option {
+	return optionFunc(func(c config) config {
+		if n > 0 {
+			c.queueSize = n
+		}
+		return c
+	})
+}
+
+// WithCoalesceWindow sets how long the worker waits, after the first
+// anomaly, for others to arrive and share its snapshot. Anomalous spans are
+// forwarded to the wrapped processor once their snapshot is stored, so this
+// also delays them. The default is 20ms; d < 0 keeps the default.
+func WithCoalesceWindow(d time.Duration) Option {
+	return optionFunc(func(c config) config {
+		if d >= 0 {
+			c.coalesce = d
+		}
+		return c
+	})
+}
+
+// WithOnAnomaly registers f to be told what happened to each anomalous
+// span, once it has been forwarded: the snapshot it is linked to, or why it
+// has none. f runs on the processor's worker goroutine (on the OnEnd
+// caller's goroutine for a span skipped because the queue was full), so it
+// should return quickly; logging a line is fine. A nil f removes it.
+func WithOnAnomaly(f func(Outcome)) Option {
+	return optionFunc(func(c config) config {
+		c.onAnomaly = f
+		return c
+	})
+}
+
+func newConfig(opts []Option) config {
+	c := config{
+		latency:   DefaultLatencyThreshold,
+		errors:    true,
+		queueSize: DefaultQueueSize,
+		coalesce:  DefaultCoalesceWindow,
+	}
+	if v, ok := os.LookupEnv(EnvLatencyThreshold); ok && v != "" {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err == nil && d < 0 {
+			err = fmt.Errorf("negative duration")
+		}
+		if err != nil {
+			otel.Handle(fmt.Errorf("otelfr/spanprocessor: %s=%q: %w; using %v", EnvLatencyThreshold, v, err, c.latency))
+		} else {
+			c.latency = d
+		}
+	}
+	for _, o := range opts {
+		c = o.apply(c)
+	}
+	return c
+}

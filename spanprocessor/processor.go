@@ -1,0 +1,404 @@
+package spanprocessor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/otelfr/otel-flightrecorder/exporter"
+	"github.com/otelfr/otel-flightrecorder/otelfr"
+)
+
+// Reasons the built-in triggers give; a [Predicate] gives its own.
+const (
+	ReasonLatency = "latency"
+	ReasonError   = "error"
+)
+
+// Processor is an [sdktrace.SpanProcessor] that watches finishing spans for
+// anomalies, snapshots the flight recorder when one occurs, and forwards
+// every span to the processor it wraps.
+//
+// A normal span is forwarded at once, on the caller's goroutine, without
+// allocating or locking. An anomalous span is queued for a background
+// worker, which takes one snapshot for all anomalies that arrive within the
+// coalesce window (or reuses the latest snapshot if it already covers the
+// span), stores it, decorates each covered span with
+// [otelfr.SnapshotIDKey], [otelfr.SnapshotURLKey] and
+// [otelfr.SnapshotReasonKey], forwards it, and exports its attachment span.
+// A span that gets no snapshot is forwarded with [otelfr.SnapshotSkippedKey]
+// saying why. Every span reaches the wrapped processor exactly once.
+type Processor struct {
+	next     sdktrace.SpanProcessor
+	rec      *otelfr.Recorder
+	exp      *exporter.Exporter
+	cfg      config
+	maxBatch int
+
+	queue chan anomaly
+	flush chan chan struct{}
+	stop  chan struct{}
+	done  chan struct{}
+	ctx   context.Context // cancelled when Shutdown runs out of time
+	abort context.CancelFunc
+
+	stopped      atomic.Bool
+	shutdownOnce sync.Once
+	shutdownErr  error
+
+	stats struct {
+		anomalies, queueFull, snapshots, linked, skipped, errors atomic.Int64
+	}
+}
+
+var _ sdktrace.SpanProcessor = (*Processor)(nil)
+
+type anomaly struct {
+	span   sdktrace.ReadOnlySpan
+	reason string
+}
+
+// New returns a Processor that forwards spans to next, takes snapshots
+// with rec and stores and attaches them with exp. None may be nil.
+//
+// The Processor owns next and exp: its Shutdown shuts both down. It does
+// not stop rec, which may serve other callers.
+func New(next sdktrace.SpanProcessor, rec *otelfr.Recorder, exp *exporter.Exporter, opts ...Option) *Processor {
+	cfg := newConfig(opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Processor{
+		next:     next,
+		rec:      rec,
+		exp:      exp,
+		cfg:      cfg,
+		maxBatch: cfg.queueSize,
+		queue:    make(chan anomaly, cfg.queueSize),
+		flush:    make(chan chan struct{}),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		ctx:      ctx,
+		abort:    cancel,
+	}
+	go p.run()
+	return p
+}
+
+// OnStart forwards to the wrapped processor.
+func (p *Processor) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
+	if p.stopped.Load() {
+		return
+	}
+	p.next.OnStart(parent, s)
+}
+
+// OnEnd forwards a normal span to the wrapped processor at once and queues
+// an anomalous one for the worker without blocking. It does nothing after
+// Shutdown.
+func (p *Processor) OnEnd(s sdktrace.ReadOnlySpan) {
+	if p.stopped.Load() {
+		return
+	}
+	reason, ok := p.classify(s)
+	if !ok {
+		p.next.OnEnd(s)
+		return
+	}
+	p.stats.anomalies.Add(1)
+	select {
+	case p.queue <- anomaly{span: s, reason: reason}:
+	default:
+		p.stats.queueFull.Add(1)
+		p.skip(anomaly{span: s, reason: reason}, otelfr.SkipQueueFull)
+	}
+}
+
+// classify runs the triggers in order: error status, latency, predicate.
+func (p *Processor) classify(s sdktrace.ReadOnlySpan) (string, bool) {
+	if p.cfg.errors && s.Status().Code == codes.Error {
+		return ReasonError, true
+	}
+	threshold := p.cfg.latency
+	if p.cfg.perName != nil {
+		if d, ok := p.cfg.perName[s.Name()]; ok {
+			threshold = d
+		}
+	}
+	if threshold > 0 && s.EndTime().Sub(s.StartTime()) >= threshold {
+		return ReasonLatency, true
+	}
+	if p.cfg.predicate != nil {
+		return p.cfg.predicate(s)
+	}
+	return "", false
+}
+
+// run is the background worker: it collects anomalies for the coalesce
+// window, then handles them as one batch.
+func (p *Processor) run() {
+	defer close(p.done)
+	var (
+		batch  []anomaly
+		timer  *time.Timer
+		timerC <-chan time.Time
+		w      worker
+	)
+	stopTimer := func() {
+		if timer != nil {
+			timer.Stop()
+		}
+		timerC = nil
+	}
+	for {
+		select {
+		case a := <-p.queue:
+			batch = append(batch, a)
+			if len(batch) >= p.maxBatch {
+				stopTimer()
+				batch = p.handle(&w, batch)
+			} else if timerC == nil {
+				timer = time.NewTimer(p.cfg.coalesce)
+				timerC = timer.C
+			}
+		case <-timerC:
+			timerC = nil
+			batch = p.handle(&w, p.drain(batch))
+		case ack := <-p.flush:
+			stopTimer()
+			batch = p.handle(&w, p.drain(batch))
+			close(ack)
+		case <-p.stop:
+			stopTimer()
+			p.handle(&w, p.drain(batch))
+			return
+		}
+	}
+}
+
+// drain appends the anomalies already queued to batch.
+func (p *Processor) drain(batch []anomaly) []anomaly {
+	for {
+		select {
+		case a := <-p.queue:
+			batch = append(batch, a)
+		default:
+			return batch
+		}
+	}
+}
+
+// worker is the state the background goroutine keeps between batches.
+type worker struct {
+	last     exporter.Info // the latest stored snapshot
+	haveLast bool
+	covered  []exporter.Anomaly
+}
+
+// handle takes, stores and attaches the snapshot for a batch of anomalies
+// and forwards every span in it. It returns batch emptied for reuse.
+func (p *Processor) handle(w *worker, batch []anomaly) []anomaly {
+	if len(batch) == 0 {
+		return batch
+	}
+	// Spans that ended within the latest snapshot's window share it.
+	rest := batch[:0:0]
+	w.covered = w.covered[:0]
+	for _, a := range batch {
+		if w.haveLast && covers(w.last, a.span) {
+			w.covered = append(w.covered, p.link(w.last, a))
+		} else {
+			rest = append(rest, a)
+		}
+	}
+	p.attach(w.last, w.covered)
+
+	if len(rest) > 0 {
+		w.covered = w.covered[:0]
+		info, skip := p.snapshot(rest[0].reason)
+		for _, a := range rest {
+			switch {
+			case skip != "":
+				p.skip(a, skip)
+			case !covers(info, a.span):
+				p.skip(a, otelfr.SkipOutsideWindow)
+			default:
+				w.covered = append(w.covered, p.link(info, a))
+			}
+		}
+		if skip == "" {
+			w.last, w.haveLast = info, true
+			p.attach(info, w.covered)
+		}
+	}
+	clear(batch)
+	return batch[:0]
+}
+
+// snapshot takes and stores a snapshot. On failure it returns the skip
+// reason to put on the spans.
+func (p *Processor) snapshot(reason string) (exporter.Info, string) {
+	snap, err := p.rec.Snapshot(p.ctx, reason)
+	if err != nil {
+		switch {
+		case errors.Is(err, otelfr.ErrByteBudget):
+			return exporter.Info{}, otelfr.SkipByteBudget
+		case errors.Is(err, otelfr.ErrRateLimited):
+			return exporter.Info{}, otelfr.SkipRateLimited
+		case errors.Is(err, otelfr.ErrStopped):
+			return exporter.Info{}, otelfr.SkipStopped
+		}
+		p.stats.errors.Add(1)
+		otel.Handle(fmt.Errorf("otelfr/spanprocessor: snapshot: %w", err))
+		return exporter.Info{}, otelfr.SkipError
+	}
+	info, err := p.exp.Save(p.ctx, snap)
+	if err != nil {
+		if errors.Is(err, exporter.ErrShutdown) {
+			return exporter.Info{}, otelfr.SkipStopped
+		}
+		p.stats.errors.Add(1)
+		otel.Handle(fmt.Errorf("otelfr/spanprocessor: storing snapshot %s: %w", snap.ID, err))
+		return exporter.Info{}, otelfr.SkipError
+	}
+	p.stats.snapshots.Add(1)
+	return info, ""
+}
+
+func covers(in exporter.Info, s sdktrace.ReadOnlySpan) bool {
+	return !s.StartTime().Before(in.WindowStart) && !s.EndTime().After(in.WindowEnd)
+}
+
+// link forwards the span decorated with the snapshot and returns it for
+// its attachment.
+func (p *Processor) link(in exporter.Info, a anomaly) exporter.Anomaly {
+	d := decorate(a.span,
+		otelfr.SnapshotIDKey.String(in.ID),
+		otelfr.SnapshotURLKey.String(p.exp.URL(in.ID)),
+		otelfr.SnapshotReasonKey.String(a.reason),
+	)
+	p.stats.linked.Add(1)
+	p.next.OnEnd(d)
+	if f := p.cfg.onAnomaly; f != nil {
+		f(Outcome{Span: d, Reason: a.reason, SnapshotID: in.ID, SnapshotURL: p.exp.URL(in.ID)})
+	}
+	return exporter.Anomaly{Span: d, Reason: a.reason}
+}
+
+func (p *Processor) skip(a anomaly, why string) {
+	p.stats.skipped.Add(1)
+	d := decorate(a.span,
+		otelfr.SnapshotReasonKey.String(a.reason),
+		otelfr.SnapshotSkippedKey.String(why),
+	)
+	p.next.OnEnd(d)
+	if f := p.cfg.onAnomaly; f != nil {
+		f(Outcome{Span: d, Reason: a.reason, Skipped: why})
+	}
+}
+
+// Outcome is what happened to one anomalous span.
+type Outcome struct {
+	// Span is the span as forwarded, with the otelfr attributes added.
+	Span sdktrace.ReadOnlySpan
+	// Reason says why the span is anomalous.
+	Reason string
+	// SnapshotID and SnapshotURL identify the snapshot linked to the span;
+	// both are empty when it has none.
+	SnapshotID, SnapshotURL string
+	// Skipped says why the span has no snapshot (one of the otelfr.Skip*
+	// values); it is empty when it has one.
+	Skipped string
+}
+
+func (p *Processor) attach(in exporter.Info, covered []exporter.Anomaly) {
+	if len(covered) == 0 {
+		return
+	}
+	if err := p.exp.Attach(p.ctx, in, covered); err != nil && !errors.Is(err, exporter.ErrShutdown) {
+		p.stats.errors.Add(1)
+		otel.Handle(fmt.Errorf("otelfr/spanprocessor: %w", err))
+	}
+}
+
+// ForceFlush handles the anomalies waiting for the worker at once, without
+// waiting for the coalesce window, and then flushes the wrapped processor.
+// It returns ctx's error if ctx ends first.
+func (p *Processor) ForceFlush(ctx context.Context) error {
+	if p.stopped.Load() {
+		return nil
+	}
+	ack := make(chan struct{})
+	select {
+	case p.flush <- ack:
+	case <-p.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-ack:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return p.next.ForceFlush(ctx)
+}
+
+// Shutdown handles the anomalies still queued, then shuts down the
+// exporter and the wrapped processor. If ctx ends first, work in progress
+// is abandoned (its spans are still forwarded, marked skipped) and ctx's
+// error is returned along with any other. Shutdown is idempotent: calls
+// after the first return the first call's result, and OnStart, OnEnd and
+// ForceFlush do nothing once it has been called.
+func (p *Processor) Shutdown(ctx context.Context) error {
+	p.shutdownOnce.Do(func() {
+		p.stopped.Store(true)
+		close(p.stop)
+		var errs []error
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			errs = append(errs, ctx.Err())
+			p.abort()
+			<-p.done
+		}
+		p.abort()
+		errs = append(errs, p.exp.Shutdown(ctx), p.next.Shutdown(ctx))
+		p.shutdownErr = errors.Join(errs...)
+	})
+	return p.shutdownErr
+}
+
+// Stats are the Processor's counters since it was created.
+type Stats struct {
+	// Anomalies is the number of spans a trigger selected.
+	Anomalies int64
+	// QueueFull is the number of anomalies forwarded without a snapshot
+	// because the worker's queue was full.
+	QueueFull int64
+	// Snapshots is the number of snapshots taken and stored.
+	Snapshots int64
+	// Linked is the number of anomalous spans linked to a snapshot.
+	Linked int64
+	// Skipped is the number of anomalous spans forwarded without one.
+	Skipped int64
+	// Errors is the number of snapshot, storage and export failures.
+	Errors int64
+}
+
+// Stats returns the Processor's counters.
+func (p *Processor) Stats() Stats {
+	return Stats{
+		Anomalies: p.stats.anomalies.Load(),
+		QueueFull: p.stats.queueFull.Load(),
+		Snapshots: p.stats.snapshots.Load(),
+		Linked:    p.stats.linked.Load(),
+		Skipped:   p.stats.skipped.Load(),
+		Errors:    p.stats.errors.Load(),
+	}
+}

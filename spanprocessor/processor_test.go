@@ -1,0 +1,378 @@
+package spanprocessor_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelfr/otel-flightrecorder/exporter"
+	"github.com/otelfr/otel-flightrecorder/otelfr"
+	"github.com/otelfr/otel-flightrecorder/spanprocessor"
+)
+
+// Tests that start a recorder run one at a time: the runtime allows one
+// flight recorder per process.
+
+type pipeline struct {
+	next  *recordingProcessor
+	mem   *tracetest.InMemoryExporter
+	store *exporter.DirStore
+	rec   *otelfr.Recorder
+	proc  *spanprocessor.Processor
+	tp    *sdktrace.TracerProvider
+}
+
+func newPipeline(t *testing.T, recOpts []otelfr.Option, opts ...spanprocessor.Option) *pipeline {
+	t.Helper()
+	p := &pipeline{next: newRecordingProcessor(), mem: tracetest.NewInMemoryExporter()}
+	rec, err := otelfr.Start(append([]otelfr.Option{otelfr.WithMinAge(time.Second)}, recOpts...)...)
+	require.NoError(t, err)
+	p.rec = rec
+	t.Cleanup(func() { _ = rec.Stop(context.Background()) })
+	// The test spans are back-dated by up to 100ms: let the recorder's
+	// window reach that far.
+	time.Sleep(100 * time.Millisecond)
+	p.store, err = exporter.NewDirStore(t.TempDir())
+	require.NoError(t, err)
+	p.proc = spanprocessor.New(p.next, rec, exporter.New(p.store, p.mem), opts...)
+	p.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(p.proc))
+	t.Cleanup(func() { _ = p.tp.Shutdown(context.Background()) })
+	return p
+}
+
+// span starts and ends a span that lasts d.
+func (p *pipeline) span(name string, d time.Duration, opts ...func(trace.Span)) {
+	end := time.Now()
+	_, s := p.tp.Tracer("test").Start(context.Background(), name, trace.WithTimestamp(end.Add(-d)))
+	for _, o := range opts {
+		o(s)
+	}
+	s.End(trace.WithTimestamp(end))
+}
+
+func failed(s trace.Span) { s.SetStatus(codes.Error, "boom") }
+
+func TestTriggers(t *testing.T) {
+	tests := []struct {
+		name       string
+		opts       []spanprocessor.Option
+		span       string
+		d          time.Duration
+		err        bool
+		wantReason string // "" means not anomalous
+	}{
+		{"fast", nil, "a", time.Millisecond, false, ""},
+		{"default threshold", nil, "a", spanprocessor.DefaultLatencyThreshold, false, "latency"},
+		{"below default", nil, "a", spanprocessor.DefaultLatencyThreshold - time.Millisecond, false, ""},
+		{"error", nil, "a", time.Millisecond, true, "error"},
+		{"error wins over latency", nil, "a", time.Hour, true, "error"},
+		{"error trigger off", []spanprocessor.Option{spanprocessor.WithErrorTrigger(false)}, "a", time.Millisecond, true, ""},
+		{"global threshold", []spanprocessor.Option{spanprocessor.WithLatencyThreshold(10 * time.Millisecond)}, "a", 10 * time.Millisecond, false, "latency"},
+		{"global off", []spanprocessor.Option{spanprocessor.WithLatencyThreshold(0)}, "a", time.Hour, false, ""},
+		{"per name", []spanprocessor.Option{spanprocessor.WithSpanNameThreshold("a", 5 * time.Millisecond)}, "a", 6 * time.Millisecond, false, "latency"},
+		{"per name, other span", []spanprocessor.Option{spanprocessor.WithSpanNameThreshold("a", 5 * time.Millisecond)}, "b", 6 * time.Millisecond, false, ""},
+		{"per name exempt", []spanprocessor.Option{spanprocessor.WithSpanNameThreshold("report", 0)}, "report", time.Hour, false, ""},
+		{"predicate", []spanprocessor.Option{spanprocessor.WithPredicate(func(s sdktrace.ReadOnlySpan) (string, bool) {
+			return "cache_miss", s.Name() == "a"
+		})}, "a", time.Millisecond, false, "cache_miss"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPipeline(t, []otelfr.Option{otelfr.WithMinInterval(0)}, tt.opts...)
+			var o []func(trace.Span)
+			if tt.err {
+				o = append(o, failed)
+			}
+			p.span(tt.span, tt.d, o...)
+			require.NoError(t, p.proc.ForceFlush(t.Context()))
+			got := p.next.spans()[tt.span]
+			require.NotNil(t, got, "every span is forwarded")
+			reason, ok := attr(got, otelfr.SnapshotReasonKey)
+			if tt.wantReason == "" {
+				assert.False(t, ok, "a normal span is not decorated")
+				assert.Zero(t, p.proc.Stats().Anomalies)
+				return
+			}
+			assert.Equal(t, tt.wantReason, reason)
+			_, linked := attr(got, otelfr.SnapshotIDKey)
+			skipped, _ := attr(got, otelfr.SnapshotSkippedKey)
+			if tt.d < 100*time.Millisecond {
+				assert.True(t, linked)
+			} else {
+				assert.Equal(t, otelfr.SkipOutsideWindow, skipped, "the span started before the recorder")
+			}
+		})
+	}
+}
+
+func TestEnvThreshold(t *testing.T) {
+	t.Setenv(spanprocessor.EnvLatencyThreshold, "20ms")
+	p := newPipeline(t, nil)
+	p.span("slow", 25*time.Millisecond)
+	p.span("fast", 15*time.Millisecond)
+	require.NoError(t, p.proc.ForceFlush(t.Context()))
+	assert.Equal(t, int64(1), p.proc.Stats().Anomalies)
+}
+
+func TestDecoration(t *testing.T) {
+	var outcomes []spanprocessor.Outcome
+	var mu sync.Mutex
+	p := newPipeline(t, nil,
+		spanprocessor.WithLatencyThreshold(50*time.Millisecond),
+		spanprocessor.WithOnAnomaly(func(o spanprocessor.Outcome) {
+			mu.Lock()
+			outcomes = append(outcomes, o)
+			mu.Unlock()
+		}))
+	p.span("slow", 60*time.Millisecond, func(s trace.Span) { s.SetAttributes(attribute.String("http.route", "/slow")) })
+	p.span("fast", time.Millisecond)
+	require.NoError(t, p.proc.ForceFlush(t.Context()))
+
+	spans := p.next.spans()
+	slow := spans["slow"]
+	id, ok := attr(slow, otelfr.SnapshotIDKey)
+	require.True(t, ok)
+	url, _ := attr(slow, otelfr.SnapshotURLKey)
+	assert.Equal(t, exporter.DefaultBaseURL+id, url)
+	route, _ := attr(slow, "http.route")
+	assert.Equal(t, "/slow", route, "the span's own attributes are kept")
+	assert.Len(t, spans["fast"].Attributes(), 0)
+
+	// The snapshot is stored and covers the span.
+	_, info, err := p.store.Open(t.Context(), id)
+	require.NoError(t, err)
+	assert.False(t, slow.StartTime().Before(info.WindowStart))
+	assert.False(t, slow.EndTime().After(info.WindowEnd))
+
+	// Its attachment went to the span exporter.
+	att := p.mem.GetSpans()
+	require.Len(t, att, 1)
+	assert.Equal(t, slow.SpanContext(), att[0].Parent)
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, outcomes, 1)
+	assert.Equal(t, id, outcomes[0].SnapshotID)
+	assert.Equal(t, url, outcomes[0].SnapshotURL)
+	assert.Equal(t, "latency", outcomes[0].Reason)
+	assert.Empty(t, outcomes[0].Skipped)
+
+	st := p.proc.Stats()
+	assert.Equal(t, spanprocessor.Stats{Anomalies: 1, Snapshots: 1, Linked: 1}, st)
+}
+
+func TestCoalescing(t *testing.T) {
+	p := newPipeline(t, []otelfr.Option{otelfr.WithMinInterval(time.Hour)},
+		spanprocessor.WithLatencyThreshold(10*time.Millisecond),
+		spanprocessor.WithCoalesceWindow(200*time.Millisecond))
+	for i := range 5 {
+		p.span(fmt.Sprint("slow", i), 20*time.Millisecond)
+	}
+	p.next.waitFor(5)
+	require.NoError(t, p.proc.ForceFlush(t.Context())) // let the attachments finish
+
+	ids := map[string]bool{}
+	for name, s := range p.next.spans() {
+		id, ok := attr(s, otelfr.SnapshotIDKey)
+		require.True(t, ok, name)
+		ids[id] = true
+	}
+	assert.Len(t, ids, 1, "anomalies that arrive together share one snapshot")
+	assert.Len(t, p.mem.GetSpans(), 5, "one attachment per anomalous span")
+	assert.Equal(t, int64(1), p.proc.Stats().Snapshots)
+}
+
+func TestReuseOfCoveringSnapshot(t *testing.T) {
+	// A span that ended before the latest snapshot was taken is linked to
+	// it, even though it reached the worker later and the rate limit
+	// forbids a new snapshot.
+	release := make(chan struct{})
+	p := newPipeline(t, []otelfr.Option{otelfr.WithMinInterval(time.Hour)},
+		spanprocessor.WithLatencyThreshold(10*time.Millisecond),
+		spanprocessor.WithCoalesceWindow(0))
+	blocking := true
+	p.next.block = func(s sdktrace.ReadOnlySpan) <-chan struct{} {
+		if s.Name() == "first" && blocking {
+			blocking = false
+			return release
+		}
+		return nil
+	}
+	p.span("first", 20*time.Millisecond)
+	// The worker now holds "first" in the blocked OnEnd, its snapshot
+	// taken. A span ended before that snapshot...
+	end := time.Now().Add(-time.Millisecond)
+	waitStats(t, p.proc, func(s spanprocessor.Stats) bool { return s.Snapshots == 1 })
+	_, s := p.tp.Tracer("test").Start(context.Background(), "second", trace.WithTimestamp(end.Add(-20*time.Millisecond)))
+	s.End(trace.WithTimestamp(end))
+	// ...and one after it.
+	p.span("third", 20*time.Millisecond)
+	close(release)
+	require.NoError(t, p.proc.ForceFlush(t.Context()))
+
+	spans := p.next.spans()
+	first, _ := attr(spans["first"], otelfr.SnapshotIDKey)
+	second, _ := attr(spans["second"], otelfr.SnapshotIDKey)
+	assert.Equal(t, first, second)
+	skipped, _ := attr(spans["third"], otelfr.SnapshotSkippedKey)
+	assert.Equal(t, otelfr.SkipRateLimited, skipped)
+	reason, _ := attr(spans["third"], otelfr.SnapshotReasonKey)
+	assert.Equal(t, "latency", reason)
+}
+
+func waitStats(t *testing.T, p *spanprocessor.Processor, cond func(spanprocessor.Stats) bool) {
+	t.Helper()
+	require.Eventually(t, func() bool { return cond(p.Stats()) }, 10*time.Second, time.Millisecond)
+}
+
+func TestRateLimitedSpansAreMarkedSkipped(t *testing.T) {
+	p := newPipeline(t, []otelfr.Option{otelfr.WithMinInterval(time.Hour)},
+		spanprocessor.WithLatencyThreshold(10*time.Millisecond))
+	p.span("a", 20*time.Millisecond)
+	require.NoError(t, p.proc.ForceFlush(t.Context()))
+	time.Sleep(5 * time.Millisecond) // end after the first snapshot's window
+	p.span("b", 20*time.Millisecond)
+	require.NoError(t, p.proc.ForceFlush(t.Context()))
+
+	spans := p.next.spans()
+	_, ok := attr(spans["a"], otelfr.SnapshotIDKey)
+	assert.True(t, ok)
+	skipped, _ := attr(spans["b"], otelfr.SnapshotSkippedKey)
+	assert.Equal(t, otelfr.SkipRateLimited, skipped)
+	_, ok = attr(spans["b"], otelfr.SnapshotIDKey)
+	assert.False(t, ok)
+	assert.Len(t, p.mem.GetSpans(), 1, "no attachment for a skipped span")
+}
+
+func TestSpanOutsideWindow(t *testing.T) {
+	p := newPipeline(t, nil, spanprocessor.WithLatencyThreshold(10*time.Millisecond))
+	p.span("long", time.Hour) // started long before the recorder
+	require.NoError(t, p.proc.ForceFlush(t.Context()))
+	skipped, _ := attr(p.next.spans()["long"], otelfr.SnapshotSkippedKey)
+	assert.Equal(t, otelfr.SkipOutsideWindow, skipped)
+	assert.Empty(t, p.mem.GetSpans())
+}
+
+func TestQueueFull(t *testing.T) {
+	release := make(chan struct{})
+	p := newPipeline(t, []otelfr.Option{otelfr.WithMinInterval(0)},
+		spanprocessor.WithLatencyThreshold(10*time.Millisecond),
+		spanprocessor.WithQueueSize(2),
+		spanprocessor.WithCoalesceWindow(0))
+	p.next.block = func(s sdktrace.ReadOnlySpan) <-chan struct{} {
+		if s.Name() == "blocker" {
+			return release
+		}
+		return nil
+	}
+	p.span("blocker", 20*time.Millisecond)
+	waitStats(t, p.proc, func(s spanprocessor.Stats) bool { return s.Snapshots == 1 })
+	// The worker is stuck forwarding "blocker"; the queue holds two.
+	for i := range 5 {
+		p.span(fmt.Sprint("s", i), 20*time.Millisecond)
+	}
+	assert.Equal(t, int64(3), p.proc.Stats().QueueFull)
+	close(release)
+	require.NoError(t, p.proc.ForceFlush(t.Context()))
+
+	full := 0
+	for name, s := range p.next.spans() {
+		if v, _ := attr(s, otelfr.SnapshotSkippedKey); v == otelfr.SkipQueueFull {
+			full++
+			continue
+		}
+		_, linked := attr(s, otelfr.SnapshotIDKey)
+		assert.True(t, linked, name)
+	}
+	assert.Equal(t, 3, full)
+	assert.Equal(t, 6, p.next.count(), "every span is forwarded once")
+}
+
+func TestShutdown(t *testing.T) {
+	p := newPipeline(t, nil, spanprocessor.WithLatencyThreshold(10*time.Millisecond),
+		spanprocessor.WithCoalesceWindow(time.Hour))
+	p.span("slow", 20*time.Millisecond)
+	// The anomaly waits for the (long) coalesce window; Shutdown must
+	// handle it rather than lose it.
+	require.NoError(t, p.proc.Shutdown(t.Context()))
+	_, ok := attr(p.next.spans()["slow"], otelfr.SnapshotIDKey)
+	assert.True(t, ok)
+	assert.Len(t, p.mem.GetSpans(), 1)
+	assert.Equal(t, 1, p.next.shutdowns)
+
+	require.NoError(t, p.proc.Shutdown(t.Context()), "idempotent")
+	assert.Equal(t, 1, p.next.shutdowns, "the wrapped processor is shut down once")
+	require.NoError(t, p.proc.ForceFlush(t.Context()))
+
+	// After Shutdown, spans are ignored.
+	p.proc.OnEnd(p.next.spans()["slow"])
+	assert.Equal(t, 1, p.next.count())
+}
+
+func TestShutdownAfterRecorderStopped(t *testing.T) {
+	p := newPipeline(t, nil, spanprocessor.WithLatencyThreshold(10*time.Millisecond),
+		spanprocessor.WithCoalesceWindow(time.Hour))
+	p.span("slow", 20*time.Millisecond)
+	require.NoError(t, p.rec.Stop(t.Context()))
+	require.NoError(t, p.proc.Shutdown(t.Context()))
+	skipped, _ := attr(p.next.spans()["slow"], otelfr.SnapshotSkippedKey)
+	assert.Equal(t, otelfr.SkipStopped, skipped)
+}
+
+func TestShutdownHonoursContext(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	p := newPipeline(t, nil, spanprocessor.WithLatencyThreshold(10*time.Millisecond),
+		spanprocessor.WithCoalesceWindow(0))
+	entered := make(chan struct{})
+	p.next.block = func(s sdktrace.ReadOnlySpan) <-chan struct{} {
+		close(entered)
+		return release
+	}
+	p.span("slow", 20*time.Millisecond)
+	<-entered
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	done := make(chan error)
+	go func() { done <- p.proc.Shutdown(ctx) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned %v while the wrapped processor was blocked", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	release <- struct{}{}
+	require.ErrorIs(t, <-done, context.DeadlineExceeded)
+}
+
+func TestForceFlushHonoursContext(t *testing.T) {
+	p := newPipeline(t, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	require.ErrorIs(t, p.proc.ForceFlush(ctx), context.Canceled)
+	require.NoError(t, p.proc.ForceFlush(t.Context()))
+	assert.Equal(t, 1, p.next.flushes)
+}
+
+func TestOnEndNormalSpanDoesNotAllocate(t *testing.T) {
+	p := newPipeline(t, nil,
+		spanprocessor.WithSpanNameThreshold("other", time.Second),
+		spanprocessor.WithPredicate(func(sdktrace.ReadOnlySpan) (string, bool) { return "", false }))
+	_, s := p.tp.Tracer("test").Start(context.Background(), "fast")
+	s.End()
+	ro := p.next.spans()["fast"]
+	require.NotNil(t, ro)
+	allocs := testing.AllocsPerRun(1000, func() { p.proc.OnEnd(ro) })
+	// The recording processor appends; count only what OnEnd adds.
+	base := testing.AllocsPerRun(1000, func() { p.next.OnEnd(ro) })
+	assert.Equal(t, base, allocs)
+}
