@@ -95,7 +95,7 @@ func TestBaseURL(t *testing.T) {
 type failingExporter struct{ err error }
 
 func (f failingExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return f.err }
-func (f failingExporter) Shutdown(context.Context) error                           { return nil }
+func (f failingExporter) Shutdown(context.Context) error                             { return nil }
 
 // hangingExporter blocks until ctx ends. If entered is not nil, it is
 // closed when the first export starts.

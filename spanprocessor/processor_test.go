@@ -79,8 +79,8 @@ func TestTriggers(t *testing.T) {
 		{"error trigger off", []spanprocessor.Option{spanprocessor.WithErrorTrigger(false)}, "a", time.Millisecond, true, ""},
 		{"global threshold", []spanprocessor.Option{spanprocessor.WithLatencyThreshold(10 * time.Millisecond)}, "a", 10 * time.Millisecond, false, "latency"},
 		{"global off", []spanprocessor.Option{spanprocessor.WithLatencyThreshold(0)}, "a", time.Hour, false, ""},
-		{"per name", []spanprocessor.Option{spanprocessor.WithSpanNameThreshold("a", 5 * time.Millisecond)}, "a", 6 * time.Millisecond, false, "latency"},
-		{"per name, other span", []spanprocessor.Option{spanprocessor.WithSpanNameThreshold("a", 5 * time.Millisecond)}, "b", 6 * time.Millisecond, false, ""},
+		{"per name", []spanprocessor.Option{spanprocessor.WithSpanNameThreshold("a", 5*time.Millisecond)}, "a", 6 * time.Millisecond, false, "latency"},
+		{"per name, other span", []spanprocessor.Option{spanprocessor.WithSpanNameThreshold("a", 5*time.Millisecond)}, "b", 6 * time.Millisecond, false, ""},
 		{"per name exempt", []spanprocessor.Option{spanprocessor.WithSpanNameThreshold("report", 0)}, "report", time.Hour, false, ""},
 		{"predicate", []spanprocessor.Option{spanprocessor.WithPredicate(func(s sdktrace.ReadOnlySpan) (string, bool) {
 			return "cache_miss", s.Name() == "a"
