@@ -737,7 +737,7 @@ func FuzzTraceWindow(f *testing.F) {
 }
 
 func BenchmarkTraceWindow(b *testing.B) {
-	snap := twRecord(b, 2*time.Second, runtime.GOMAXPROCS(0), true, false)
+	snap := twRecord(b, 1200*time.Millisecond, runtime.GOMAXPROCS(0), true, false)
 	data := snap.data
 	b.Logf("snapshot: %.1f MiB", float64(len(data))/(1<<20))
 	for _, bm := range []struct {
