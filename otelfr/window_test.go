@@ -37,6 +37,7 @@ var twRecorderMu sync.Mutex
 // twRecord runs a flight recorder for about d while twWorkload keeps the
 // scheduler busy, snapshots it and stops it again. With cpuProfile, a CPU
 // profile runs during the workload so that the trace holds CPU samples.
+// Unless heavy, the trace grows by a few MiB per second; heavy, by tens.
 func twRecord(tb testing.TB, d time.Duration, pairs int, heavy, cpuProfile bool) twSnapshot {
 	tb.Helper()
 	twRecorderMu.Lock()
@@ -218,7 +219,10 @@ func TestTraceWindow(t *testing.T) {
 	})
 
 	t.Run("ReferenceParser", func(t *testing.T) {
-		const tol = 2 * time.Millisecond
+		// Both convert with the same clock snapshots, so they agree to the
+		// nanosecond but for the reference parser nudging equal timestamps
+		// apart.
+		const tol = time.Microsecond
 		ref := twReference(t, data)
 		require.GreaterOrEqual(t, len(ref.snaps), 2, "want at least two generations")
 		t.Logf("x/exp/trace: %d events, %d generations; start - first event = %v, end - last event = %v",
@@ -322,7 +326,7 @@ func TestTraceWindow(t *testing.T) {
 		rng := rand.New(rand.NewPCG(3, 4))
 		buf := make([]byte, len(data))
 		var failed int
-		for range 500 {
+		for range 200 {
 			copy(buf, data)
 			for range 1 + rng.IntN(8) {
 				buf[traceHeaderLen+rng.IntN(len(buf)-traceHeaderLen)] ^= byte(1 + rng.IntN(255))
@@ -335,7 +339,7 @@ func TestTraceWindow(t *testing.T) {
 			}
 			require.False(t, e.Before(s))
 		}
-		t.Logf("%d of 500 corrupted copies rejected", failed)
+		t.Logf("%d of 200 corrupted copies rejected", failed)
 	})
 
 	t.Run("WrongVersion", func(t *testing.T) {
