@@ -1,5 +1,7 @@
 package otelfr
 
+import "github.com/otelfr/otel-flightrecorder/internal/correlation"
+
 // LogCategory is the runtime/trace log category under which otelfr writes
 // span identities into the execution trace. Each message is
 //
@@ -10,4 +12,4 @@ package otelfr
 // wrapper logs them into the span's runtime/trace task; the span
 // processor, when used alone, logs them on the goroutine that starts or
 // ends the span, outside any task.
-const LogCategory = "otelfr.span"
+const LogCategory = correlation.Category

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	rt "runtime/trace"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/otelfr/otel-flightrecorder/exporter"
+	"github.com/otelfr/otel-flightrecorder/internal/correlation"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
 )
 
@@ -90,20 +92,32 @@ func New(next sdktrace.SpanProcessor, rec *otelfr.Recorder, exp *exporter.Export
 	return p
 }
 
-// OnStart forwards to the wrapped processor.
+// OnStart forwards to the wrapped processor. While the execution tracer
+// runs and no [otelfr.TracerProvider] wrapper logs span identities into
+// tasks, it logs the span's identity on the current goroutine (see
+// [otelfr.LogCategory]), so that a snapshot can still tell which goroutine
+// served the span.
 func (p *Processor) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
 	if p.stopped.Load() {
 		return
+	}
+	if rt.IsEnabled() && !correlation.Wrapped() {
+		// Outside any task: the span's own task does not exist yet.
+		correlation.Log(context.Background(), correlation.Start, s.SpanContext())
 	}
 	p.next.OnStart(parent, s)
 }
 
 // OnEnd forwards a normal span to the wrapped processor at once and queues
-// an anomalous one for the worker without blocking. It does nothing after
-// Shutdown.
+// an anomalous one for the worker without blocking. Like OnStart, it logs
+// the span's identity on the current goroutine when no wrapper does. It
+// does nothing after Shutdown.
 func (p *Processor) OnEnd(s sdktrace.ReadOnlySpan) {
 	if p.stopped.Load() {
 		return
+	}
+	if rt.IsEnabled() && !correlation.Wrapped() {
+		correlation.Log(context.Background(), correlation.End, s.SpanContext())
 	}
 	reason, ok := p.classify(s)
 	if !ok {

@@ -1,8 +1,10 @@
 package spanprocessor_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	xtrace "golang.org/x/exp/trace"
 
 	"github.com/otelfr/otel-flightrecorder/exporter"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
@@ -375,4 +378,30 @@ func TestOnEndNormalSpanDoesNotAllocate(t *testing.T) {
 	// The recording processor appends; count only what OnEnd adds.
 	base := testing.AllocsPerRun(1000, func() { p.next.OnEnd(ro) })
 	assert.Equal(t, base, allocs)
+}
+
+func TestProcessorLogsSpanIdentityOnGoroutine(t *testing.T) {
+	p := newPipeline(t, []otelfr.Option{otelfr.WithMinInterval(0)})
+	_, s := p.tp.Tracer("test").Start(context.Background(), "served")
+	s.End()
+	sc := s.SpanContext()
+	snap, err := p.rec.Snapshot(t.Context(), "test")
+	require.NoError(t, err)
+
+	r, err := xtrace.NewReader(bytes.NewReader(snap.Data))
+	require.NoError(t, err)
+	var got []string
+	for {
+		ev, err := r.ReadEvent()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		if ev.Kind() == xtrace.EventLog && ev.Log().Category == otelfr.LogCategory {
+			assert.Equal(t, xtrace.BackgroundTask, ev.Log().Task, "logged outside any task")
+			got = append(got, ev.Log().Message)
+		}
+	}
+	ids := sc.TraceID().String() + " " + sc.SpanID().String()
+	assert.Equal(t, []string{"start " + ids, "end " + ids}, got)
 }

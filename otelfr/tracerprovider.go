@@ -1,0 +1,93 @@
+package otelfr
+
+import (
+	"context"
+	rt "runtime/trace"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/embedded"
+
+	"github.com/otelfr/otel-flightrecorder/internal/correlation"
+)
+
+// TracerProvider wraps a trace.TracerProvider so that, while the Go
+// execution tracer runs (a flight recorder counts), each recording span
+// writes its trace and span IDs into its runtime/trace task: right after
+// Start and again right before End, under [LogCategory]. A snapshot then
+// tells which goroutines served which span, even when the span began before
+// the snapshot's window.
+//
+// The OpenTelemetry Go SDK already starts one task per recording span
+// while tracing is enabled; the wrapper logs into that task and creates
+// none of its own. For a provider that is not the SDK, it starts and ends a
+// task named after the span.
+//
+// When the execution tracer is off, Start costs one atomic load on top of
+// the wrapped provider's, and spans are returned unwrapped.
+type TracerProvider struct {
+	embedded.TracerProvider
+	tp trace.TracerProvider
+}
+
+var _ trace.TracerProvider = (*TracerProvider)(nil)
+
+// WrapTracerProvider returns tp wrapped for span-to-runtime correlation.
+// Register the result globally (otel.SetTracerProvider) or pass it to
+// instrumentation; shut down tp itself.
+func WrapTracerProvider(tp trace.TracerProvider) *TracerProvider {
+	correlation.AddWrapper()
+	return &TracerProvider{tp: tp}
+}
+
+// Unwrap returns the wrapped TracerProvider.
+func (p *TracerProvider) Unwrap() trace.TracerProvider { return p.tp }
+
+// Tracer returns a Tracer of the wrapped provider whose spans log their
+// identity into the execution trace.
+func (p *TracerProvider) Tracer(name string, opts ...trace.TracerOption) trace.Tracer {
+	return &tracer{t: p.tp.Tracer(name, opts...), p: p}
+}
+
+type tracer struct {
+	embedded.Tracer
+	t trace.Tracer
+	p *TracerProvider
+}
+
+func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	ctx, s := t.t.Start(ctx, name, opts...)
+	if !rt.IsEnabled() || !s.IsRecording() {
+		return ctx, s
+	}
+	w := &span{Span: s, p: t.p}
+	if _, sdk := s.(sdktrace.ReadWriteSpan); !sdk {
+		// Only the SDK's recording spans come with a task.
+		ctx, w.task = rt.NewTask(ctx, name)
+	}
+	w.ctx = ctx
+	correlation.Log(ctx, correlation.Start, s.SpanContext())
+	return trace.ContextWithSpan(ctx, w), w
+}
+
+// span logs its identity into its task before ending.
+type span struct {
+	trace.Span
+	p    *TracerProvider
+	ctx  context.Context // carries the span's task
+	task *rt.Task        // ours to end, when the provider made none
+}
+
+func (s *span) End(opts ...trace.SpanEndOption) {
+	if rt.IsEnabled() && s.Span.IsRecording() {
+		correlation.Log(s.ctx, correlation.End, s.Span.SpanContext())
+	}
+	s.Span.End(opts...)
+	if s.task != nil {
+		s.task.End()
+	}
+}
+
+// TracerProvider returns the wrapper, so that tracers obtained from a span
+// keep logging.
+func (s *span) TracerProvider() trace.TracerProvider { return s.p }

@@ -1,0 +1,154 @@
+package otelfr_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/embedded"
+	"go.opentelemetry.io/otel/trace/noop"
+	xtrace "golang.org/x/exp/trace"
+
+	"github.com/otelfr/otel-flightrecorder/otelfr"
+)
+
+// spanLogs returns, per task name, the otelfr.span messages logged in
+// tasks of that name, and how many such tasks began.
+func spanLogs(t *testing.T, data []byte) (logs map[string][]string, tasks map[string]int) {
+	t.Helper()
+	r, err := xtrace.NewReader(bytes.NewReader(data))
+	require.NoError(t, err)
+	names := map[xtrace.TaskID]string{}
+	logs, tasks = map[string][]string{}, map[string]int{}
+	for {
+		ev, err := r.ReadEvent()
+		if err == io.EOF {
+			return logs, tasks
+		}
+		require.NoError(t, err)
+		switch ev.Kind() {
+		case xtrace.EventTaskBegin:
+			names[ev.Task().ID] = ev.Task().Type
+			tasks[ev.Task().Type]++
+		case xtrace.EventLog:
+			l := ev.Log()
+			if l.Category == otelfr.LogCategory {
+				name := names[l.Task]
+				if l.Task == xtrace.BackgroundTask {
+					name = "<no task>"
+				}
+				logs[name] = append(logs[name], l.Message)
+			}
+		}
+	}
+}
+
+func TestWrapTracerProviderLogsIntoSDKTask(t *testing.T) {
+	rec, err := otelfr.Start()
+	require.NoError(t, err)
+	defer rec.Stop(context.Background())
+	sdk := sdktrace.NewTracerProvider()
+	defer sdk.Shutdown(context.Background())
+	tp := otelfr.WrapTracerProvider(sdk)
+	assert.Same(t, sdk, tp.Unwrap())
+
+	ctx, s := tp.Tracer("test").Start(context.Background(), "checkout")
+	assert.Same(t, s, trace.SpanFromContext(ctx), "the context carries the wrapper")
+	assert.Same(t, tp, s.TracerProvider(), "tracers from the span keep logging")
+	_, child := s.TracerProvider().Tracer("test").Start(ctx, "checkout.child")
+	child.End()
+	s.End()
+	sc := s.SpanContext()
+
+	snap, err := rec.Snapshot(t.Context(), "test")
+	require.NoError(t, err)
+	logs, tasks := spanLogs(t, snap.Data)
+	assert.Equal(t, 1, tasks["checkout"], "no second task per span")
+	assert.Equal(t, []string{
+		"start " + sc.TraceID().String() + " " + sc.SpanID().String(),
+		"end " + sc.TraceID().String() + " " + sc.SpanID().String(),
+	}, logs["checkout"])
+	assert.Len(t, logs["checkout.child"], 2)
+}
+
+// recordingSpan is a recording span from a provider that is not the SDK.
+type recordingSpan struct {
+	noop.Span
+	sc trace.SpanContext
+}
+
+func (recordingSpan) IsRecording() bool                { return true }
+func (s recordingSpan) SpanContext() trace.SpanContext { return s.sc }
+
+type otherProvider struct{ embedded.TracerProvider }
+
+func (otherProvider) Tracer(string, ...trace.TracerOption) trace.Tracer { return otherTracer{} }
+
+type otherTracer struct{ embedded.Tracer }
+
+func (otherTracer) Start(ctx context.Context, _ string, _ ...trace.SpanStartOption) (context.Context, trace.Span) {
+	s := recordingSpan{sc: trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{9}, SpanID: trace.SpanID{8}})}
+	return trace.ContextWithSpan(ctx, s), s
+}
+
+func TestWrapTracerProviderMakesTaskForOtherProviders(t *testing.T) {
+	rec, err := otelfr.Start()
+	require.NoError(t, err)
+	defer rec.Stop(context.Background())
+	tp := otelfr.WrapTracerProvider(otherProvider{})
+	_, s := tp.Tracer("test").Start(context.Background(), "foreign")
+	s.End()
+
+	snap, err := rec.Snapshot(t.Context(), "test")
+	require.NoError(t, err)
+	logs, tasks := spanLogs(t, snap.Data)
+	assert.Equal(t, 1, tasks["foreign"])
+	assert.Equal(t, []string{
+		"start 09000000000000000000000000000000 0800000000000000",
+		"end 09000000000000000000000000000000 0800000000000000",
+	}, logs["foreign"])
+}
+
+func TestWrapTracerProviderWithoutRecorder(t *testing.T) {
+	sdk := sdktrace.NewTracerProvider()
+	defer sdk.Shutdown(context.Background())
+	tp := otelfr.WrapTracerProvider(sdk)
+	_, s := tp.Tracer("test").Start(context.Background(), "idle")
+	defer s.End()
+	_, sdkSpan := s.(sdktrace.ReadWriteSpan)
+	assert.True(t, sdkSpan, "with tracing off, spans are returned unwrapped")
+}
+
+func BenchmarkWrapTracerProvider(b *testing.B) {
+	sdk := sdktrace.NewTracerProvider()
+	defer sdk.Shutdown(context.Background())
+	run := func(b *testing.B, tp trace.TracerProvider) {
+		tr := tp.Tracer("bench")
+		ctx := context.Background()
+		b.ReportAllocs()
+		for b.Loop() {
+			_, s := tr.Start(ctx, "span")
+			s.End()
+		}
+	}
+	for _, recorder := range []bool{false, true} {
+		name := "recorder=off"
+		if recorder {
+			name = "recorder=on"
+		}
+		b.Run(name, func(b *testing.B) {
+			if recorder {
+				rec, err := otelfr.Start()
+				require.NoError(b, err)
+				defer rec.Stop(context.Background())
+			}
+			b.Run("sdk", func(b *testing.B) { run(b, sdk) })
+			b.Run("wrapped", func(b *testing.B) { run(b, otelfr.WrapTracerProvider(sdk)) })
+		})
+	}
+}
