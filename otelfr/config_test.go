@@ -51,11 +51,11 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			handled.take()
+			handled.Take()
 			lookup := func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }
 			got := def.fromEnv(lookup)
 			assert.Equal(t, tt.want(def), got)
-			errs := handled.take()
+			errs := handled.Take()
 			assert.Equal(t, tt.wantErr, len(errs) > 0, "errors: %v", errors.Join(errs...))
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
@@ -39,6 +40,8 @@ type config struct {
 	queueSize int
 	coalesce  time.Duration
 	onAnomaly func(Outcome)
+
+	meterProvider metric.MeterProvider
 }
 
 // Option configures a [Processor].
@@ -137,12 +140,26 @@ func WithOnAnomaly(f func(Outcome)) Option {
 	})
 }
 
+// WithMeterProvider sets where the Processor publishes its counters
+// (anomalies, snapshots and their bytes, linked and skipped spans by
+// reason, failures by stage; see [Processor.Stats]). The default is the
+// global MeterProvider, otel.GetMeterProvider().
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(c config) config {
+		if mp != nil {
+			c.meterProvider = mp
+		}
+		return c
+	})
+}
+
 func newConfig(opts []Option) config {
 	c := config{
-		latency:   DefaultLatencyThreshold,
-		errors:    true,
-		queueSize: DefaultQueueSize,
-		coalesce:  DefaultCoalesceWindow,
+		meterProvider: otel.GetMeterProvider(),
+		latency:       DefaultLatencyThreshold,
+		errors:        true,
+		queueSize:     DefaultQueueSize,
+		coalesce:      DefaultCoalesceWindow,
 	}
 	if v, ok := os.LookupEnv(EnvLatencyThreshold); ok && v != "" {
 		d, err := time.ParseDuration(strings.TrimSpace(v))

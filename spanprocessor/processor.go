@@ -11,6 +11,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/otelfr/otel-flightrecorder/exporter"
@@ -55,9 +56,8 @@ type Processor struct {
 	shutdownOnce sync.Once
 	shutdownErr  error
 
-	stats struct {
-		anomalies, queueFull, snapshots, linked, skipped, errors atomic.Int64
-	}
+	c       counters
+	metrics metric.Registration // nil when registration failed
 }
 
 var _ sdktrace.SpanProcessor = (*Processor)(nil)
@@ -87,6 +87,11 @@ func New(next sdktrace.SpanProcessor, rec *otelfr.Recorder, exp *exporter.Export
 		done:     make(chan struct{}),
 		ctx:      ctx,
 		abort:    cancel,
+	}
+	if reg, err := p.registerMetrics(cfg.meterProvider); err != nil {
+		otel.Handle(fmt.Errorf("otelfr/spanprocessor: registering metrics: %w", err))
+	} else {
+		p.metrics = reg
 	}
 	go p.run()
 	return p
@@ -124,11 +129,10 @@ func (p *Processor) OnEnd(s sdktrace.ReadOnlySpan) {
 		p.next.OnEnd(s)
 		return
 	}
-	p.stats.anomalies.Add(1)
+	p.c.anomalies.Add(1)
 	select {
 	case p.queue <- anomaly{span: s, reason: reason}:
 	default:
-		p.stats.queueFull.Add(1)
 		p.skip(anomaly{span: s, reason: reason}, otelfr.SkipQueueFull)
 	}
 }
@@ -267,7 +271,7 @@ func (p *Processor) snapshot(reason string) (exporter.Info, string) {
 		case errors.Is(err, otelfr.ErrStopped):
 			return exporter.Info{}, otelfr.SkipStopped
 		}
-		p.stats.errors.Add(1)
+		p.c.errors[stageSnapshot].Add(1)
 		otel.Handle(fmt.Errorf("otelfr/spanprocessor: snapshot: %w", err))
 		return exporter.Info{}, otelfr.SkipError
 	}
@@ -276,11 +280,12 @@ func (p *Processor) snapshot(reason string) (exporter.Info, string) {
 		if errors.Is(err, exporter.ErrShutdown) {
 			return exporter.Info{}, otelfr.SkipStopped
 		}
-		p.stats.errors.Add(1)
+		p.c.errors[stageStore].Add(1)
 		otel.Handle(fmt.Errorf("otelfr/spanprocessor: storing snapshot %s: %w", snap.ID, err))
 		return exporter.Info{}, otelfr.SkipError
 	}
-	p.stats.snapshots.Add(1)
+	p.c.snapshots.Add(1)
+	p.c.snapshotBytes.Add(info.Size)
 	return info, ""
 }
 
@@ -296,7 +301,7 @@ func (p *Processor) link(in exporter.Info, a anomaly) exporter.Anomaly {
 		otelfr.SnapshotURLKey.String(p.exp.URL(in.ID)),
 		otelfr.SnapshotReasonKey.String(a.reason),
 	)
-	p.stats.linked.Add(1)
+	p.c.linked.Add(1)
 	p.next.OnEnd(d)
 	if f := p.cfg.onAnomaly; f != nil {
 		f(Outcome{Span: d, Reason: a.reason, SnapshotID: in.ID, SnapshotURL: p.exp.URL(in.ID)})
@@ -305,7 +310,7 @@ func (p *Processor) link(in exporter.Info, a anomaly) exporter.Anomaly {
 }
 
 func (p *Processor) skip(a anomaly, why string) {
-	p.stats.skipped.Add(1)
+	p.c.skip(why)
 	d := decorate(a.span,
 		otelfr.SnapshotReasonKey.String(a.reason),
 		otelfr.SnapshotSkippedKey.String(why),
@@ -335,7 +340,7 @@ func (p *Processor) attach(in exporter.Info, covered []exporter.Anomaly) {
 		return
 	}
 	if err := p.exp.Attach(p.ctx, in, covered); err != nil && !errors.Is(err, exporter.ErrShutdown) {
-		p.stats.errors.Add(1)
+		p.c.errors[stageExport].Add(1)
 		otel.Handle(fmt.Errorf("otelfr/spanprocessor: %w", err))
 	}
 }
@@ -382,37 +387,11 @@ func (p *Processor) Shutdown(ctx context.Context) error {
 			<-p.done
 		}
 		p.abort()
+		if p.metrics != nil {
+			errs = append(errs, p.metrics.Unregister())
+		}
 		errs = append(errs, p.exp.Shutdown(ctx), p.next.Shutdown(ctx))
 		p.shutdownErr = errors.Join(errs...)
 	})
 	return p.shutdownErr
-}
-
-// Stats are the Processor's counters since it was created.
-type Stats struct {
-	// Anomalies is the number of spans a trigger selected.
-	Anomalies int64
-	// QueueFull is the number of anomalies forwarded without a snapshot
-	// because the worker's queue was full.
-	QueueFull int64
-	// Snapshots is the number of snapshots taken and stored.
-	Snapshots int64
-	// Linked is the number of anomalous spans linked to a snapshot.
-	Linked int64
-	// Skipped is the number of anomalous spans forwarded without one.
-	Skipped int64
-	// Errors is the number of snapshot, storage and export failures.
-	Errors int64
-}
-
-// Stats returns the Processor's counters.
-func (p *Processor) Stats() Stats {
-	return Stats{
-		Anomalies: p.stats.anomalies.Load(),
-		QueueFull: p.stats.queueFull.Load(),
-		Snapshots: p.stats.snapshots.Load(),
-		Linked:    p.stats.linked.Load(),
-		Skipped:   p.stats.skipped.Load(),
-		Errors:    p.stats.errors.Load(),
-	}
 }

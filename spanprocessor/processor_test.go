@@ -171,7 +171,12 @@ func TestDecoration(t *testing.T) {
 	assert.Empty(t, outcomes[0].Skipped)
 
 	st := p.proc.Stats()
-	assert.Equal(t, spanprocessor.Stats{Anomalies: 1, Snapshots: 1, Linked: 1}, st)
+	assert.Equal(t, int64(1), st.Anomalies)
+	assert.Equal(t, int64(1), st.Snapshots)
+	assert.Equal(t, info.Size, st.SnapshotBytes)
+	assert.Equal(t, int64(1), st.Linked)
+	assert.Empty(t, st.Skipped)
+	assert.Empty(t, st.Errors)
 }
 
 func TestCoalescing(t *testing.T) {
@@ -284,7 +289,7 @@ func TestQueueFull(t *testing.T) {
 	for i := range 5 {
 		p.span(fmt.Sprint("s", i), 20*time.Millisecond)
 	}
-	assert.Equal(t, int64(3), p.proc.Stats().QueueFull)
+	assert.Equal(t, int64(3), p.proc.Stats().Skipped[otelfr.SkipQueueFull])
 	close(release)
 	require.NoError(t, p.proc.ForceFlush(t.Context()))
 

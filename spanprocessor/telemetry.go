@@ -1,0 +1,137 @@
+package spanprocessor
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/otelfr/otel-flightrecorder/otelfr"
+)
+
+// ScopeName is the instrumentation scope of the Processor's metrics.
+const ScopeName = "github.com/otelfr/otel-flightrecorder/spanprocessor"
+
+// skipReasons are the values of otelfr.SnapshotSkippedKey, in counter order.
+var skipReasons = [...]string{
+	otelfr.SkipRateLimited,
+	otelfr.SkipByteBudget,
+	otelfr.SkipQueueFull,
+	otelfr.SkipOutsideWindow,
+	otelfr.SkipStopped,
+	otelfr.SkipError,
+}
+
+// Stages at which the background work can fail, in counter order.
+const (
+	stageSnapshot = iota // taking the snapshot
+	stageStore           // storing it
+	stageExport          // exporting attachment spans
+	numStages
+)
+
+var stageNames = [numStages]string{"snapshot", "store", "export"}
+
+// counters are the Processor's self-telemetry: plain atomics on the paths
+// that count, read by Stats and by an observable-instrument callback.
+type counters struct {
+	anomalies, snapshots, snapshotBytes, linked atomic.Int64
+	skipped                                     [len(skipReasons)]atomic.Int64
+	errors                                      [numStages]atomic.Int64
+}
+
+func (c *counters) skip(reason string) {
+	for i, r := range skipReasons {
+		if r == reason {
+			c.skipped[i].Add(1)
+			return
+		}
+	}
+}
+
+// Stats are the Processor's counters since it was created.
+type Stats struct {
+	// Anomalies is the number of spans a trigger selected.
+	Anomalies int64
+	// Snapshots is the number of snapshots taken and stored, and
+	// SnapshotBytes their total size.
+	Snapshots, SnapshotBytes int64
+	// Linked is the number of anomalous spans linked to a snapshot.
+	Linked int64
+	// Skipped counts the anomalous spans forwarded without a snapshot, by
+	// reason (the otelfr.Skip* values); reasons that never occurred are
+	// absent.
+	Skipped map[string]int64
+	// Errors counts failures by stage: "snapshot", "store", "export"
+	// (attachment spans dropped after the exporter failed or timed out).
+	// Stages that never failed are absent.
+	Errors map[string]int64
+}
+
+// Stats returns the Processor's counters.
+func (p *Processor) Stats() Stats {
+	s := Stats{
+		Anomalies:     p.c.anomalies.Load(),
+		Snapshots:     p.c.snapshots.Load(),
+		SnapshotBytes: p.c.snapshotBytes.Load(),
+		Linked:        p.c.linked.Load(),
+		Skipped:       map[string]int64{},
+		Errors:        map[string]int64{},
+	}
+	for i, r := range skipReasons {
+		if n := p.c.skipped[i].Load(); n > 0 {
+			s.Skipped[r] = n
+		}
+	}
+	for i, st := range stageNames {
+		if n := p.c.errors[i].Load(); n > 0 {
+			s.Errors[st] = n
+		}
+	}
+	return s
+}
+
+// registerMetrics publishes the counters as observable instruments, so that
+// an operator sees when the tool itself loses data. The hot path pays
+// nothing for them.
+func (p *Processor) registerMetrics(mp metric.MeterProvider) (metric.Registration, error) {
+	m := mp.Meter(ScopeName, metric.WithInstrumentationVersion(otelfr.Version))
+	var errs []error
+	counter := func(name, unit, desc string) metric.Int64ObservableCounter {
+		c, err := m.Int64ObservableCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		errs = append(errs, err)
+		return c
+	}
+	anomalies := counter("otelfr.anomalies", "{span}", "Spans that a trigger selected as anomalous.")
+	snapshots := counter("otelfr.snapshots", "{snapshot}", "Flight-recorder snapshots taken and stored.")
+	bytes := counter("otelfr.snapshot.size", "By", "Total size of the snapshots taken.")
+	linked := counter("otelfr.spans.linked", "{span}", "Anomalous spans linked to a snapshot.")
+	skipped := counter("otelfr.spans.skipped", "{span}", "Anomalous spans forwarded without a snapshot, by reason.")
+	failures := counter("otelfr.errors", "{error}", "Failures to take, store or export a snapshot, by stage.")
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	var reasonAttrs [len(skipReasons)]metric.ObserveOption
+	for i, r := range skipReasons {
+		reasonAttrs[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", r)))
+	}
+	var stageAttrs [numStages]metric.ObserveOption
+	for i, s := range stageNames {
+		stageAttrs[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("stage", s)))
+	}
+	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		o.ObserveInt64(anomalies, p.c.anomalies.Load())
+		o.ObserveInt64(snapshots, p.c.snapshots.Load())
+		o.ObserveInt64(bytes, p.c.snapshotBytes.Load())
+		o.ObserveInt64(linked, p.c.linked.Load())
+		for i := range skipReasons {
+			o.ObserveInt64(skipped, p.c.skipped[i].Load(), reasonAttrs[i])
+		}
+		for i := range stageNames {
+			o.ObserveInt64(failures, p.c.errors[i].Load(), stageAttrs[i])
+		}
+		return nil
+	}, anomalies, snapshots, bytes, linked, skipped, failures)
+}
