@@ -27,7 +27,8 @@ import (
 // the wrapped provider's, and spans are returned unwrapped.
 type TracerProvider struct {
 	embedded.TracerProvider
-	tp trace.TracerProvider
+	tp         trace.TracerProvider
+	redactTask bool
 }
 
 var _ trace.TracerProvider = (*TracerProvider)(nil)
@@ -35,9 +36,37 @@ var _ trace.TracerProvider = (*TracerProvider)(nil)
 // WrapTracerProvider returns tp wrapped for span-to-runtime correlation.
 // Register the result globally (otel.SetTracerProvider) or pass it to
 // instrumentation; shut down tp itself.
-func WrapTracerProvider(tp trace.TracerProvider) *TracerProvider {
+func WrapTracerProvider(tp trace.TracerProvider, opts ...WrapOption) *TracerProvider {
+	p := &TracerProvider{tp: tp}
+	for _, o := range opts {
+		o.applyWrap(p)
+	}
 	correlation.AddWrapper()
-	return &TracerProvider{tp: tp}
+	return p
+}
+
+// WrapOption configures [WrapTracerProvider].
+type WrapOption interface {
+	applyWrap(*TracerProvider)
+}
+
+type wrapOptionFunc func(*TracerProvider)
+
+func (f wrapOptionFunc) applyWrap(p *TracerProvider) { f(p) }
+
+// RedactedTaskName is the runtime/trace task name used for every span
+// under [WithRedactedTaskNames].
+const RedactedTaskName = "otelfr.span"
+
+// WithRedactedTaskNames keeps span names out of the execution trace, and so
+// out of snapshots: spans are started under the name [RedactedTaskName],
+// which the SDK gives their runtime/trace task, and renamed at once. The
+// exported span keeps its real name, and the snapshot still ties each task
+// to its span by ID. The cost: a sampler, and a span processor's OnStart,
+// see the placeholder name, so do not combine this with name-based
+// sampling. It applies only while the execution tracer runs.
+func WithRedactedTaskNames() WrapOption {
+	return wrapOptionFunc(func(p *TracerProvider) { p.redactTask = true })
 }
 
 // Unwrap returns the wrapped TracerProvider.
@@ -56,14 +85,24 @@ type tracer struct {
 }
 
 func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
-	ctx, s := t.t.Start(ctx, name, opts...)
-	if !rt.IsEnabled() || !s.IsRecording() {
+	if !rt.IsEnabled() {
+		return t.t.Start(ctx, name, opts...)
+	}
+	taskName := name
+	if t.p.redactTask {
+		taskName = RedactedTaskName
+	}
+	ctx, s := t.t.Start(ctx, taskName, opts...)
+	if taskName != name {
+		s.SetName(name)
+	}
+	if !s.IsRecording() {
 		return ctx, s
 	}
 	w := &span{Span: s, p: t.p}
 	if _, sdk := s.(sdktrace.ReadWriteSpan); !sdk {
 		// Only the SDK's recording spans come with a task.
-		ctx, w.task = rt.NewTask(ctx, name)
+		ctx, w.task = rt.NewTask(ctx, taskName)
 	}
 	w.ctx = ctx
 	correlation.Log(ctx, correlation.Start, s.SpanContext())

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/embedded"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -151,4 +152,27 @@ func BenchmarkWrapTracerProvider(b *testing.B) {
 			b.Run("wrapped", func(b *testing.B) { run(b, otelfr.WrapTracerProvider(sdk)) })
 		})
 	}
+}
+
+func TestWithRedactedTaskNames(t *testing.T) {
+	rec, err := otelfr.Start()
+	require.NoError(t, err)
+	defer rec.Stop(context.Background())
+	mem := tracetest.NewInMemoryExporter()
+	sdk := sdktrace.NewTracerProvider(sdktrace.WithSyncer(mem))
+	defer sdk.Shutdown(context.Background())
+	tp := otelfr.WrapTracerProvider(sdk, otelfr.WithRedactedTaskNames())
+
+	_, s := tp.Tracer("test").Start(context.Background(), "GET /users/alice@example.com")
+	s.End()
+	sc := s.SpanContext()
+	snap, err := rec.Snapshot(t.Context(), "test")
+	require.NoError(t, err)
+
+	require.Len(t, mem.GetSpans(), 1)
+	assert.Equal(t, "GET /users/alice@example.com", mem.GetSpans()[0].Name, "the exported span keeps its name")
+	assert.NotContains(t, string(snap.Data), "alice@example.com", "the snapshot does not")
+	logs, _ := spanLogs(t, snap.Data)
+	assert.Contains(t, logs[otelfr.RedactedTaskName], "end "+sc.TraceID().String()+" "+sc.SpanID().String(),
+		"the task is still tied to the span by ID")
 }
