@@ -40,6 +40,7 @@ type config struct {
 	queueSize int
 	coalesce  time.Duration
 	onAnomaly func(Outcome)
+	adaptive  *adaptiveConfig
 
 	meterProvider metric.MeterProvider
 }

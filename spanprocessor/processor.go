@@ -44,6 +44,7 @@ type Processor struct {
 	exp      *exporter.Exporter
 	cfg      config
 	maxBatch int
+	adaptive *adaptive // nil unless WithAdaptiveLatency
 
 	queue chan anomaly
 	flush chan chan struct{}
@@ -87,6 +88,9 @@ func New(next sdktrace.SpanProcessor, rec *otelfr.Recorder, exp *exporter.Export
 		done:     make(chan struct{}),
 		ctx:      ctx,
 		abort:    cancel,
+	}
+	if cfg.adaptive != nil {
+		p.adaptive = newAdaptive(*cfg.adaptive)
 	}
 	if reg, err := p.registerMetrics(cfg.meterProvider); err != nil {
 		otel.Handle(fmt.Errorf("otelfr/spanprocessor: registering metrics: %w", err))
@@ -137,18 +141,25 @@ func (p *Processor) OnEnd(s sdktrace.ReadOnlySpan) {
 	}
 }
 
-// classify runs the triggers in order: error status, latency, predicate.
+// classify runs the triggers in order: error status, latency (a per-name
+// threshold, else the adaptive trigger if on, else the global threshold),
+// predicate.
 func (p *Processor) classify(s sdktrace.ReadOnlySpan) (string, bool) {
 	if p.cfg.errors && s.Status().Code == codes.Error {
 		return ReasonError, true
 	}
-	threshold := p.cfg.latency
+	threshold, named := p.cfg.latency, false
 	if p.cfg.perName != nil {
-		if d, ok := p.cfg.perName[s.Name()]; ok {
-			threshold = d
+		threshold, named = p.cfg.perName[s.Name()]
+		if !named {
+			threshold = p.cfg.latency
 		}
 	}
-	if threshold > 0 && s.EndTime().Sub(s.StartTime()) >= threshold {
+	if p.adaptive != nil && !named {
+		if p.adaptive.observe(s) {
+			return ReasonAdaptiveLatency, true
+		}
+	} else if threshold > 0 && s.EndTime().Sub(s.StartTime()) >= threshold {
 		return ReasonLatency, true
 	}
 	if p.cfg.predicate != nil {
