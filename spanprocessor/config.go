@@ -33,14 +33,15 @@ const EnvLatencyThreshold = "OTELFR_LATENCY_THRESHOLD"
 type Predicate func(s sdktrace.ReadOnlySpan) (reason string, anomalous bool)
 
 type config struct {
-	latency   time.Duration
-	perName   map[string]time.Duration
-	errors    bool
-	predicate Predicate
-	queueSize int
-	coalesce  time.Duration
-	onAnomaly func(Outcome)
-	adaptive  *adaptiveConfig
+	latency    time.Duration
+	perName    map[string]time.Duration
+	errorConds ErrorCondition
+	grpcCodes  uint32 // bit set of gRPC codes
+	predicate  Predicate
+	queueSize  int
+	coalesce   time.Duration
+	onAnomaly  func(Outcome)
+	adaptive   *adaptiveConfig
 
 	meterProvider metric.MeterProvider
 }
@@ -81,15 +82,6 @@ func WithSpanNameThreshold(name string, d time.Duration) Option {
 		}
 		m[name] = d
 		c.perName = m
-		return c
-	})
-}
-
-// WithErrorTrigger sets whether a span whose status is Error is anomalous.
-// It is on by default.
-func WithErrorTrigger(enabled bool) Option {
-	return optionFunc(func(c config) config {
-		c.errors = enabled
 		return c
 	})
 }
@@ -158,7 +150,8 @@ func newConfig(opts []Option) config {
 	c := config{
 		meterProvider: otel.GetMeterProvider(),
 		latency:       DefaultLatencyThreshold,
-		errors:        true,
+		errorConds:    DefaultErrorConditions,
+		grpcCodes:     codeSet(DefaultGRPCErrorCodes),
 		queueSize:     DefaultQueueSize,
 		coalesce:      DefaultCoalesceWindow,
 	}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
@@ -141,12 +140,14 @@ func (p *Processor) OnEnd(s sdktrace.ReadOnlySpan) {
 	}
 }
 
-// classify runs the triggers in order: error status, latency (a per-name
+// classify runs the triggers in order: error conditions, latency (a per-name
 // threshold, else the adaptive trigger if on, else the global threshold),
 // predicate.
 func (p *Processor) classify(s sdktrace.ReadOnlySpan) (string, bool) {
-	if p.cfg.errors && s.Status().Code == codes.Error {
-		return ReasonError, true
+	if p.cfg.errorConds != 0 {
+		if reason, ok := p.classifyError(s); ok {
+			return reason, true
+		}
 	}
 	threshold, named := p.cfg.latency, false
 	if p.cfg.perName != nil {

@@ -3,6 +3,7 @@ package spanprocessor_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -409,4 +410,41 @@ func TestProcessorLogsSpanIdentityOnGoroutine(t *testing.T) {
 	}
 	ids := sc.TraceID().String() + " " + sc.SpanID().String()
 	assert.Equal(t, []string{"start " + ids, "end " + ids}, got)
+}
+
+func TestErrorConditions(t *testing.T) {
+	server := trace.WithSpanKind(trace.SpanKindServer)
+	client := trace.WithSpanKind(trace.SpanKindClient)
+	tests := []struct {
+		name       string
+		opts       []spanprocessor.Option
+		kind       trace.SpanStartOption
+		set        func(trace.Span)
+		wantReason string
+	}{
+		{"exception event", nil, server, func(s trace.Span) { s.RecordError(errors.New("boom")) }, spanprocessor.ReasonException},
+		{"http 503 on a server span", nil, server, func(s trace.Span) { s.SetAttributes(attribute.Int("http.response.status_code", 503)) }, spanprocessor.ReasonHTTPServerError},
+		{"old http.status_code", nil, server, func(s trace.Span) { s.SetAttributes(attribute.Int("http.status_code", 500)) }, spanprocessor.ReasonHTTPServerError},
+		{"http 404", nil, server, func(s trace.Span) { s.SetAttributes(attribute.Int("http.response.status_code", 404)) }, ""},
+		{"http 503 on a client span", nil, client, func(s trace.Span) { s.SetAttributes(attribute.Int("http.response.status_code", 503)) }, ""},
+		{"grpc unavailable", nil, server, func(s trace.Span) { s.SetAttributes(attribute.Int("rpc.grpc.status_code", 14)) }, spanprocessor.ReasonGRPCError},
+		{"grpc not found", nil, server, func(s trace.Span) { s.SetAttributes(attribute.Int("rpc.grpc.status_code", 5)) }, ""},
+		{"grpc custom codes", []spanprocessor.Option{spanprocessor.WithGRPCErrorCodes(5)}, server,
+			func(s trace.Span) { s.SetAttributes(attribute.Int("rpc.grpc.status_code", 5)) }, spanprocessor.ReasonGRPCError},
+		{"conditions restricted", []spanprocessor.Option{spanprocessor.WithErrorConditions(spanprocessor.ErrorStatus)}, server,
+			func(s trace.Span) { s.RecordError(errors.New("boom")) }, ""},
+		{"status still counts", []spanprocessor.Option{spanprocessor.WithErrorConditions(spanprocessor.ErrorStatus)}, server,
+			failed, spanprocessor.ReasonError},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPipeline(t, []otelfr.Option{otelfr.WithMinInterval(0)}, tt.opts...)
+			_, s := p.tp.Tracer("test").Start(context.Background(), "op", tt.kind)
+			tt.set(s)
+			s.End()
+			require.NoError(t, p.proc.ForceFlush(t.Context()))
+			reason, _ := attr(p.next.spans()["op"], otelfr.SnapshotReasonKey)
+			assert.Equal(t, tt.wantReason, reason)
+		})
+	}
 }
