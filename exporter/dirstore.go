@@ -160,6 +160,7 @@ func (d *DirStore) Save(ctx context.Context, s *otelfr.Snapshot) (Info, error) {
 	if err := d.prune(s.ID); err != nil {
 		otel.Handle(fmt.Errorf("otelfr/exporter: retention: %w", err))
 	}
+	info.Path = tracePath
 	return info, nil
 }
 
@@ -262,6 +263,7 @@ func (d *DirStore) readInfo(id string) (Info, error) {
 	if in.ID != id {
 		return Info{}, fmt.Errorf("otelfr/exporter: snapshot %s: description names %q", id, in.ID)
 	}
+	in.Path = filepath.Join(d.dir, id+traceExt)
 	return in, nil
 }
 

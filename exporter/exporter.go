@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
+	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -41,10 +42,21 @@ const DefaultTimeout = 10 * time.Second
 // [Exporter.Shutdown].
 var ErrShutdown = errors.New("otelfr/exporter: exporter is shut down")
 
-// Anomaly is a span that a snapshot covers, and why it was anomalous.
+// Anomaly is what an attachment span is attached to: a finished span
+// that a snapshot covers, or, for a snapshot taken on request, the span
+// that was current (or nothing, for an attachment in its own trace).
 type Anomaly struct {
+	// Span is the anomalous span. When nil, the attachment is a child of
+	// Parent, or the root of a new trace if Parent is invalid, and carries
+	// the Exporter's resource.
 	Span   sdktrace.ReadOnlySpan
+	Parent trace.SpanContext
+	// Reason says why the span is anomalous or the snapshot was taken.
 	Reason string
+	// Attributes and Events are added to the attachment span: a diagnosis
+	// of the span from the snapshot, when one was made.
+	Attributes []attribute.KeyValue
+	Events     []sdktrace.Event
 }
 
 // Exporter stores snapshots and exports, for every anomalous span a
@@ -57,10 +69,11 @@ type Anomaly struct {
 // It is safe for concurrent use; exports through the span exporter are
 // serialized.
 type Exporter struct {
-	store   Store
-	exp     sdktrace.SpanExporter
-	baseURL string
-	timeout time.Duration
+	store    Store
+	exp      sdktrace.SpanExporter
+	baseURL  string
+	timeout  time.Duration
+	resource *resource.Resource
 
 	sem      chan struct{} // held while exporting; a channel so waits honour ctx
 	stopped  atomic.Bool
@@ -74,8 +87,9 @@ type Option interface {
 }
 
 type config struct {
-	baseURL string
-	timeout time.Duration
+	baseURL  string
+	timeout  time.Duration
+	resource *resource.Resource
 }
 
 type optionFunc func(config) config
@@ -110,6 +124,18 @@ func WithTimeout(d time.Duration) Option {
 	})
 }
 
+// WithResource sets the resource of attachment spans that are not
+// attached to a finished span (snapshots taken on request); the others
+// carry their anomalous span's resource. The default is resource.Default().
+func WithResource(r *resource.Resource) Option {
+	return optionFunc(func(c config) config {
+		if r != nil {
+			c.resource = r
+		}
+		return c
+	})
+}
+
 func normalizeBaseURL(s string) (string, error) {
 	u, err := url.Parse(strings.TrimSpace(s))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -131,7 +157,7 @@ func normalizeBaseURL(s string) (string, error) {
 // The Exporter does not shut exp down; whoever created exp does (usually
 // the BatchSpanProcessor it was given to).
 func New(store Store, exp sdktrace.SpanExporter, opts ...Option) *Exporter {
-	c := config{baseURL: DefaultBaseURL, timeout: DefaultTimeout}
+	c := config{baseURL: DefaultBaseURL, timeout: DefaultTimeout, resource: resource.Default()}
 	if v, ok := os.LookupEnv(EnvBaseURL); ok && v != "" {
 		if b, err := normalizeBaseURL(v); err != nil {
 			otel.Handle(fmt.Errorf("%s: %w", EnvBaseURL, err))
@@ -143,11 +169,12 @@ func New(store Store, exp sdktrace.SpanExporter, opts ...Option) *Exporter {
 		c = o.apply(c)
 	}
 	return &Exporter{
-		store:   store,
-		exp:     exp,
-		baseURL: c.baseURL,
-		timeout: c.timeout,
-		sem:     make(chan struct{}, 1),
+		store:    store,
+		exp:      exp,
+		baseURL:  c.baseURL,
+		timeout:  c.timeout,
+		resource: c.resource,
+		sem:      make(chan struct{}, 1),
 	}
 }
 
@@ -191,39 +218,58 @@ func (e *Exporter) Attach(ctx context.Context, info Info, anomalies []Anomaly) e
 }
 
 func (e *Exporter) attachment(info Info, a Anomaly) sdktrace.ReadOnlySpan {
-	parent := a.Span.SpanContext()
-	var sid trace.SpanID
-	binary.LittleEndian.PutUint64(sid[:], rand.Uint64()|1) // never the invalid zero ID
-	sc := trace.NewSpanContext(trace.SpanContextConfig{
+	parent, res := a.Parent, e.resource
+	if a.Span != nil {
+		parent, res = a.Span.SpanContext(), a.Span.Resource()
+	}
+	cfg := trace.SpanContextConfig{
 		TraceID:    parent.TraceID(),
-		SpanID:     sid,
+		SpanID:     randomSpanID(),
 		TraceFlags: parent.TraceFlags(),
 		TraceState: parent.TraceState(),
-	})
-	end := info.TakenAt.Add(info.WriteDuration)
+	}
+	var links []sdktrace.Link
+	if parent.IsValid() {
+		links = []sdktrace.Link{{SpanContext: parent}}
+	} else {
+		// A snapshot taken outside any span starts a trace of its own.
+		binary.LittleEndian.PutUint64(cfg.TraceID[:8], rand.Uint64())
+		binary.LittleEndian.PutUint64(cfg.TraceID[8:], rand.Uint64()|1)
+		cfg.TraceFlags = trace.FlagsSampled
+	}
+	attrs := make([]attribute.KeyValue, 0, 7+len(a.Attributes))
+	attrs = append(attrs,
+		otelfr.SnapshotIDKey.String(info.ID),
+		otelfr.SnapshotURLKey.String(e.URL(info.ID)),
+		otelfr.SnapshotReasonKey.String(a.Reason),
+		otelfr.SnapshotSizeKey.Int64(info.Size),
+		otelfr.SnapshotSHA256Key.String(info.SHA256),
+		otelfr.SnapshotWindowStartKey.String(info.WindowStart.UTC().Format(time.RFC3339Nano)),
+		otelfr.SnapshotWindowEndKey.String(info.WindowEnd.UTC().Format(time.RFC3339Nano)),
+	)
+	attrs = append(attrs, a.Attributes...)
 	return tracetest.SpanStub{
 		Name:        otelfr.AttachmentSpanName,
-		SpanContext: sc,
+		SpanContext: trace.NewSpanContext(cfg),
 		Parent:      parent,
 		SpanKind:    trace.SpanKindInternal,
 		StartTime:   info.TakenAt,
-		EndTime:     end,
-		Attributes: []attribute.KeyValue{
-			otelfr.SnapshotIDKey.String(info.ID),
-			otelfr.SnapshotURLKey.String(e.URL(info.ID)),
-			otelfr.SnapshotReasonKey.String(a.Reason),
-			otelfr.SnapshotSizeKey.Int64(info.Size),
-			otelfr.SnapshotSHA256Key.String(info.SHA256),
-			otelfr.SnapshotWindowStartKey.String(info.WindowStart.UTC().Format(time.RFC3339Nano)),
-			otelfr.SnapshotWindowEndKey.String(info.WindowEnd.UTC().Format(time.RFC3339Nano)),
-		},
-		Links:    []sdktrace.Link{{SpanContext: parent}},
-		Resource: a.Span.Resource(),
+		EndTime:     info.TakenAt.Add(info.WriteDuration),
+		Attributes:  attrs,
+		Events:      a.Events,
+		Links:       links,
+		Resource:    res,
 		InstrumentationScope: instrumentation.Scope{
 			Name:    ScopeName,
 			Version: otelfr.Version,
 		},
 	}.Snapshot()
+}
+
+func randomSpanID() trace.SpanID {
+	var sid trace.SpanID
+	binary.LittleEndian.PutUint64(sid[:], rand.Uint64()|1) // never the invalid zero ID
+	return sid
 }
 
 // Shutdown waits for an export in progress, honouring ctx, and makes later

@@ -162,3 +162,38 @@ func TestExporterShutdownHonoursContext(t *testing.T) {
 	cancelExport()
 	require.ErrorIs(t, <-done, context.Canceled)
 }
+
+func TestAttachWithoutFinishedSpan(t *testing.T) {
+	st, err := exporter.NewDirStore(t.TempDir())
+	require.NoError(t, err)
+	mem := tracetest.NewInMemoryExporter()
+	res := resource.NewSchemaless(attribute.String("service.name", "manual"))
+	e := exporter.New(st, mem, exporter.WithResource(res))
+	info := exporter.Info{ID: "M1", TakenAt: epoch}
+	current := anomalousSpan().SpanContext()
+
+	require.NoError(t, e.Attach(t.Context(), info, []exporter.Anomaly{
+		{Reason: "signal"},
+		{Parent: current, Reason: "manual",
+			Attributes: []attribute.KeyValue{otelfr.DiagnosisVerdictKey.String("all good")},
+			Events:     []sdktrace.Event{{Name: otelfr.EpisodeEventName, Time: epoch}}},
+	}))
+	got := mem.GetSpans()
+	require.Len(t, got, 2)
+
+	own := got[0]
+	assert.True(t, own.SpanContext.IsValid(), "a trace of its own")
+	assert.True(t, own.SpanContext.IsSampled())
+	assert.False(t, own.Parent.IsValid(), "a root span")
+	assert.Empty(t, own.Links)
+	assert.Equal(t, res, own.Resource)
+	assert.Equal(t, "signal", attrMap(own.Attributes)[otelfr.SnapshotReasonKey].AsString())
+
+	child := got[1]
+	assert.Equal(t, current.TraceID(), child.SpanContext.TraceID())
+	assert.Equal(t, current, child.Parent)
+	require.Len(t, child.Links, 1)
+	assert.Equal(t, "all good", attrMap(child.Attributes)[otelfr.DiagnosisVerdictKey].AsString())
+	require.Len(t, child.Events, 1)
+	assert.Equal(t, otelfr.EpisodeEventName, child.Events[0].Name)
+}

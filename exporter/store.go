@@ -32,6 +32,10 @@ type Info struct {
 	WriteDuration time.Duration `json:"write_duration_ns"`
 	MinAge        time.Duration `json:"min_age_ns,omitempty"`
 	MaxBytes      uint64        `json:"max_bytes,omitempty"`
+
+	// Path is where the store keeps the trace on the local file system,
+	// for `go tool trace`; empty for stores that are not file based.
+	Path string `json:"-"`
 }
 
 // Store keeps snapshots. Implementations must be safe for concurrent use,
