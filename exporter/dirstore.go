@@ -214,6 +214,28 @@ func (d *DirStore) prune(keep string) error {
 	return errors.Join(errs...)
 }
 
+// AddSpans implements [Store]. The description is rewritten atomically.
+func (d *DirStore) AddSpans(ctx context.Context, id string, spans []SpanRef) error {
+	if !ValidID(id) {
+		return ErrInvalidID
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	in, err := d.readInfo(id)
+	if err != nil {
+		return err
+	}
+	in.Spans = append(in.Spans, spans...)
+	meta, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	return d.writeAtomic(filepath.Join(d.dir, id+metaExt), meta)
+}
+
 // List implements [Store].
 func (d *DirStore) List(ctx context.Context) ([]Info, error) {
 	if err := ctx.Err(); err != nil {

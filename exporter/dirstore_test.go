@@ -172,3 +172,20 @@ func TestDirStoreUnwritable(t *testing.T) {
 	_, err = st.List(t.Context())
 	require.Error(t, err)
 }
+
+func TestDirStoreAddSpans(t *testing.T) {
+	st, err := exporter.NewDirStore(t.TempDir())
+	require.NoError(t, err)
+	_, err = st.Save(t.Context(), fakeSnapshot(1, 10))
+	require.NoError(t, err)
+	a := exporter.SpanRef{TraceID: "t", SpanID: "a", Name: "GET /a", Reason: "latency", Verdict: "slow"}
+	b := exporter.SpanRef{TraceID: "t", SpanID: "b", Name: "GET /b", Reason: "error"}
+	require.NoError(t, st.AddSpans(t.Context(), "SNAP01", []exporter.SpanRef{a}))
+	require.NoError(t, st.AddSpans(t.Context(), "SNAP01", []exporter.SpanRef{b}))
+	f, info, err := st.Open(t.Context(), "SNAP01")
+	require.NoError(t, err)
+	f.Close()
+	assert.Equal(t, []exporter.SpanRef{a, b}, info.Spans)
+	require.ErrorIs(t, st.AddSpans(t.Context(), "NOPE", nil), exporter.ErrNotFound)
+	require.ErrorIs(t, st.AddSpans(t.Context(), "../x", nil), exporter.ErrInvalidID)
+}

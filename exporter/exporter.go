@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/url"
 	"os"
@@ -187,6 +188,20 @@ func (e *Exporter) Save(ctx context.Context, s *otelfr.Snapshot) (Info, error) {
 		return Info{}, ErrShutdown
 	}
 	return e.store.Save(ctx, s)
+}
+
+// Open returns a stored snapshot's trace; the caller closes it.
+func (e *Exporter) Open(ctx context.Context, id string) (io.ReadCloser, error) {
+	r, _, err := e.store.Open(ctx, id)
+	return r, err
+}
+
+// AddSpans records in the store the spans linked to a stored snapshot.
+func (e *Exporter) AddSpans(ctx context.Context, id string, spans []SpanRef) error {
+	if e.stopped.Load() {
+		return ErrShutdown
+	}
+	return e.store.AddSpans(ctx, id, spans)
 }
 
 // Attach exports one attachment span for each anomaly, linking it to the

@@ -33,9 +33,25 @@ type Info struct {
 	MinAge        time.Duration `json:"min_age_ns,omitempty"`
 	MaxBytes      uint64        `json:"max_bytes,omitempty"`
 
+	// Spans are the anomalous spans linked to the snapshot.
+	Spans []SpanRef `json:"spans,omitempty"`
+
 	// Path is where the store keeps the trace on the local file system,
 	// for `go tool trace`; empty for stores that are not file based.
 	Path string `json:"-"`
+}
+
+// SpanRef describes a span linked to a snapshot.
+type SpanRef struct {
+	TraceID string    `json:"trace_id"`
+	SpanID  string    `json:"span_id"`
+	Name    string    `json:"name"`
+	Start   time.Time `json:"start"`
+	End     time.Time `json:"end"`
+	Reason  string    `json:"reason"`
+	// Verdict is the diagnosis's one-line explanation, when a diagnoser
+	// ran.
+	Verdict string `json:"verdict,omitempty"`
 }
 
 // Store keeps snapshots. Implementations must be safe for concurrent use,
@@ -49,6 +65,9 @@ type Store interface {
 	// Open returns the snapshot's data and description. The caller closes
 	// the reader. It returns [ErrNotFound] for an unknown ID.
 	Open(ctx context.Context, id string) (io.ReadSeekCloser, Info, error)
+	// AddSpans records spans linked to a stored snapshot, appending them
+	// to Info.Spans. It returns [ErrNotFound] for an unknown ID.
+	AddSpans(ctx context.Context, id string, spans []SpanRef) error
 }
 
 // ValidID reports whether id is acceptable as a snapshot ID: 1 to 64

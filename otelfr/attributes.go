@@ -32,6 +32,9 @@ const (
 	// window the snapshot covers, RFC 3339 strings with nanoseconds.
 	SnapshotWindowStartKey = attribute.Key("otelfr.snapshot.window.start")
 	SnapshotWindowEndKey   = attribute.Key("otelfr.snapshot.window.end")
+	// SampledKey is false on an anomalous span that the head sampler did
+	// not sample (it was recorded only) and that is exported anyway.
+	SampledKey = attribute.Key("otelfr.sampled")
 )
 
 // Diagnosis attributes, on the attachment span when an analyzer is wired
@@ -85,4 +88,7 @@ const (
 	SkipStopped = "stopped"
 	// SkipError: taking or storing the snapshot failed (see otel.Handle).
 	SkipError = "error"
+	// SkipCooldown: the same trigger for the same span name got a snapshot
+	// less than the processor's cooldown ago.
+	SkipCooldown = "cooldown"
 )

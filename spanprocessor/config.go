@@ -42,6 +42,8 @@ type config struct {
 	coalesce   time.Duration
 	onAnomaly  func(Outcome)
 	adaptive   *adaptiveConfig
+	cooldown   time.Duration
+	diagnoser  Diagnoser
 
 	meterProvider metric.MeterProvider
 }
@@ -129,6 +131,30 @@ func WithCoalesceWindow(d time.Duration) Option {
 func WithOnAnomaly(f func(Outcome)) Option {
 	return optionFunc(func(c config) config {
 		c.onAnomaly = f
+		return c
+	})
+}
+
+// WithCooldown sets a cooldown per trigger: once anomalies of one span
+// name and reason (say, "latency" on "GET /report") got a snapshot, they
+// get no new one for d; they are linked to a snapshot taken for another
+// trigger if it covers them, and otherwise marked skipped ("cooldown").
+// This keeps one noisy route from using up the snapshot budget of the
+// others. The default, 0, disables it.
+func WithCooldown(d time.Duration) Option {
+	return optionFunc(func(c config) config {
+		if d >= 0 {
+			c.cooldown = d
+		}
+		return c
+	})
+}
+
+// WithDiagnoser wires in a [Diagnoser] that explains each linked span from
+// its snapshot, on the attachment span and in the store.
+func WithDiagnoser(d Diagnoser) Option {
+	return optionFunc(func(c config) config {
+		c.diagnoser = d
 		return c
 	})
 }

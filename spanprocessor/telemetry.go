@@ -22,6 +22,7 @@ var skipReasons = [...]string{
 	otelfr.SkipOutsideWindow,
 	otelfr.SkipStopped,
 	otelfr.SkipError,
+	otelfr.SkipCooldown,
 }
 
 // Stages at which the background work can fail, in counter order.

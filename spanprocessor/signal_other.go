@@ -1,0 +1,7 @@
+//go:build !unix
+
+package spanprocessor
+
+import "os"
+
+var defaultSignals []os.Signal

@@ -1,0 +1,307 @@
+package spanprocessor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/otelfr/otel-flightrecorder/exporter"
+	"github.com/otelfr/otel-flightrecorder/otelfr"
+)
+
+// Diagnoser explains an anomalous span from the execution trace of the
+// snapshot that covers it. Package analysis provides one; it is wired in
+// with [WithDiagnoser] so that the trace parser stays out of programs that
+// do not want it.
+//
+// Diagnose runs on the Processor's background worker, once per linked
+// span, before the span is forwarded: it delays anomalous spans (never
+// normal ones) by its running time. The attributes and events it returns
+// go on the span's attachment span; verdict is recorded with the stored
+// snapshot. An error is reported to otel.Handle; the snapshot is kept.
+type Diagnoser interface {
+	Diagnose(ctx context.Context, trace []byte, span sdktrace.ReadOnlySpan) (verdict string, attrs []attribute.KeyValue, events []sdktrace.Event, err error)
+}
+
+// run is the background worker: it collects anomalies for the coalesce
+// window, then handles them as one batch.
+func (p *Processor) run() {
+	defer close(p.done)
+	var (
+		batch  []anomaly
+		timer  *time.Timer
+		timerC <-chan time.Time
+		w      = worker{cooldown: map[string]time.Time{}}
+	)
+	stopTimer := func() {
+		if timer != nil {
+			timer.Stop()
+		}
+		timerC = nil
+	}
+	for {
+		select {
+		case a := <-p.queue:
+			batch = append(batch, a)
+			if len(batch) >= p.maxBatch {
+				stopTimer()
+				batch = p.handle(&w, batch)
+			} else if timerC == nil {
+				timer = time.NewTimer(p.cfg.coalesce)
+				timerC = timer.C
+			}
+		case <-timerC:
+			timerC = nil
+			batch = p.handle(&w, p.drain(batch))
+		case ack := <-p.flush:
+			stopTimer()
+			batch = p.handle(&w, p.drain(batch))
+			close(ack)
+		case <-p.stop:
+			stopTimer()
+			p.handle(&w, p.drain(batch))
+			return
+		}
+	}
+}
+
+// drain appends the anomalies already queued to batch.
+func (p *Processor) drain(batch []anomaly) []anomaly {
+	for {
+		select {
+		case a := <-p.queue:
+			batch = append(batch, a)
+		default:
+			return batch
+		}
+	}
+}
+
+// worker is the state the background goroutine keeps between batches.
+type worker struct {
+	last     exporter.Info // the latest stored snapshot
+	haveLast bool
+	cooldown map[string]time.Time // trigger key → when it last got a snapshot
+}
+
+// handle takes, stores and attaches the snapshot for a batch of anomalies
+// and forwards every span in it. It returns batch emptied for reuse.
+func (p *Processor) handle(w *worker, batch []anomaly) []anomaly {
+	if len(batch) == 0 {
+		return batch
+	}
+	// Spans that ended within the latest snapshot's window share it.
+	var reuse, rest []anomaly
+	for _, a := range batch {
+		if w.haveLast && covers(w.last, a.span) {
+			reuse = append(reuse, a)
+		} else {
+			rest = append(rest, a)
+		}
+	}
+	if len(reuse) > 0 {
+		p.deliver(w.last, nil, reuse)
+	}
+
+	if len(rest) > 0 {
+		now := time.Now()
+		trigger := -1
+		for i, a := range rest {
+			if !w.cooling(p.cfg.cooldown, a, now) {
+				trigger = i
+				break
+			}
+		}
+		if trigger < 0 {
+			for _, a := range rest {
+				p.skip(a, otelfr.SkipCooldown)
+			}
+		} else if snap, info, skip := p.snapshot(rest[trigger].reason); skip != "" {
+			for _, a := range rest {
+				p.skip(a, skip)
+			}
+		} else {
+			var covered []anomaly
+			for _, a := range rest {
+				if covers(info, a.span) {
+					covered = append(covered, a)
+					w.fired(p.cfg.cooldown, a, now)
+				} else {
+					p.skip(a, otelfr.SkipOutsideWindow)
+				}
+			}
+			w.last, w.haveLast = info, true
+			p.deliver(info, snap.Data, covered)
+		}
+	}
+	clear(batch)
+	return batch[:0]
+}
+
+// cooling reports whether a's trigger key got a snapshot less than d ago.
+func (w *worker) cooling(d time.Duration, a anomaly, now time.Time) bool {
+	if d <= 0 {
+		return false
+	}
+	last, ok := w.cooldown[triggerKey(a)]
+	return ok && now.Sub(last) < d
+}
+
+// fired starts the cooldown of a's trigger key, and forgets keys whose
+// cooldown is over so that the map stays small.
+func (w *worker) fired(d time.Duration, a anomaly, now time.Time) {
+	if d <= 0 {
+		return
+	}
+	if len(w.cooldown) >= 1024 {
+		for k, t := range w.cooldown {
+			if now.Sub(t) >= d {
+				delete(w.cooldown, k)
+			}
+		}
+	}
+	w.cooldown[triggerKey(a)] = now
+}
+
+func triggerKey(a anomaly) string { return a.reason + "\x00" + a.span.Name() }
+
+// snapshot takes and stores a snapshot. On failure it returns the skip
+// reason to put on the spans.
+func (p *Processor) snapshot(reason string) (*otelfr.Snapshot, exporter.Info, string) {
+	snap, err := p.rec.Snapshot(p.ctx, reason)
+	if err != nil {
+		switch {
+		case errors.Is(err, otelfr.ErrByteBudget):
+			return nil, exporter.Info{}, otelfr.SkipByteBudget
+		case errors.Is(err, otelfr.ErrRateLimited):
+			return nil, exporter.Info{}, otelfr.SkipRateLimited
+		case errors.Is(err, otelfr.ErrStopped):
+			return nil, exporter.Info{}, otelfr.SkipStopped
+		}
+		p.c.errors[stageSnapshot].Add(1)
+		otel.Handle(fmt.Errorf("otelfr/spanprocessor: snapshot: %w", err))
+		return nil, exporter.Info{}, otelfr.SkipError
+	}
+	info, err := p.exp.Save(p.ctx, snap)
+	if err != nil {
+		if errors.Is(err, exporter.ErrShutdown) {
+			return nil, exporter.Info{}, otelfr.SkipStopped
+		}
+		p.c.errors[stageStore].Add(1)
+		otel.Handle(fmt.Errorf("otelfr/spanprocessor: storing snapshot %s: %w", snap.ID, err))
+		return nil, exporter.Info{}, otelfr.SkipError
+	}
+	p.c.snapshots.Add(1)
+	p.c.snapshotBytes.Add(info.Size)
+	return snap, info, ""
+}
+
+func covers(in exporter.Info, s sdktrace.ReadOnlySpan) bool {
+	return !s.StartTime().Before(in.WindowStart) && !s.EndTime().After(in.WindowEnd)
+}
+
+// deliver diagnoses the anomalies covered by a stored snapshot, records
+// them with it, forwards them decorated, and exports their attachments.
+// data is the snapshot's trace, or nil to read it from the store if a
+// diagnoser needs it.
+func (p *Processor) deliver(info exporter.Info, data []byte, covered []anomaly) {
+	if len(covered) == 0 {
+		return
+	}
+	atts := make([]exporter.Anomaly, len(covered))
+	refs := make([]exporter.SpanRef, len(covered))
+	if p.cfg.diagnoser != nil && data == nil {
+		data = p.load(info.ID)
+	}
+	for i, a := range covered {
+		atts[i] = exporter.Anomaly{Span: a.span, Reason: a.reason}
+		sc := a.span.SpanContext()
+		refs[i] = exporter.SpanRef{
+			TraceID: sc.TraceID().String(), SpanID: sc.SpanID().String(), Name: a.span.Name(),
+			Start: a.span.StartTime(), End: a.span.EndTime(), Reason: a.reason,
+		}
+		if p.cfg.diagnoser != nil && data != nil {
+			verdict, attrs, events, err := p.cfg.diagnoser.Diagnose(p.ctx, data, a.span)
+			if err != nil {
+				otel.Handle(fmt.Errorf("otelfr/spanprocessor: diagnosing span %s in snapshot %s: %w", sc.SpanID(), info.ID, err))
+			}
+			refs[i].Verdict = verdict
+			atts[i].Attributes, atts[i].Events = attrs, events
+		}
+	}
+	if err := p.exp.AddSpans(p.ctx, info.ID, refs); err != nil && !errors.Is(err, exporter.ErrShutdown) {
+		p.c.errors[stageStore].Add(1)
+		otel.Handle(fmt.Errorf("otelfr/spanprocessor: recording spans of snapshot %s: %w", info.ID, err))
+	}
+	for i, a := range covered {
+		atts[i].Span = p.link(info, a)
+	}
+	if err := p.exp.Attach(p.ctx, info, atts); err != nil && !errors.Is(err, exporter.ErrShutdown) {
+		p.c.errors[stageExport].Add(1)
+		otel.Handle(fmt.Errorf("otelfr/spanprocessor: %w", err))
+	}
+}
+
+// load reads a stored snapshot's trace for the diagnoser.
+func (p *Processor) load(id string) []byte {
+	r, err := p.exp.Open(p.ctx, id)
+	if err != nil {
+		otel.Handle(fmt.Errorf("otelfr/spanprocessor: reading snapshot %s to diagnose: %w", id, err))
+		return nil
+	}
+	defer r.Close()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		otel.Handle(fmt.Errorf("otelfr/spanprocessor: reading snapshot %s to diagnose: %w", id, err))
+		return nil
+	}
+	return data
+}
+
+// link forwards the span decorated with the snapshot, and returns it as
+// forwarded.
+func (p *Processor) link(in exporter.Info, a anomaly) sdktrace.ReadOnlySpan {
+	d := decorate(a.span,
+		otelfr.SnapshotIDKey.String(in.ID),
+		otelfr.SnapshotURLKey.String(p.exp.URL(in.ID)),
+		otelfr.SnapshotReasonKey.String(a.reason),
+	)
+	p.c.linked.Add(1)
+	p.next.OnEnd(d)
+	if f := p.cfg.onAnomaly; f != nil {
+		f(Outcome{Span: d, Reason: a.reason, SnapshotID: in.ID, SnapshotURL: p.exp.URL(in.ID)})
+	}
+	return d
+}
+
+func (p *Processor) skip(a anomaly, why string) {
+	p.c.skip(why)
+	d := decorate(a.span,
+		otelfr.SnapshotReasonKey.String(a.reason),
+		otelfr.SnapshotSkippedKey.String(why),
+	)
+	p.next.OnEnd(d)
+	if f := p.cfg.onAnomaly; f != nil {
+		f(Outcome{Span: d, Reason: a.reason, Skipped: why})
+	}
+}
+
+// Outcome is what happened to one anomalous span.
+type Outcome struct {
+	// Span is the span as forwarded, with the otelfr attributes added.
+	Span sdktrace.ReadOnlySpan
+	// Reason says why the span is anomalous.
+	Reason string
+	// SnapshotID and SnapshotURL identify the snapshot linked to the span;
+	// both are empty when it has none.
+	SnapshotID, SnapshotURL string
+	// Skipped says why the span has no snapshot (one of the otelfr.Skip*
+	// values); it is empty when it has one.
+	Skipped string
+}
