@@ -51,7 +51,8 @@ func TestREADMEAttributeTable(t *testing.T) {
 		string(otelfr.SnapshotSkippedKey), string(otelfr.SnapshotSizeKey), string(otelfr.SnapshotSHA256Key),
 		string(otelfr.SnapshotWindowStartKey), otelfr.AttachmentSpanName,
 		otelfr.SkipRateLimited, otelfr.SkipByteBudget, otelfr.SkipQueueFull,
-		otelfr.SkipOutsideWindow, otelfr.SkipStopped, otelfr.SkipError,
+		otelfr.SkipOutsideWindow, otelfr.SkipStopped, otelfr.SkipError, otelfr.SkipCooldown,
+		string(otelfr.SampledKey),
 	} {
 		assert.Contains(t, readme, "`"+k+"`")
 	}
