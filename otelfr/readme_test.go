@@ -53,6 +53,8 @@ func TestREADMEAttributeTable(t *testing.T) {
 		otelfr.SkipRateLimited, otelfr.SkipByteBudget, otelfr.SkipQueueFull,
 		otelfr.SkipOutsideWindow, otelfr.SkipStopped, otelfr.SkipError, otelfr.SkipCooldown,
 		string(otelfr.SampledKey),
+		spanprocessor.ReasonError, spanprocessor.ReasonLatency, spanprocessor.ReasonAdaptiveLatency,
+		spanprocessor.ReasonHTTPServerError, spanprocessor.ReasonGRPCError, spanprocessor.ReasonException,
 	} {
 		assert.Contains(t, readme, "`"+k+"`")
 	}
