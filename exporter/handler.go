@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/otel"
+
+	"github.com/otelfr/otel-flightrecorder/otelfr"
 )
 
 // NewHandler returns an http.Handler that serves the snapshots in store.
@@ -23,22 +25,33 @@ import (
 //	/ID.trace         the same
 //	/ID.json          the snapshot's Info as JSON
 //
+// and, with [WithTrigger], POST / to take a snapshot now.
+//
 // IDs that fail [ValidID] get 400; unknown or expired snapshots get 404.
 // Every response carries X-Content-Type-Options: nosniff and a
-// Content-Security-Policy that forbids active content. The handler has no
-// authentication of its own: a snapshot holds stack traces and log
-// messages, so serve it only on loopback or behind an authenticating proxy.
-func NewHandler(store Store) http.Handler {
-	h := &handler{store: store}
+// Content-Security-Policy that forbids active content. A snapshot holds
+// stack traces and log messages: without [WithBearerToken] or
+// [WithBasicAuth] the handler authenticates nobody, so serve it only on
+// loopback or behind an authenticating proxy.
+func NewHandler(store Store, opts ...HandlerOption) http.Handler {
+	c := handlerConfig{maxList: DefaultMaxList}
+	for _, o := range opts {
+		c = o.applyHandler(c)
+	}
+	h := &handler{store: store, cfg: c}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", h.list)
 	mux.HandleFunc("GET /snapshots.json", h.list)
 	mux.HandleFunc("GET /{file}", h.file)
-	return securityHeaders(mux)
+	if c.trigger != nil {
+		mux.HandleFunc("POST /{$}", h.take)
+	}
+	return securityHeaders(authenticate(c, mux))
 }
 
 type handler struct {
 	store Store
+	cfg   handlerConfig
 }
 
 func securityHeaders(next http.Handler) http.Handler {
@@ -56,6 +69,9 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.fail(w, err)
 		return
+	}
+	if len(infos) > h.cfg.maxList {
+		infos = infos[:h.cfg.maxList]
 	}
 	writeJSON(w, infos)
 }
@@ -89,6 +105,31 @@ func (h *handler) file(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "", info.TakenAt, f)
 }
 
+func (h *handler) take(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("X-Otelfr-Trigger") != "1" {
+		http.Error(w, "missing header X-Otelfr-Trigger: 1", http.StatusForbidden)
+		return
+	}
+	reason := r.FormValue("reason")
+	if reason == "" {
+		reason = "http"
+	}
+	if len(reason) > 64 {
+		reason = reason[:64]
+	}
+	info, err := h.cfg.trigger(r.Context(), reason)
+	if errors.Is(err, otelfr.ErrRateLimited) {
+		http.Error(w, err.Error(), http.StatusTooManyRequests)
+		return
+	}
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	w.Header().Set("Location", info.ID)
+	writeJSONStatus(w, http.StatusCreated, info)
+}
+
 func (h *handler) fail(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -101,8 +142,11 @@ func (h *handler) fail(w http.ResponseWriter, err error) {
 	}
 }
 
-func writeJSON(w http.ResponseWriter, v any) {
+func writeJSON(w http.ResponseWriter, v any) { writeJSONStatus(w, http.StatusOK, v) }
+
+func writeJSONStatus(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)

@@ -1,6 +1,7 @@
 package exporter_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelfr/otel-flightrecorder/exporter"
+	"github.com/otelfr/otel-flightrecorder/otelfr"
 )
 
 func newTestServer(t *testing.T) (*httptest.Server, *exporter.DirStore) {
@@ -122,4 +124,126 @@ func TestHandlerSecurityHeaders(t *testing.T) {
 		assert.Equal(t, "nosniff", resp.Header.Get("X-Content-Type-Options"), path)
 		assert.Contains(t, resp.Header.Get("Content-Security-Policy"), "default-src 'none'", path)
 	}
+}
+
+func do(t *testing.T, method, url string, hdr map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	require.NoError(t, err)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp, body
+}
+
+func TestHandlerAuth(t *testing.T) {
+	st, err := exporter.NewDirStore(t.TempDir())
+	require.NoError(t, err)
+	_, err = st.Save(t.Context(), fakeSnapshot(1, 10))
+	require.NoError(t, err)
+	routes := []string{"/", "/snapshots.json", "/SNAP01", "/SNAP01.trace", "/SNAP01.json", "/NOPE", "/bad%20id"}
+
+	t.Run("off", func(t *testing.T) {
+		srv := httptest.NewServer(exporter.NewHandler(st))
+		defer srv.Close()
+		resp, _ := do(t, http.MethodGet, srv.URL+"/SNAP01", nil)
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+	})
+	t.Run("bearer", func(t *testing.T) {
+		srv := httptest.NewServer(exporter.NewHandler(st, exporter.WithBearerToken("s3cret")))
+		defer srv.Close()
+		for _, r := range routes {
+			resp, body := do(t, http.MethodGet, srv.URL+r, nil)
+			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, r)
+			assert.NotContains(t, string(body), "SNAP01", r)
+			resp, _ = do(t, http.MethodGet, srv.URL+r, map[string]string{"Authorization": "Bearer wrong"})
+			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, r)
+		}
+		resp, _ := do(t, http.MethodGet, srv.URL+"/SNAP01.trace", map[string]string{"Authorization": "Bearer s3cret"})
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+	})
+	t.Run("basic", func(t *testing.T) {
+		srv := httptest.NewServer(exporter.NewHandler(st, exporter.WithBasicAuth("ops", "pw")))
+		defer srv.Close()
+		for _, r := range routes {
+			resp, _ := do(t, http.MethodGet, srv.URL+r, nil)
+			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, r)
+			assert.Contains(t, resp.Header.Get("WWW-Authenticate"), "Basic")
+		}
+		req, err := http.NewRequest(http.MethodGet, srv.URL+"/SNAP01", nil)
+		require.NoError(t, err)
+		req.SetBasicAuth("ops", "pw")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+		req.SetBasicAuth("ops", "nope")
+		resp, err = http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	})
+}
+
+func TestHandlerTrigger(t *testing.T) {
+	st, err := exporter.NewDirStore(t.TempDir())
+	require.NoError(t, err)
+	var reasons []string
+	take := func(ctx context.Context, reason string) (exporter.Info, error) {
+		reasons = append(reasons, reason)
+		if reason == "again" {
+			return exporter.Info{}, otelfr.ErrRateLimited
+		}
+		return st.Save(ctx, fakeSnapshot(len(reasons), 10))
+	}
+	srv := httptest.NewServer(exporter.NewHandler(st, exporter.WithTrigger(take), exporter.WithBearerToken("t")))
+	defer srv.Close()
+	auth := map[string]string{"Authorization": "Bearer t"}
+
+	resp, _ := do(t, http.MethodPost, srv.URL+"/?reason=now", map[string]string{"X-Otelfr-Trigger": "1"})
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "protected like the rest")
+	resp, _ = do(t, http.MethodPost, srv.URL+"/?reason=now", auth)
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "the anti-CSRF header is required")
+	assert.Empty(t, reasons)
+
+	auth["X-Otelfr-Trigger"] = "1"
+	resp, body := do(t, http.MethodPost, srv.URL+"/?reason=now", auth)
+	require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
+	assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	var info exporter.Info
+	require.NoError(t, json.Unmarshal(body, &info))
+	assert.Equal(t, "SNAP01", info.ID)
+	assert.Equal(t, "SNAP01", resp.Header.Get("Location"))
+
+	resp, _ = do(t, http.MethodPost, srv.URL+"/?reason=again", auth)
+	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	resp, _ = do(t, http.MethodPost, srv.URL+"/", auth)
+	assert.Equal(t, http.StatusCreated, resp.StatusCode)
+	assert.Equal(t, []string{"now", "again", "http"}, reasons)
+}
+
+func TestHandlerWithoutTriggerRefusesPost(t *testing.T) {
+	srv, _ := newTestServer(t)
+	resp, _ := do(t, http.MethodPost, srv.URL+"/snapshots/", map[string]string{"X-Otelfr-Trigger": "1"})
+	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+}
+
+func TestHandlerListCap(t *testing.T) {
+	st, err := exporter.NewDirStore(t.TempDir())
+	require.NoError(t, err)
+	for i := range 5 {
+		_, err := st.Save(t.Context(), fakeSnapshot(i, 1))
+		require.NoError(t, err)
+	}
+	srv := httptest.NewServer(exporter.NewHandler(st, exporter.WithMaxList(2)))
+	defer srv.Close()
+	_, body := do(t, http.MethodGet, srv.URL+"/", nil)
+	var list []exporter.Info
+	require.NoError(t, json.Unmarshal(body, &list))
+	assert.Equal(t, []string{"SNAP04", "SNAP03"}, ids(list))
 }
