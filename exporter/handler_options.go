@@ -89,6 +89,18 @@ func WithMaxList(n int) HandlerOption {
 	})
 }
 
+// RequireAuth wraps next with the authentication configured by opts
+// ([WithBearerToken] or [WithBasicAuth]; other options are ignored), as
+// [NewHandler] applies it to its own routes. It is for handlers that serve
+// snapshot data beside NewHandler, such as package viewer's pages.
+func RequireAuth(next http.Handler, opts ...HandlerOption) http.Handler {
+	var c handlerConfig
+	for _, o := range opts {
+		c = o.applyHandler(c)
+	}
+	return authenticate(c, next)
+}
+
 // authenticate answers 401 to requests that fail the configured check.
 func authenticate(c handlerConfig, next http.Handler) http.Handler {
 	if c.auth == nil {

@@ -1,0 +1,78 @@
+// Package analysis explains a slow span from a snapshot of Go's flight
+// recorder: which goroutines worked for it, and where their time went.
+//
+// A span is found in the execution trace through the messages otelfr logs
+// under otelfr.LogCategory when the span starts and ends ("start <trace ID>
+// <span ID>", "end ..."). otelfr's TracerProvider wrapper logs them into the
+// runtime/trace task that the OpenTelemetry SDK starts for every recording
+// span while a flight recorder runs; the span processor, used alone, logs
+// them on the goroutine that starts and ends the span. [Analyze] follows
+// either: the task's goroutines, or that goroutine.
+//
+// A [Diagnosis] covers the span's interval, cut to the snapshot's window
+// ([StatusPartial] when it is cut), and the goroutines that worked for the
+// span: the one that started it ([RoleMain]), the others with events in its
+// task or its child spans' tasks ([RoleTask]), those its goroutines created
+// during it ([RoleChild]), and those that woke any of these from a wait
+// ([RoleWaker]), such as the holder of a contended mutex. Each goroutine's
+// time is split into [Buckets] by [State]: running, runnable (waiting for a
+// P), in a syscall, blocked on a channel, select, mutex or other sync
+// primitive, sync.Cond, sleep or the network, in a GC mark assist, or
+// blocked otherwise. The states follow the goroutine summaries of `go tool
+// trace`; [State] documents the mapping. The buckets of a goroutine add up
+// to its time in the interval, so the main goroutine's add up to the span's
+// duration.
+//
+// The longest blocking episodes keep the stack where the goroutine blocked
+// and the goroutine, with its stack, that woke it. The GC's share of the
+// interval is reported as overlaps: mark phases and stop-the-world phases
+// that ran during the span, and the mark assists of its goroutines.
+//
+// The verdict is one line, for example
+//
+//	78% of 240 ms blocked on sync.Mutex in cache.(*Cache).Get; released by goroutine 41 in cache.(*Cache).refresh, which was mostly running (190 ms)
+//
+// It names the main goroutine's dominant state, the first function in the
+// program's own code (past the runtime and the standard library) where it
+// spent that time, and what ended its waits: the main goroutine's buckets
+// add up to the span, so its shares read as shares of the span, where a sum
+// over goroutines running in parallel would count time twice.
+//
+// # Cost
+//
+// A snapshot is a chain of self-contained generations, about one a
+// second. Analyze finds the span's generations by their clock snapshots and
+// by searching their string tables for the span's ID, and parses only
+// those: a span that just ended in a 32 MiB snapshot costs one or two
+// generations. [Spans], which lists every span a snapshot shows, parses it
+// all.
+//
+// # Usage
+//
+// Diagnose a span from a snapshot taken by otelfr's Recorder, and put the
+// diagnosis on a span of your own:
+//
+//	d, err := analysis.Analyze(snap.Data, analysis.Span{
+//		TraceID: sc.TraceID(),
+//		SpanID:  sc.SpanID(),
+//		Start:   ro.StartTime(),
+//		End:     ro.EndTime(),
+//	})
+//	if errors.Is(err, analysis.ErrSpanNotFound) {
+//		// The snapshot's window does not hold the span.
+//	}
+//	fmt.Println(d.Verdict)
+//	span.SetAttributes(d.Attributes()...)
+//
+// Or let otelfr's span processor diagnose every anomalous span it links to
+// a snapshot, and put the result on the attachment span:
+//
+//	proc := spanprocessor.New(next, rec, exp, spanprocessor.WithDiagnoser(analysis.NewDiagnoser()))
+//
+// The command otelfr (cmd/otelfr) prints diagnoses of snapshot files.
+//
+// # What a diagnosis contains
+//
+// Stacks, function and file names, and span names from the snapshot: treat
+// a diagnosis as sensitive as the snapshot it comes from.
+package analysis

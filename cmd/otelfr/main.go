@@ -1,0 +1,327 @@
+package main
+
+import (
+	"cmp"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/otelfr/otel-flightrecorder/analysis"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// Exit statuses.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+const usage = `usage:
+  otelfr analyze FILE                    list the spans and tasks in a snapshot
+  otelfr analyze FILE --span ID [--json] diagnose a span (ID: SPAN or TRACE:SPAN, hex)
+`
+
+// run is the command, with its arguments (without the program name) and
+// streams; it returns the exit status.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "analyze":
+		return analyze(args[1:], stdin, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "otelfr: unknown command %q\n%s", args[0], usage)
+	return exitUsage
+}
+
+func analyze(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("otelfr analyze", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage+"\nflags:\n")
+		fs.PrintDefaults()
+	}
+	spanArg := fs.String("span", "", "the span to diagnose: its ID (16 hex digits) or TRACE:SPAN")
+	asJSON := fs.Bool("json", false, "print JSON")
+	episodes := fs.Int("episodes", 5, "how many blocking episodes to show")
+
+	// The flag package stops at the first argument that is not a flag;
+	// parse again after each so that flags may follow FILE.
+	var files []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return exitOK
+			}
+			return exitUsage
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		files = append(files, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(files) != 1 {
+		fmt.Fprintf(stderr, "otelfr analyze: want one FILE, have %d\n%s", len(files), usage)
+		return exitUsage
+	}
+	file := files[0]
+
+	var span analysis.Span
+	if *spanArg != "" {
+		var err error
+		if span, err = parseSpanID(*spanArg); err != nil {
+			fmt.Fprintf(stderr, "otelfr analyze: --span: %v\n", err)
+			return exitUsage
+		}
+	}
+
+	data, err := readFile(file, stdin)
+	if err != nil {
+		fmt.Fprintf(stderr, "otelfr: %v\n", err)
+		return exitError
+	}
+	if *spanArg == "" {
+		infos, err := analysis.Spans(data)
+		if err != nil {
+			return fail(stderr, file, span, err)
+		}
+		if *asJSON {
+			return writeJSON(stdout, stderr, infos)
+		}
+		printSpans(stdout, file, infos)
+		return exitOK
+	}
+	d, err := analysis.Analyze(data, span, analysis.WithTopEpisodes(*episodes))
+	if err != nil {
+		return fail(stderr, file, span, err)
+	}
+	if *asJSON {
+		return writeJSON(stdout, stderr, d)
+	}
+	printDiagnosis(stdout, d)
+	return exitOK
+}
+
+// parseSpanID reads SPAN or TRACE:SPAN in hex.
+func parseSpanID(s string) (analysis.Span, error) {
+	var span analysis.Span
+	tr, sp, both := strings.Cut(strings.ToLower(strings.TrimSpace(s)), ":")
+	if !both {
+		tr, sp = "", tr
+	}
+	if len(sp) != 2*len(span.SpanID) {
+		return span, fmt.Errorf("want a span ID of 16 hex digits, or TRACE:SPAN; have %q", s)
+	}
+	if _, err := hex.Decode(span.SpanID[:], []byte(sp)); err != nil {
+		return span, fmt.Errorf("span ID %q: %v", sp, err)
+	}
+	if both {
+		if len(tr) != 2*len(span.TraceID) {
+			return span, fmt.Errorf("want a trace ID of 32 hex digits before the colon; have %q", tr)
+		}
+		if _, err := hex.Decode(span.TraceID[:], []byte(tr)); err != nil {
+			return span, fmt.Errorf("trace ID %q: %v", tr, err)
+		}
+	}
+	if !span.SpanID.IsValid() {
+		return span, errors.New("the span ID is zero")
+	}
+	return span, nil
+}
+
+func readFile(name string, stdin io.Reader) ([]byte, error) {
+	if name == "-" {
+		return io.ReadAll(stdin)
+	}
+	return os.ReadFile(name)
+}
+
+// fail reports an analysis error in terms of the command.
+func fail(stderr io.Writer, file string, span analysis.Span, err error) int {
+	switch {
+	case errors.Is(err, analysis.ErrMalformed):
+		fmt.Fprintf(stderr, "otelfr: %s: a corrupt or truncated Go execution trace: %v\n", file, err)
+	case errors.Is(err, analysis.ErrNotTrace):
+		fmt.Fprintf(stderr, "otelfr: %s is not a Go execution trace\n", file)
+	case errors.Is(err, analysis.ErrUnsupportedVersion):
+		fmt.Fprintf(stderr, "otelfr: %s: a Go execution trace this otelfr cannot read: %v\n", file, err)
+	case errors.Is(err, analysis.ErrSpanNotFound):
+		fmt.Fprintf(stderr, "otelfr: span %s is not in the window of %s (run `otelfr analyze %s` to list the spans it holds)\n",
+			span.SpanID, file, file)
+	default:
+		fmt.Fprintf(stderr, "otelfr: %s: %v\n", file, err)
+	}
+	return exitError
+}
+
+func writeJSON(stdout, stderr io.Writer, v any) int {
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		fmt.Fprintf(stderr, "otelfr: %v\n", err)
+		return exitError
+	}
+	return exitOK
+}
+
+func printSpans(w io.Writer, file string, infos []analysis.SpanInfo) {
+	fmt.Fprintf(w, "%s: %d spans and tasks\n", file, len(infos))
+	if len(infos) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TRACE ID\tSPAN ID\tNAME\tSTART\tDURATION\tSTATUS\tTASK\tGOROUTINE")
+	for _, in := range infos {
+		tid, sid := "-", "-"
+		if in.SpanID.IsValid() {
+			sid = in.SpanID.String()
+			tid = in.TraceID.String()
+		}
+		name := in.Name
+		if name == "" {
+			name = "-"
+		}
+		start, dur := "-", "-"
+		if !in.Start.IsZero() {
+			start = in.Start.Format(time.RFC3339Nano)
+		}
+		if d := in.Duration(); d > 0 || (!in.Start.IsZero() && !in.End.IsZero()) {
+			dur = round(d).String()
+		}
+		task := "-"
+		if in.Task != 0 {
+			task = fmt.Sprint(in.Task)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", tid, sid, name, start, dur, in.Status, task, in.Goroutine)
+	}
+	tw.Flush()
+}
+
+// maxFrames bounds the frames printed per stack.
+const maxFrames = 10
+
+func printDiagnosis(w io.Writer, d *analysis.Diagnosis) {
+	name := d.Span.Name
+	if name == "" {
+		name = "(unnamed)"
+	}
+	fmt.Fprintf(w, "span %s %q", d.Span.SpanID, name)
+	if d.Span.TraceID.IsValid() {
+		fmt.Fprintf(w, " in trace %s", d.Span.TraceID)
+	}
+	fmt.Fprintf(w, ": %s\n", d.Status)
+	fmt.Fprintf(w, "verdict: %s\n\n", d.Verdict)
+
+	fmt.Fprintf(w, "interval: %s, %s", d.Start.Format(time.RFC3339Nano), round(d.Duration))
+	if d.Task != 0 {
+		fmt.Fprintf(w, ", task %d", d.Task)
+	} else {
+		fmt.Fprint(w, ", no task (found by goroutine)")
+	}
+	if d.GOMAXPROCS > 0 {
+		fmt.Fprintf(w, ", GOMAXPROCS %d", d.GOMAXPROCS)
+	}
+	p := d.Parsed
+	fmt.Fprintf(w, "\nparsed %d of %d generations (%s of %s)\n\n", p.Generations, p.TotalGenerations, size(p.Bytes), size(p.TotalBytes))
+
+	fmt.Fprintf(w, "goroutines (%d):\n", len(d.Goroutines))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  GOROUTINE\tROLE\tTIME\tBUCKETS\tENTRY")
+	for _, g := range d.Goroutines {
+		entry := g.Entry
+		if entry == "" {
+			entry = "-"
+		}
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\n", g.ID, g.Role, round(g.Time), buckets(g), entry)
+	}
+	tw.Flush()
+
+	gc := d.GC
+	fmt.Fprintf(w, "\nGC: mark phase overlap %s (%d cycles), stop-the-world overlap %s (%d), assist %s\n",
+		round(gc.MarkOverlap), gc.Cycles, round(gc.STWOverlap), gc.STWs, round(gc.Assist))
+
+	if len(d.Episodes) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\ntop blocking episodes:\n")
+	for i, ep := range d.Episodes {
+		fmt.Fprintf(w, "%2d. goroutine %d %s", i+1, ep.Goroutine, ep.State)
+		if ep.Reason != "" {
+			fmt.Fprintf(w, " (%s)", ep.Reason)
+		}
+		fmt.Fprintf(w, " for %s at +%s\n", round(ep.Duration), round(ep.Start.Sub(d.Start)))
+		printStack(w, ep.Stack)
+		if ep.Waker != nil {
+			fmt.Fprintf(w, "    woken by goroutine %d:\n", ep.Waker.Goroutine)
+			printStack(w, ep.Waker.Stack)
+		}
+	}
+}
+
+// buckets lists a goroutine's nonzero buckets, largest first, with their
+// share of its time.
+func buckets(g analysis.Goroutine) string {
+	type bucket struct {
+		s analysis.State
+		d time.Duration
+	}
+	var bs []bucket
+	for s, d := range g.Buckets {
+		if d > 0 {
+			bs = append(bs, bucket{analysis.State(s), d})
+		}
+	}
+	slices.SortStableFunc(bs, func(a, b bucket) int { return cmp.Compare(b.d, a.d) })
+	parts := make([]string, len(bs))
+	for i, b := range bs {
+		parts[i] = fmt.Sprintf("%s %s (%.0f%%)", b.s, round(b.d), 100*float64(b.d)/float64(g.Time))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func printStack(w io.Writer, frames []analysis.Frame) {
+	for i, f := range frames {
+		if i == maxFrames {
+			fmt.Fprintf(w, "      ... %d more frames\n", len(frames)-maxFrames)
+			return
+		}
+		fmt.Fprintf(w, "      %s\n          %s:%d\n", f.Func, f.File, f.Line)
+	}
+}
+
+// round shortens a duration for reading: microseconds below a second.
+func round(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(time.Microsecond)
+}
+
+// size formats a byte count in KiB or MiB.
+func size(n int64) string {
+	if n < 1<<20 {
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}

@@ -1,0 +1,213 @@
+// Command demo is an order service worth tracing: an orders API that calls
+// a downstream inventory service (a second listener in the same process),
+// both instrumented with otelhttp, with the full otelfr setup and a
+// built-in load generator. Every few seconds an incident with a real cause
+// slows some requests down or makes them fail:
+//
+//   - lock contention: a catalog refresh holds the price lock;
+//   - GC pressure: an order renders a bulk invoice, an allocation burst;
+//   - a slow downstream call: the inventory service reads slowly;
+//   - CPU saturation: fraud scoring fans out to far more goroutines than
+//     there are cores;
+//   - a worker-pool backlog: a reconciliation burst fills the fulfilment
+//     queue;
+//   - errors: the inventory service fails, and the order with it.
+//
+// Each anomalous span gets a flight-recorder snapshot, and the demo logs
+// one line for it with the span, the reason and the snapshot's URL:
+//
+//	go run ./examples/demo
+//
+// Snapshots are stored in a local directory and served on
+// http://127.0.0.1:8081/snapshots/. With OTEL_EXPORTER_OTLP_ENDPOINT (or
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) set, spans and attachment spans are
+// also exported over OTLP/gRPC, to Jaeger for instance; without it they are
+// dropped, and nothing tries to connect anywhere.
+//
+// Every listener binds 127.0.0.1 unless a flag says otherwise. SIGINT or
+// SIGTERM stops the load, shuts the servers down and flushes the spans.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+
+	"github.com/otelfr/otel-flightrecorder/exporter"
+)
+
+type options struct {
+	addr          string // orders API
+	inventoryAddr string // the downstream service
+	snapAddr      string // snapshot handler
+	baseURL       string // where people reach the snapshot handler
+	dir           string
+	rate          float64
+	duration      time.Duration
+	incidentEvery time.Duration
+	threshold     time.Duration
+	minInterval   time.Duration // between snapshots
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address of the orders API")
+	flag.StringVar(&o.inventoryAddr, "inventory-addr", "127.0.0.1:8082", "listen address of the inventory service")
+	flag.StringVar(&o.snapAddr, "snapshot-addr", "127.0.0.1:8081", "listen address of the snapshot handler")
+	flag.StringVar(&o.baseURL, "snapshot-base-url", "",
+		"base URL of snapshot links (default: $"+exporter.EnvBaseURL+", else http://<snapshot-addr>/snapshots/)")
+	flag.StringVar(&o.dir, "dir", filepath.Join(os.TempDir(), "otelfr-demo"), "directory for snapshots")
+	flag.Float64Var(&o.rate, "rate", 20, "requests per second from the load generator")
+	flag.DurationVar(&o.duration, "duration", 10*time.Minute, "how long the load generator runs; 0 disables it")
+	flag.DurationVar(&o.incidentEvery, "incident-every", 4*time.Second, "mean time between incidents; 0 disables them")
+	flag.DurationVar(&o.threshold, "latency-threshold", 100*time.Millisecond, "spans at least this long are anomalous")
+	flag.DurationVar(&o.minInterval, "snapshot-interval", 2*time.Second, "minimum time between two snapshots")
+	flag.Parse()
+	if o.baseURL == "" && os.Getenv(exporter.EnvBaseURL) == "" {
+		o.baseURL = "http://" + o.snapAddr + "/snapshots/"
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	tel, err := setupTelemetry(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer tel.shutdown()
+
+	// Listen before anything sends requests, so that a port in use fails
+	// the start rather than the first request. Closing a listener that its
+	// server already closed does no harm.
+	var listeners []net.Listener
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}()
+	listen := func(addr string) (net.Listener, error) {
+		l, err := net.Listen("tcp", addr)
+		if err == nil {
+			listeners = append(listeners, l)
+		}
+		return l, err
+	}
+	ordersL, err := listen(o.addr)
+	if err != nil {
+		return err
+	}
+	inventoryL, err := listen(o.inventoryAddr)
+	if err != nil {
+		return err
+	}
+	snapL, err := listen(o.snapAddr)
+	if err != nil {
+		return err
+	}
+
+	inc := newIncidents()
+	inv := newInventory(inc)
+	client := &http.Client{
+		Transport: otelhttp.NewTransport(http.DefaultTransport,
+			otelhttp.WithTracerProvider(tel.orders),
+			otelhttp.WithSpanNameFormatter(spanName)),
+		Timeout: 5 * time.Second,
+	}
+	svc := newOrders(inc, client, "http://"+inventoryL.Addr().String())
+	defer svc.close()
+
+	snapMux := http.NewServeMux()
+	snapMux.Handle("/snapshots/", http.StripPrefix("/snapshots", exporter.NewHandler(tel.store)))
+
+	servers := []server{
+		{ordersL, newServer(otelhttp.NewHandler(svc.routes(), "orders",
+			otelhttp.WithTracerProvider(tel.orders), otelhttp.WithSpanNameFormatter(spanName)))},
+		{inventoryL, newServer(otelhttp.NewHandler(inv.routes(), "inventory",
+			otelhttp.WithTracerProvider(tel.inventory), otelhttp.WithSpanNameFormatter(spanName)))},
+		{snapL, newServer(snapMux)},
+	}
+
+	log.Printf("orders API on http://%s, inventory on http://%s", ordersL.Addr(), inventoryL.Addr())
+	log.Printf("snapshots in %s, served on http://%s/snapshots/ (links: %s)", tel.store.Dir(), snapL.Addr(), tel.exp.URL("<ID>"))
+	log.Print(tel.exporting)
+
+	var wg sync.WaitGroup
+	bg, cancelBG := context.WithCancel(ctx)
+	defer func() {
+		cancelBG()
+		wg.Wait()
+	}()
+	if o.incidentEvery > 0 {
+		wg.Go(func() { inc.run(bg, o.incidentEvery, svc) })
+	}
+	if o.duration > 0 && o.rate > 0 {
+		wg.Go(func() { generateLoad(bg, "http://"+ordersL.Addr().String(), o.rate, o.duration) })
+	}
+
+	return serve(ctx, servers)
+}
+
+// spanName names a span "METHOD /path" from its start: the SDK names the
+// span's runtime/trace task then, so that the task list of a snapshot shows
+// "POST /orders" rather than "POST". The demo's paths are few and fixed.
+func spanName(_ string, r *http.Request) string {
+	return r.Method + " " + r.URL.Path
+}
+
+type server struct {
+	l net.Listener
+	s *http.Server
+}
+
+func newServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      60 * time.Second, // snapshots can be tens of MiB
+		IdleTimeout:       60 * time.Second,
+	}
+}
+
+// serve runs the servers until ctx ends or one fails, then shuts them all
+// down.
+func serve(ctx context.Context, servers []server) error {
+	errc := make(chan error, len(servers))
+	for _, s := range servers {
+		go func() { errc <- s.s.Serve(s.l) }()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		err = fmt.Errorf("serving: %w", err)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, s := range servers {
+		if serr := s.s.Shutdown(shutdownCtx); serr != nil && err == nil {
+			err = serr
+		}
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}

@@ -1,0 +1,28 @@
+// Package viewer serves the pages a slow span in Jaeger links to: for each
+// snapshot, what the span's goroutines were doing, before anyone opens the
+// whole trace in `go tool trace`.
+//
+// [NewHandler] serves, under the prefix it is mounted at:
+//
+//	/                  index: snapshots newest first, with the spans each covers and their verdicts
+//	/ID                snapshot page: window, recorder settings, anomalous spans, download, `go tool trace` command
+//	/ID?span=SPANID    span page: the diagnosis and a timeline with one lane per goroutine
+//	/ID.trace          the raw execution trace (and /ID for clients that do not ask for HTML)
+//	/ID.json, /snapshots.json, POST /   as served by exporter.NewHandler
+//
+// Everything works offline: pages are rendered on the server with
+// html/template, the timeline is SVG, the stylesheet is embedded, and no
+// script runs. It lives apart from package exporter so that the execution
+// trace parser (package analysis) stays out of programs that only record.
+//
+// # Usage
+//
+//	mux.Handle("/snapshots/", http.StripPrefix("/snapshots", viewer.NewHandler(store)))
+//
+// # Security
+//
+// A snapshot holds stack traces, task names and runtime/trace log
+// messages; every page says so in its footer. Serve the viewer on loopback
+// or with [WithHandlerOptions](exporter.WithBearerToken(...)) or
+// exporter.WithBasicAuth, which protect every route.
+package viewer

@@ -1,0 +1,226 @@
+package viewer_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.uber.org/goleak"
+
+	"github.com/otelfr/otel-flightrecorder/exporter"
+	"github.com/otelfr/otel-flightrecorder/exporter/viewer"
+	"github.com/otelfr/otel-flightrecorder/otelfr"
+	"github.com/otelfr/otel-flightrecorder/spanprocessor"
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "otelfr-viewer")
+	if err != nil {
+		panic(err)
+	}
+	shared, fixtureErr = record(dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// fixture is a store holding one real snapshot of a span slowed by a
+// contended mutex, recorded through the whole otelfr pipeline.
+type fixture struct {
+	store  *exporter.DirStore
+	id     string
+	spanID string
+}
+
+// shared is recorded once, in TestMain: one flight recorder per process.
+var (
+	shared     fixture
+	fixtureErr error
+)
+
+func newFixture(t *testing.T) fixture {
+	t.Helper()
+	require.NoError(t, fixtureErr)
+	return shared
+}
+
+func record(dir string) (fixture, error) {
+	rec, err := otelfr.Start()
+	if err != nil {
+		return fixture{}, err
+	}
+	defer rec.Stop(context.Background())
+	store, err := exporter.NewDirStore(dir)
+	if err != nil {
+		return fixture{}, err
+	}
+	var out fixture
+	out.store = store
+	proc := spanprocessor.New(sdktrace.NewSimpleSpanProcessor(tracetest.NewNoopExporter()), rec,
+		exporter.New(store, nil),
+		spanprocessor.WithLatencyThreshold(50*time.Millisecond),
+		spanprocessor.WithOnAnomaly(func(o spanprocessor.Outcome) {
+			out.id, out.spanID = o.SnapshotID, o.Span.SpanContext().SpanID().String()
+		}))
+	tp := otelfr.WrapTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(proc)))
+	defer tp.Unwrap().(*sdktrace.TracerProvider).Shutdown(context.Background())
+
+	time.Sleep(50 * time.Millisecond)
+	var mu sync.Mutex
+	held := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		mu.Lock()
+		close(held)
+		deadline := time.Now().Add(120 * time.Millisecond)
+		x := 0
+		for time.Now().Before(deadline) {
+			x++
+		}
+		mu.Unlock()
+	}()
+	<-held
+	_, s := tp.Tracer("viewer").Start(context.Background(), "GET /checkout")
+	mu.Lock()
+	mu.Unlock()
+	s.End()
+	<-done
+	if err := proc.ForceFlush(context.Background()); err != nil {
+		return fixture{}, err
+	}
+	return out, nil
+}
+
+func newServer(t *testing.T, opts ...viewer.Option) (*httptest.Server, fixture) {
+	t.Helper()
+	f := newFixture(t)
+	mux := http.NewServeMux()
+	mux.Handle("/snapshots/", http.StripPrefix("/snapshots", viewer.NewHandler(f.store, opts...)))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv, f
+}
+
+func fetch(t *testing.T, url string, html bool, hdr ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	if html {
+		req.Header.Set("Accept", "text/html,application/xhtml+xml")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp, string(b)
+}
+
+func TestPages(t *testing.T) {
+	srv, f := newServer(t)
+	require.NotEmpty(t, f.id, "the fixture's span got a snapshot")
+	base := srv.URL + "/snapshots/"
+
+	resp, body := fetch(t, base, true)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "text/html; charset=utf-8", resp.Header.Get("Content-Type"))
+	assert.Contains(t, resp.Header.Get("Content-Security-Policy"), "default-src 'none'")
+	assert.Equal(t, "nosniff", resp.Header.Get("X-Content-Type-Options"))
+	assert.Contains(t, body, `href="`+f.id+`"`, "index links the snapshot")
+	assert.Contains(t, body, `href="`+f.id+`?span=`+f.spanID+`"`, "and its span")
+	assert.Contains(t, body, "GET /checkout")
+	assert.Contains(t, body, "Treat it as sensitive", "the footer warns")
+
+	resp, body = fetch(t, base+f.id, true)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, body, "go tool trace otelfr-"+f.id+".trace")
+	assert.Contains(t, body, "curl -o otelfr-"+f.id+".trace "+base+f.id+".trace")
+	assert.Contains(t, body, `href="`+f.id+`.trace"`)
+	assert.Contains(t, body, "min age 10.00 s")
+
+	resp, body = fetch(t, base+f.id+"?span="+f.spanID, true)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, body, `id="verdict"`)
+	assert.Contains(t, body, "sync.Mutex", "the verdict names the cause")
+	assert.Contains(t, body, "blocked.mutex")
+
+	resp, _ = fetch(t, base+"assets/style.css", false)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, resp.Header.Get("Content-Type"), "text/css")
+}
+
+func TestRawRoutesStillServeData(t *testing.T) {
+	srv, f := newServer(t)
+	base := srv.URL + "/snapshots/"
+	for _, u := range []string{base + f.id, base + f.id + "?span=" + f.spanID, base + f.id + ".trace"} {
+		resp, body := fetch(t, u, false)
+		require.Equal(t, http.StatusOK, resp.StatusCode, u)
+		assert.Equal(t, "application/octet-stream", resp.Header.Get("Content-Type"), u)
+		assert.True(t, strings.HasPrefix(body, "go 1."), "a trace: %q", body[:min(len(body), 16)])
+	}
+	resp, body := fetch(t, base, false)
+	assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	assert.Contains(t, body, f.id)
+}
+
+func TestPageErrors(t *testing.T) {
+	srv, f := newServer(t)
+	base := srv.URL + "/snapshots/"
+	tests := []struct {
+		path string
+		want int
+	}{
+		{"UNKNOWN", http.StatusNotFound},
+		{f.id + "?span=nothex", http.StatusBadRequest},
+		{"..%2f..%2fetc%2fpasswd", http.StatusBadRequest},
+		{"a%00b", http.StatusBadRequest},
+	}
+	for _, tt := range tests {
+		resp, body := fetch(t, base+tt.path, true)
+		assert.Equal(t, tt.want, resp.StatusCode, tt.path)
+		assert.NotContains(t, body, "root:", tt.path)
+	}
+	resp, body := fetch(t, base+"UNKNOWN", true)
+	assert.Contains(t, body, "retention")
+	assert.Contains(t, resp.Header.Get("Content-Type"), "text/html")
+
+	// A span the snapshot does not hold gets a page that says so.
+	resp, body = fetch(t, base+f.id+"?span=00000000000000aa", true)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, body, "cannot explain the span")
+}
+
+func TestPagesAuth(t *testing.T) {
+	srv, f := newServer(t, viewer.WithHandlerOptions(exporter.WithBearerToken("tok")))
+	base := srv.URL + "/snapshots/"
+	for _, u := range []string{base, base + f.id, base + f.id + "?span=" + f.spanID, base + f.id + ".trace", base + "assets/style.css"} {
+		for _, html := range []bool{true, false} {
+			resp, body := fetch(t, u, html)
+			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, u)
+			assert.NotContains(t, body, f.spanID)
+		}
+		resp, _ := fetch(t, u, true, "Authorization", "Bearer tok")
+		assert.Equal(t, http.StatusOK, resp.StatusCode, u)
+	}
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs otelfr's benchmarks (the bench/ module) and prints one table: every
+# measurement side by side, with its target and whether it is met.
+#
+#   scripts/bench.sh            # the full run, about 15 minutes; writes
+#                               # BENCHMARKS.md and bench/results.json
+#   scripts/bench.sh --quick    # 1-2 minutes, for CI: proves every benchmark
+#                               # still builds and runs; writes nothing
+#   scripts/bench.sh -items 1,3 # some items only (see bench/cmd/benchrun);
+#                               # prints the table, writes nothing
+#
+# Everything listens on 127.0.0.1; every load is paced, bounded in count and
+# time, and stops by itself; child processes are stopped by their PID.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+# bench/ is a module of its own (its go.mod replaces the main module with
+# ../), so that benchstat and the peer library stay out of the main go.mod.
+# -mod=mod lets it follow the main module's requirements as they change.
+export GOFLAGS="${GOFLAGS:--buildvcs=false} -mod=mod"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/otelfr-bench.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+cd bench
+go version
+if [ "${1:-}" = "--quick" ]; then
+	shift
+	go vet ./...
+	go build -o "$work/benchrun" ./cmd/benchrun
+	exec_args=(-quick -work "$work/run" "$@")
+elif [ $# -eq 0 ]; then
+	go build -o "$work/benchrun" ./cmd/benchrun
+	exec_args=(-work "$work/run" -out "$root/BENCHMARKS.md" -results "$root/bench/results.json" -command "scripts/bench.sh")
+else
+	go build -o "$work/benchrun" ./cmd/benchrun
+	exec_args=(-work "$work/run" "$@")
+fi
+"$work/benchrun" -bench-dir "$root/bench" "${exec_args[@]}"
