@@ -145,7 +145,7 @@ func TestJaeger(t *testing.T) {
 		reasons, kinds := map[string]bool{}, map[string]bool{}
 		for _, s := range anomalous {
 			id := s.Attrs[string(otelfr.SnapshotIDKey)]
-			assert.Equal(t, "http://"+snapAddr+"/snapshots/"+id, s.Attrs[string(otelfr.SnapshotURLKey)], "%s", s)
+			assert.Equal(t, "http://"+snapAddr+"/snapshots/"+id+"?span="+s.SpanID, s.Attrs[string(otelfr.SnapshotURLKey)], "%s", s)
 			assert.NotEmpty(t, s.Attrs[string(otelfr.SnapshotReasonKey)], "%s", s)
 			reasons[s.Attrs[string(otelfr.SnapshotReasonKey)]] = true
 			for _, k := range s.List["demo.incidents"] {

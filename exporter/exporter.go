@@ -182,6 +182,12 @@ func New(store Store, exp sdktrace.SpanExporter, opts ...Option) *Exporter {
 // URL returns the link to the snapshot with the given ID.
 func (e *Exporter) URL(id string) string { return e.baseURL + id }
 
+// SpanURL returns the link to one span of a snapshot: the viewer's span
+// page for a browser (package viewer), the raw trace for other clients.
+func (e *Exporter) SpanURL(id string, span trace.SpanID) string {
+	return e.baseURL + id + "?span=" + span.String()
+}
+
 // Save stores the snapshot and returns its description.
 func (e *Exporter) Save(ctx context.Context, s *otelfr.Snapshot) (Info, error) {
 	if e.stopped.Load() {
@@ -253,9 +259,13 @@ func (e *Exporter) attachment(info Info, a Anomaly) sdktrace.ReadOnlySpan {
 		cfg.TraceFlags = trace.FlagsSampled
 	}
 	attrs := make([]attribute.KeyValue, 0, 7+len(a.Attributes))
+	link := e.URL(info.ID)
+	if a.Span != nil {
+		link = e.SpanURL(info.ID, parent.SpanID())
+	}
 	attrs = append(attrs,
 		otelfr.SnapshotIDKey.String(info.ID),
-		otelfr.SnapshotURLKey.String(e.URL(info.ID)),
+		otelfr.SnapshotURLKey.String(link),
 		otelfr.SnapshotReasonKey.String(a.Reason),
 		otelfr.SnapshotSizeKey.Int64(info.Size),
 		otelfr.SnapshotSHA256Key.String(info.SHA256),

@@ -72,7 +72,7 @@ func TestAttach(t *testing.T) {
 
 	attrs := attrMap(a.Attributes)
 	assert.Equal(t, "SNAP03", attrs[otelfr.SnapshotIDKey].AsString())
-	assert.Equal(t, "http://viewer.local:8081/snapshots/SNAP03", attrs[otelfr.SnapshotURLKey].AsString())
+	assert.Equal(t, "http://viewer.local:8081/snapshots/SNAP03?span="+parent.SpanContext().SpanID().String(), attrs[otelfr.SnapshotURLKey].AsString())
 	assert.Equal(t, "latency", attrs[otelfr.SnapshotReasonKey].AsString())
 	assert.Equal(t, int64(64), attrs[otelfr.SnapshotSizeKey].AsInt64())
 	assert.Equal(t, info.SHA256, attrs[otelfr.SnapshotSHA256Key].AsString())

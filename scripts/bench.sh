@@ -2,12 +2,15 @@
 # Runs otelfr's benchmarks (the bench/ module) and prints one table: every
 # measurement side by side, with its target and whether it is met.
 #
-#   scripts/bench.sh            # the full run, about 15 minutes; writes
+#   scripts/bench.sh            # the full run, about 10 minutes; writes
 #                               # BENCHMARKS.md and bench/results.json
 #   scripts/bench.sh --quick    # 1-2 minutes, for CI: proves every benchmark
 #                               # still builds and runs; writes nothing
 #   scripts/bench.sh -items 1,3 # some items only (see bench/cmd/benchrun);
 #                               # prints the table, writes nothing
+#
+# BENCH_WORK=DIR keeps the scratch files (benchmark outputs, snapshots,
+# per-anomaly timings) in DIR instead of a temporary directory.
 #
 # Everything listens on 127.0.0.1; every load is paced, bounded in count and
 # time, and stops by itself; child processes are stopped by their PID.
@@ -20,8 +23,13 @@ root=$(pwd)
 # -mod=mod lets it follow the main module's requirements as they change.
 export GOFLAGS="${GOFLAGS:--buildvcs=false} -mod=mod"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/otelfr-bench.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+if [ -n "${BENCH_WORK:-}" ]; then
+	work=$BENCH_WORK
+	mkdir -p "$work"
+else
+	work=$(mktemp -d "${TMPDIR:-/tmp}/otelfr-bench.XXXXXX")
+	trap 'rm -rf "$work"' EXIT
+fi
 
 cd bench
 go version

@@ -87,7 +87,7 @@ func TestOTLPIntegration(t *testing.T) {
 	id := s.Attributes[string(otelfr.SnapshotIDKey)]
 	require.NotNil(t, id)
 	url := s.Attributes[string(otelfr.SnapshotURLKey)].(string)
-	assert.Equal(t, srv.URL+"/snapshots/"+id.(string), url)
+	assert.Equal(t, srv.URL+"/snapshots/"+id.(string)+"?span="+s.SpanID, url)
 	assert.NotContains(t, got["fast"].Attributes, string(otelfr.SnapshotIDKey))
 
 	assert.Equal(t, s.TraceID, att.TraceID)

@@ -147,7 +147,7 @@ func TestDecoration(t *testing.T) {
 	id, ok := attr(slow, otelfr.SnapshotIDKey)
 	require.True(t, ok)
 	url, _ := attr(slow, otelfr.SnapshotURLKey)
-	assert.Equal(t, exporter.DefaultBaseURL+id, url)
+	assert.Equal(t, exporter.DefaultBaseURL+id+"?span="+slow.SpanContext().SpanID().String(), url, "the span page")
 	route, _ := attr(slow, "http.route")
 	assert.Equal(t, "/slow", route, "the span's own attributes are kept")
 	assert.Len(t, spans["fast"].Attributes(), 0)

@@ -267,15 +267,16 @@ func (p *Processor) load(id string) []byte {
 // link forwards the span decorated with the snapshot, and returns it as
 // forwarded.
 func (p *Processor) link(in exporter.Info, a anomaly) sdktrace.ReadOnlySpan {
+	url := p.exp.SpanURL(in.ID, a.span.SpanContext().SpanID())
 	d := decorate(a.span,
 		otelfr.SnapshotIDKey.String(in.ID),
-		otelfr.SnapshotURLKey.String(p.exp.URL(in.ID)),
+		otelfr.SnapshotURLKey.String(url),
 		otelfr.SnapshotReasonKey.String(a.reason),
 	)
 	p.c.linked.Add(1)
 	p.next.OnEnd(d)
 	if f := p.cfg.onAnomaly; f != nil {
-		f(Outcome{Span: d, Reason: a.reason, SnapshotID: in.ID, SnapshotURL: p.exp.URL(in.ID)})
+		f(Outcome{Span: d, Reason: a.reason, SnapshotID: in.ID, SnapshotURL: url})
 	}
 	return d
 }

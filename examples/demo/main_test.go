@@ -73,7 +73,7 @@ func TestDemo(t *testing.T) {
 			continue
 		}
 		url, _ := sp.Attributes[string(otelfr.SnapshotURLKey)].(string)
-		assert.Equal(t, "http://"+snapAddr+"/snapshots/"+id, url)
+		assert.Equal(t, "http://"+snapAddr+"/snapshots/"+id+"?span="+sp.SpanID, url)
 		reasons[sp.Attributes[string(otelfr.SnapshotReasonKey)].(string)] = true
 		urls[url] = true
 		att := attachments[sp.SpanID]

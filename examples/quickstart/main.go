@@ -1,6 +1,7 @@
 // Command quickstart is the smallest complete otelfr setup: an HTTP service
-// whose slow requests are snapshotted from the flight recorder, stored on
-// disk, served on a second port, and linked from their spans over OTLP.
+// whose slow requests are snapshotted from the flight recorder, explained,
+// stored on disk, served with a viewer on a second port, and linked from
+// their spans over OTLP.
 //
 //	go run ./examples/quickstart
 //	curl 127.0.0.1:8080/slow    # logs the snapshot's URL
@@ -32,7 +33,9 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/otelfr/otel-flightrecorder/analysis"
 	"github.com/otelfr/otel-flightrecorder/exporter"
+	"github.com/otelfr/otel-flightrecorder/exporter/viewer"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
 	"github.com/otelfr/otel-flightrecorder/spanprocessor"
 )
@@ -70,6 +73,7 @@ func run(ctx context.Context, addr, snapAddr, dir string) error {
 		rec,
 		exporter.New(store, otlp, exporter.WithBaseURL("http://"+snapAddr+"/snapshots/")),
 		spanprocessor.WithLatencyThreshold(100*time.Millisecond),
+		spanprocessor.WithDiagnoser(analysis.NewDiagnoser()), // explains each slow span
 		spanprocessor.WithOnAnomaly(logAnomaly),
 	)
 	res, err := resource.New(ctx,
@@ -79,7 +83,7 @@ func run(ctx context.Context, addr, snapAddr, dir string) error {
 		return err
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(proc), sdktrace.WithResource(res))
-	otel.SetTracerProvider(tp)
+	otel.SetTracerProvider(otelfr.WrapTracerProvider(tp)) // ties goroutines to spans
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -89,7 +93,7 @@ func run(ctx context.Context, addr, snapAddr, dir string) error {
 	}()
 
 	snapMux := http.NewServeMux()
-	snapMux.Handle("/snapshots/", http.StripPrefix("/snapshots", exporter.NewHandler(store)))
+	snapMux.Handle("/snapshots/", http.StripPrefix("/snapshots", viewer.NewHandler(store)))
 	appMux := http.NewServeMux()
 	appMux.HandleFunc("GET /fast", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "fast") })
 	appMux.HandleFunc("GET /slow", slow)
@@ -112,27 +116,37 @@ func logAnomaly(o spanprocessor.Outcome) {
 }
 
 // inventory is shared state whose refresh holds its lock while it works.
-var inventory struct {
+type inventory struct {
 	mu     sync.Mutex
 	digest [32]byte
 }
 
+var stock inventory
+
+// refresh recomputes the inventory for 160ms, holding the lock.
+func (inv *inventory) refresh(locked chan<- struct{}) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	close(locked)
+	for deadline := time.Now().Add(160 * time.Millisecond); time.Now().Before(deadline); {
+		inv.digest = sha256.Sum256(inv.digest[:])
+	}
+}
+
+// read returns the inventory's digest: it waits for a refresh under way.
+func (inv *inventory) read() [32]byte {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return inv.digest
+}
+
 // slow starts a refresh of the inventory and then reads it: the read waits
-// on the mutex while the refresh hashes for 160ms under it.
+// on the mutex while the refresh works under it.
 func slow(w http.ResponseWriter, _ *http.Request) {
-	started := make(chan struct{})
-	go func() {
-		inventory.mu.Lock()
-		defer inventory.mu.Unlock()
-		close(started)
-		for deadline := time.Now().Add(160 * time.Millisecond); time.Now().Before(deadline); {
-			inventory.digest = sha256.Sum256(inventory.digest[:])
-		}
-	}()
-	<-started
-	inventory.mu.Lock()
-	d := inventory.digest
-	inventory.mu.Unlock()
+	locked := make(chan struct{})
+	go stock.refresh(locked)
+	<-locked
+	d := stock.read()
 	fmt.Fprintf(w, "slow %x\n", d[:4])
 }
 
