@@ -200,7 +200,8 @@ func TestJaeger(t *testing.T) {
 				continue
 			}
 			done[id] = true
-			link := pattern.expand(a.Attrs)
+			// The UI fills in the span's attributes and the trace's ID.
+			link := pattern.expand(a.Attrs, a.TraceID)
 			// The template names the port docker-compose.yml publishes;
 			// this run's handler listens elsewhere.
 			u, err := url.Parse(link)
@@ -212,6 +213,19 @@ func TestJaeger(t *testing.T) {
 			data := get(t, u.String())
 			assert.Equal(t, a.Attrs[string(otelfr.SnapshotSizeKey)], strconv.Itoa(len(data)), "the size the attachment gives")
 			assertGoTrace(t, data, link)
+
+			// A browser following the link lands on the span's page.
+			req, err := http.NewRequest(http.MethodGet, u.String(), nil)
+			require.NoError(t, err)
+			req.Header.Set("Accept", "text/html")
+			resp, err := client.Do(req)
+			require.NoError(t, err)
+			page, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.NoError(t, err)
+			assert.Equal(t, http.StatusOK, resp.StatusCode, link)
+			assert.Equal(t, spanURL.RawQuery, resp.Request.URL.RawQuery, "the link leads to the page of span %s", a.ParentSpanID)
+			assert.Contains(t, string(page), `<svg class="timeline"`, "with its goroutine timeline")
 		}
 		assert.NotEmpty(t, done)
 	})
@@ -283,11 +297,15 @@ type linkPattern struct {
 }
 
 // expand fills in the URL template as the Jaeger UI does: #{key} becomes
-// the span attribute's value, URL-encoded. It fails the template if an
-// attribute is missing, as the UI then shows no link.
-func (p linkPattern) expand(attrs map[string]string) string {
+// the span attribute's value, or for #{traceID} the trace's ID, URL-encoded.
+// It fails the template if a value is missing, as the UI then shows no link.
+func (p linkPattern) expand(attrs map[string]string, traceID string) string {
 	return regexp.MustCompile(`#\{([^}]+)\}`).ReplaceAllStringFunc(p.URL, func(m string) string {
-		v, ok := attrs[m[2:len(m)-1]]
+		name := m[2 : len(m)-1]
+		v, ok := attrs[name]
+		if !ok && name == "traceID" {
+			v, ok = traceID, true
+		}
 		if !ok {
 			return "MISSING-" + m
 		}

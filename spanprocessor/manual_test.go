@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -194,10 +195,19 @@ func (f *fakeDiagnoser) Diagnose(_ context.Context, data []byte, s sdktrace.Read
 
 func TestDiagnoser(t *testing.T) {
 	d := &fakeDiagnoser{}
+	var (
+		mu       sync.Mutex
+		verdicts []string
+	)
 	p := newPipeline(t, []otelfr.Option{otelfr.WithMinInterval(time.Hour)},
 		spanprocessor.WithLatencyThreshold(10*time.Millisecond),
 		spanprocessor.WithCoalesceWindow(0),
-		spanprocessor.WithDiagnoser(d))
+		spanprocessor.WithDiagnoser(d),
+		spanprocessor.WithOnAnomaly(func(o spanprocessor.Outcome) {
+			mu.Lock()
+			defer mu.Unlock()
+			verdicts = append(verdicts, o.Verdict)
+		}))
 	p.span("first", 20*time.Millisecond)
 	require.NoError(t, p.proc.ForceFlush(t.Context()))
 	// A span ended before the first snapshot, reaching the worker after
@@ -221,4 +231,7 @@ func TestDiagnoser(t *testing.T) {
 	assert.Equal(t, "blocked on first", infos[0].Spans[0].Verdict)
 	assert.Equal(t, "blocked on second", infos[0].Spans[1].Verdict)
 	assert.Equal(t, int(infos[0].Size), d.bytes, "the whole trace, read back from the store")
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []string{"blocked on first", "blocked on second"}, verdicts, "WithOnAnomaly sees each verdict")
 }

@@ -240,7 +240,7 @@ func (p *Processor) deliver(info exporter.Info, data []byte, covered []anomaly) 
 		otel.Handle(fmt.Errorf("otelfr/spanprocessor: recording spans of snapshot %s: %w", info.ID, err))
 	}
 	for i, a := range covered {
-		atts[i].Span = p.link(info, a)
+		atts[i].Span = p.link(info, a, refs[i].Verdict)
 	}
 	if err := p.exp.Attach(p.ctx, info, atts); err != nil && !errors.Is(err, exporter.ErrShutdown) {
 		p.c.errors[stageExport].Add(1)
@@ -265,8 +265,8 @@ func (p *Processor) load(id string) []byte {
 }
 
 // link forwards the span decorated with the snapshot, and returns it as
-// forwarded.
-func (p *Processor) link(in exporter.Info, a anomaly) sdktrace.ReadOnlySpan {
+// forwarded. verdict is the diagnoser's, if any.
+func (p *Processor) link(in exporter.Info, a anomaly, verdict string) sdktrace.ReadOnlySpan {
 	url := p.exp.SpanURL(in.ID, a.span.SpanContext().SpanID())
 	d := decorate(a.span,
 		otelfr.SnapshotIDKey.String(in.ID),
@@ -276,7 +276,7 @@ func (p *Processor) link(in exporter.Info, a anomaly) sdktrace.ReadOnlySpan {
 	p.c.linked.Add(1)
 	p.next.OnEnd(d)
 	if f := p.cfg.onAnomaly; f != nil {
-		f(Outcome{Span: d, Reason: a.reason, SnapshotID: in.ID, SnapshotURL: url})
+		f(Outcome{Span: d, Reason: a.reason, SnapshotID: in.ID, SnapshotURL: url, Verdict: verdict})
 	}
 	return d
 }
@@ -305,4 +305,8 @@ type Outcome struct {
 	// Skipped says why the span has no snapshot (one of the otelfr.Skip*
 	// values); it is empty when it has one.
 	Skipped string
+	// Verdict is the diagnosis of the span in its snapshot, one line, when
+	// a Diagnoser is configured (WithDiagnoser) and could explain it;
+	// otherwise empty.
+	Verdict string
 }

@@ -111,8 +111,8 @@ func logAnomaly(o spanprocessor.Outcome) {
 			o.Span.Name(), o.Span.SpanContext().TraceID(), o.Reason, o.Skipped)
 		return
 	}
-	log.Printf("anomaly: span %q trace %s (%s): snapshot %s",
-		o.Span.Name(), o.Span.SpanContext().TraceID(), o.Reason, o.SnapshotURL)
+	log.Printf("anomaly: span %q trace %s (%s): %s\n\tsnapshot %s",
+		o.Span.Name(), o.Span.SpanContext().TraceID(), o.Reason, o.Verdict, o.SnapshotURL)
 }
 
 // inventory is shared state whose refresh holds its lock while it works.

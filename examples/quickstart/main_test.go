@@ -15,10 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	xtrace "golang.org/x/exp/trace"
 
+	"github.com/otelfr/otel-flightrecorder/internal/browsertest"
 	"github.com/otelfr/otel-flightrecorder/internal/otlptest"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
 )
@@ -157,6 +159,25 @@ func TestQuickstart(t *testing.T) {
 	assert.Equal(t, http.StatusOK, page.StatusCode)
 	assert.Contains(t, string(pageBody), `<svg class="timeline"`, "a browser gets the span page")
 
+	// What a user clicking the link in Jaeger sees: the verdict and the
+	// goroutine timeline, in a real browser.
+	t.Run("browser", func(t *testing.T) {
+		ctx := browsertest.New(t, 60*time.Second)
+		start := time.Now()
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.Navigate(url),
+			chromedp.WaitVisible("#verdict"),
+			chromedp.WaitVisible("svg.timeline"),
+		))
+		shown := time.Since(start)
+		pageVerdict, err := chromedp.Run(ctx, chromedp.Text("#verdict"))
+		require.NoError(t, err)
+		assert.Contains(t, pageVerdict, "sync.Mutex")
+		assert.Positive(t, browsertest.Count(t, ctx, "svg.timeline g.lane"), "a lane per goroutine")
+		browsertest.Screenshot(t, ctx, "quickstart-span.png")
+		t.Logf("span page: verdict and timeline shown %v after navigation", shown)
+	})
+
 	code, trace := httpGet(t, url)
 	require.Equal(t, http.StatusOK, code)
 	assert.Equal(t, att.Attributes[string(otelfr.SnapshotSizeKey)], int64(len(trace)))
@@ -183,4 +204,5 @@ func TestQuickstart(t *testing.T) {
 		logs.WriteString(l + "\n")
 	}
 	assert.Contains(t, logs.String(), url, "the snapshot's URL is logged")
+	assert.Contains(t, logs.String(), verdict, "and the verdict")
 }

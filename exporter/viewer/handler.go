@@ -108,6 +108,14 @@ func (v *viewer) page(w http.ResponseWriter, r *http.Request) {
 	defer f.Close()
 	spanHex := r.URL.Query().Get("span")
 	if spanHex == "" {
+		// A tracing UI's link that knows the trace but not the span (a
+		// Jaeger link pattern can use the trace's ID, not the span's): the
+		// span page when the snapshot covers one anomalous span of it.
+		if sid, ok := onlySpanOf(info, r.URL.Query().Get("trace")); ok {
+			w.Header().Set("Location", "?span="+sid) // relative: keeps the mount prefix
+			w.WriteHeader(http.StatusSeeOther)
+			return
+		}
 		v.render(w, http.StatusOK, "snapshot.html", newSnapshotPage(info, r))
 		return
 	}
@@ -125,6 +133,29 @@ func (v *viewer) page(w http.ResponseWriter, r *http.Request) {
 }
 
 var errBadSpan = errors.New("span must be 16 hex digits")
+
+// onlySpanOf returns the span ID of the one anomalous span of the trace
+// traceHex that the snapshot covers; false when there is none or more than
+// one.
+func onlySpanOf(info exporter.Info, traceHex string) (string, bool) {
+	if traceHex == "" {
+		return "", false
+	}
+	found := ""
+	for _, s := range info.Spans {
+		if !strings.EqualFold(s.TraceID, traceHex) {
+			continue
+		}
+		if found != "" && found != s.SpanID {
+			return "", false
+		}
+		found = s.SpanID
+	}
+	if _, err := trace.SpanIDFromHex(found); err != nil {
+		return "", false
+	}
+	return found, true
+}
 
 func (v *viewer) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := http.StatusInternalServerError, "The snapshot store failed; see the service's logs."

@@ -44,9 +44,10 @@ func TestMain(m *testing.M) {
 // fixture is a store holding one real snapshot of a span slowed by a
 // contended mutex, recorded through the whole otelfr pipeline.
 type fixture struct {
-	store  *exporter.DirStore
-	id     string
-	spanID string
+	store   *exporter.DirStore
+	id      string
+	spanID  string
+	traceID string
 }
 
 // shared is recorded once, in TestMain: one flight recorder per process.
@@ -77,7 +78,8 @@ func record(dir string) (fixture, error) {
 		exporter.New(store, nil),
 		spanprocessor.WithLatencyThreshold(50*time.Millisecond),
 		spanprocessor.WithOnAnomaly(func(o spanprocessor.Outcome) {
-			out.id, out.spanID = o.SnapshotID, o.Span.SpanContext().SpanID().String()
+			sc := o.Span.SpanContext()
+			out.id, out.spanID, out.traceID = o.SnapshotID, sc.SpanID().String(), sc.TraceID().String()
 		}))
 	tp := otelfr.WrapTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(proc)))
 	defer tp.Unwrap().(*sdktrace.TracerProvider).Shutdown(context.Background())
@@ -168,6 +170,37 @@ func TestPages(t *testing.T) {
 	resp, _ = fetch(t, base+"assets/style.css", false)
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Contains(t, resp.Header.Get("Content-Type"), "text/css")
+}
+
+// TestTraceLink follows a link that names the snapshot and the trace, as a
+// Jaeger link pattern builds it (#{traceID}): it leads to the span page of
+// the trace's anomalous span.
+func TestTraceLink(t *testing.T) {
+	srv, f := newServer(t)
+	base := srv.URL + "/snapshots/"
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, err := http.NewRequest(http.MethodGet, base+f.id+"?trace="+f.traceID, nil)
+	require.NoError(t, err)
+	req.Header.Set("Accept", "text/html")
+	resp, err := noFollow.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	assert.Equal(t, "?span="+f.spanID, resp.Header.Get("Location"), "relative, so that the mount prefix stays")
+
+	resp, body := fetch(t, base+f.id+"?trace="+strings.ToUpper(f.traceID), true)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, base+f.id+"?span="+f.spanID, resp.Request.URL.String(), "a browser lands on the span page")
+	assert.Contains(t, body, `id="verdict"`)
+
+	resp, body = fetch(t, base+f.id+"?trace=0123456789abcdef0123456789abcdef", true)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "a trace the snapshot does not cover")
+	assert.Equal(t, base+f.id+"?trace=0123456789abcdef0123456789abcdef", resp.Request.URL.String())
+	assert.Contains(t, body, "go tool trace", "gets the snapshot page")
+
+	resp, body = fetch(t, base+f.id+"?trace="+f.traceID, false)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.True(t, strings.HasPrefix(body, "go 1."), "other clients get the trace")
 }
 
 func TestRawRoutesStillServeData(t *testing.T) {
