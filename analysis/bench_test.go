@@ -113,6 +113,7 @@ func recordUnderLoad(b *testing.B) ([]byte, analysis.Span) {
 	<-held
 	span := r.span(func(ctx context.Context) {
 		mu.Lock()
+		//lint:ignore SA2001 waiting for the lock is the point
 		mu.Unlock()
 	})
 	data = r.snapshot()

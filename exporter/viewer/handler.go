@@ -28,7 +28,6 @@ type Option interface {
 
 type config struct {
 	handlerOpts []exporter.HandlerOption
-	urls        *exporter.Exporter
 }
 
 type optionFunc func(config) config

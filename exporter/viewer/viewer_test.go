@@ -102,6 +102,7 @@ func record(dir string) (fixture, error) {
 	<-held
 	_, s := tp.Tracer("viewer").Start(context.Background(), "GET /checkout")
 	mu.Lock()
+	//lint:ignore SA2001 waiting for the lock is the point
 	mu.Unlock()
 	s.End()
 	<-done
