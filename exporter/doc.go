@@ -25,7 +25,9 @@
 // # Security
 //
 // A snapshot contains stack traces, the names of runtime/trace tasks (span
-// names) and every runtime/trace.Log message of its window. The handler has
-// no authentication: bind it to loopback, or put it behind a proxy that
-// authenticates.
+// names) and every runtime/trace.Log message of its window. Without options
+// the handler asks for no credentials: bind it to loopback, or protect every
+// route with [WithBearerToken] or [WithBasicAuth] (or a proxy that
+// authenticates). IDs are validated before they reach the store, and the
+// list routes return at most [WithMaxList] snapshots.
 package exporter

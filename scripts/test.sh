@@ -19,6 +19,7 @@ fuzz FuzzTraceWindow ./otelfr
 fuzz FuzzConfigFromEnv ./otelfr
 fuzz FuzzValidID ./exporter
 fuzz FuzzHandler ./exporter
+fuzz FuzzViewer ./exporter/viewer
 fuzz FuzzAnalyze ./analysis
 
 # The benchmarks, briefly: they still build and run (numbers: BENCHMARKS.md).

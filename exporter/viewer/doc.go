@@ -7,6 +7,7 @@
 //	/                  index: snapshots newest first, with the spans each covers and their verdicts
 //	/ID                snapshot page: window, recorder settings, anomalous spans, download, `go tool trace` command
 //	/ID?span=SPANID    span page: the diagnosis and a timeline with one lane per goroutine
+//	/ID?trace=TRACEID  redirects to the span page of the trace's one anomalous span (Jaeger link patterns know the trace ID only)
 //	/ID.trace          the raw execution trace (and /ID for clients that do not ask for HTML)
 //	/ID.json, /snapshots.json, POST /   as served by exporter.NewHandler
 //
@@ -24,5 +25,14 @@
 // A snapshot holds stack traces, task names and runtime/trace log
 // messages; every page says so in its footer. Serve the viewer on loopback
 // or with [WithHandlerOptions](exporter.WithBearerToken(...)) or
-// exporter.WithBasicAuth, which protect every route.
+// exporter.WithBasicAuth, which protect every route. Every response carries
+// a Content-Security-Policy that lets no script run and
+// X-Content-Type-Options: nosniff.
+//
+// # Limits
+//
+// A span page reads its whole snapshot and analyses part of it: at most two
+// are computed at once (other requests wait), and the last 32 are kept, as a
+// snapshot never changes. The index page lists the newest 200 snapshots;
+// snapshots.json lists more.
 package viewer

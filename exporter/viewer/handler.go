@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
@@ -51,21 +52,55 @@ func NewHandler(store exporter.Store, opts ...Option) http.Handler {
 	for _, o := range opts {
 		c = o.apply(c)
 	}
-	v := &viewer{store: store, raw: exporter.NewHandler(store, c.handlerOpts...), tmpl: templates}
+	v := &viewer{
+		store:    store,
+		raw:      exporter.NewHandler(store, c.handlerOpts...),
+		tmpl:     templates,
+		analyses: make(chan struct{}, maxAnalyses),
+		pages:    newPageCache(spanPageCacheSize),
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", v.index)
 	mux.HandleFunc("GET /assets/style.css", v.style)
 	mux.HandleFunc("GET /{file}", v.page)
 	mux.Handle("/", v.raw)
-	return exporter.RequireAuth(mux, c.handlerOpts...)
+	return exporter.RequireAuth(secureHeaders(mux), c.handlerOpts...)
+}
+
+// secureHeaders sets the pages' security headers on every response, so
+// that those the mux writes itself (redirects to a cleaned path, 405s)
+// carry them too.
+func secureHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", pageCSP)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
+	})
 }
 
 var templates = template.Must(template.New("").Funcs(funcs).ParseFS(assets, "assets/*.html"))
 
+// Limits that keep the viewer cheap to serve, whoever asks: a span page
+// reads its whole snapshot and parses part of it.
+const (
+	// indexLimit caps the snapshots listed on the index page (the newest).
+	indexLimit = 200
+	// maxAnalyses caps the span pages being computed at once; more
+	// requests wait for a slot or for their own context to end.
+	maxAnalyses = 2
+	// spanPageCacheSize is how many computed span pages are kept: a
+	// snapshot never changes, so neither does its page.
+	spanPageCacheSize = 32
+)
+
 type viewer struct {
-	store exporter.Store
-	raw   http.Handler
-	tmpl  *template.Template
+	store    exporter.Store
+	raw      http.Handler
+	tmpl     *template.Template
+	analyses chan struct{} // semaphore of maxAnalyses
+	pages    *pageCache
 }
 
 // wantsHTML reports whether the client asked for a page rather than data:
@@ -90,7 +125,11 @@ func (v *viewer) index(w http.ResponseWriter, r *http.Request) {
 		v.fail(w, r, err)
 		return
 	}
-	v.render(w, http.StatusOK, "index.html", indexPage{Snapshots: infos})
+	page := indexPage{Snapshots: infos}
+	if len(infos) > indexLimit {
+		page.Snapshots, page.More = infos[:indexLimit], len(infos)-indexLimit
+	}
+	v.render(w, http.StatusOK, "index.html", page)
 }
 
 func (v *viewer) page(w http.ResponseWriter, r *http.Request) {
@@ -123,12 +162,25 @@ func (v *viewer) page(w http.ResponseWriter, r *http.Request) {
 		v.fail(w, r, errBadSpan)
 		return
 	}
-	data, err := io.ReadAll(f)
-	if err != nil {
-		v.fail(w, r, err)
-		return
+	key := info.ID + "?" + sid.String()
+	page, ok := v.pages.get(key)
+	if !ok {
+		select {
+		case v.analyses <- struct{}{}:
+		case <-r.Context().Done():
+			return // the client is gone
+		}
+		data, err := io.ReadAll(f)
+		if err != nil {
+			<-v.analyses
+			v.fail(w, r, err)
+			return
+		}
+		page = newSpanPage(info, sid, data)
+		<-v.analyses
+		v.pages.put(key, page)
 	}
-	v.render(w, http.StatusOK, "span.html", newSpanPage(info, sid, data))
+	v.render(w, http.StatusOK, "span.html", page)
 }
 
 var errBadSpan = errors.New("span must be 16 hex digits")
@@ -184,4 +236,37 @@ func (v *viewer) render(w http.ResponseWriter, status int, name string, data any
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = buf.WriteTo(w)
+}
+
+// pageCache keeps the most recently computed span pages.
+type pageCache struct {
+	mu    sync.Mutex
+	size  int
+	pages map[string]spanPage
+	order []string // oldest first
+}
+
+func newPageCache(size int) *pageCache {
+	return &pageCache{size: size, pages: make(map[string]spanPage, size)}
+}
+
+func (c *pageCache) get(key string) (spanPage, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.pages[key]
+	return p, ok
+}
+
+func (c *pageCache) put(key string, p spanPage) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.pages[key]; ok {
+		return
+	}
+	if len(c.order) == c.size {
+		delete(c.pages, c.order[0])
+		c.order = c.order[1:]
+	}
+	c.pages[key] = p
+	c.order = append(c.order, key)
 }

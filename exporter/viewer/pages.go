@@ -81,6 +81,7 @@ func fmtBytes(n int64) string {
 
 type indexPage struct {
 	Snapshots []exporter.Info
+	More      int // snapshots left off the page
 }
 
 type errorPage struct {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,7 +57,7 @@ var (
 	fixtureErr error
 )
 
-func newFixture(t *testing.T) fixture {
+func newFixture(t testing.TB) fixture {
 	t.Helper()
 	require.NoError(t, fixtureErr)
 	return shared
@@ -257,4 +258,67 @@ func TestPagesAuth(t *testing.T) {
 		resp, _ := fetch(t, u, true, "Authorization", "Bearer tok")
 		assert.Equal(t, http.StatusOK, resp.StatusCode, u)
 	}
+}
+
+// countingStore is a Store that counts the snapshot bytes read through it
+// and can list many made-up snapshots.
+type countingStore struct {
+	exporter.Store
+	read  atomic.Int64
+	extra []exporter.Info
+}
+
+func (s *countingStore) List(ctx context.Context) ([]exporter.Info, error) {
+	infos, err := s.Store.List(ctx)
+	return append(infos, s.extra...), err
+}
+
+func (s *countingStore) Open(ctx context.Context, id string) (io.ReadSeekCloser, exporter.Info, error) {
+	f, info, err := s.Store.Open(ctx, id)
+	if err != nil {
+		return nil, info, err
+	}
+	return &countingReader{f, &s.read}, info, nil
+}
+
+type countingReader struct {
+	io.ReadSeekCloser
+	n *atomic.Int64
+}
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	n, err := r.ReadSeekCloser.Read(p)
+	r.n.Add(int64(n))
+	return n, err
+}
+
+func TestSpanPageIsComputedOnce(t *testing.T) {
+	f := newFixture(t)
+	store := &countingStore{Store: f.store}
+	srv := httptest.NewServer(http.StripPrefix("/snapshots", viewer.NewHandler(store)))
+	defer srv.Close()
+	u := srv.URL + "/snapshots/" + f.id + "?span=" + f.spanID
+	_, first := fetch(t, u, true)
+	read := store.read.Load()
+	require.Positive(t, read, "the first request reads the snapshot")
+	_, second := fetch(t, u, true)
+	assert.Equal(t, read, store.read.Load(), "the second is served from the cache")
+	assert.Equal(t, first, second)
+	assert.Contains(t, second, `id="verdict"`)
+}
+
+func TestIndexIsCapped(t *testing.T) {
+	f := newFixture(t)
+	store := &countingStore{Store: f.store}
+	for i := range 250 {
+		store.extra = append(store.extra, exporter.Info{ID: fmt.Sprintf("OLD%04d", i), Reason: "latency"})
+	}
+	srv := httptest.NewServer(http.StripPrefix("/snapshots", viewer.NewHandler(store)))
+	defer srv.Close()
+	resp, body := fetch(t, srv.URL+"/snapshots/", true)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, body, f.id, "the newest are listed")
+	assert.Contains(t, body, "OLD0198")
+	assert.NotContains(t, body, "OLD0199", "200 at most")
+	assert.Contains(t, body, "51 older snapshots are not listed here")
 }
