@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -193,6 +194,25 @@ func TestQuickstart(t *testing.T) {
 		events++
 	}
 	assert.Positive(t, events)
+
+	// The CLI on the downloaded file tells the same story.
+	t.Run("otelfr analyze", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), id+".trace")
+		require.NoError(t, os.WriteFile(file, trace, 0o600))
+		cli := exec.Command("go", "run", "../../cmd/otelfr", "analyze", file, "--span", slow.TraceID+":"+slow.SpanID, "--json")
+		cli.Stderr = os.Stderr
+		out, err := cli.Output()
+		require.NoError(t, err)
+		var d struct {
+			Verdict string `json:"verdict"`
+			Status  string `json:"status"`
+		}
+		require.NoError(t, json.Unmarshal(out, &d), "%s", out)
+		assert.Equal(t, "complete", d.Status)
+		assert.Contains(t, d.Verdict, "sync.Mutex in main.(*inventory).read")
+		assert.Contains(t, d.Verdict, "main.(*inventory).refresh")
+		t.Logf("otelfr analyze: %s", d.Verdict)
+	})
 
 	code, _ = httpGet(t, "http://"+snapAddr+"/snapshots/")
 	assert.Equal(t, http.StatusOK, code)
