@@ -49,13 +49,18 @@ func Log(ctx context.Context, event string, sc trace.SpanContext) {
 	buffers.Put(b)
 }
 
-// wrapped counts the live TracerProvider wrappers. While one exists, span
-// identities are logged into tasks, and the span processor does not log
-// them again on the goroutine.
+// wrapped counts the TracerProvider wrappers ever created in the process.
+// Once there is one, span identities are logged into tasks, and the span
+// processor does not log them again on the goroutine. It is never
+// decremented: a wrapper has no end of life (it is shut down through the
+// provider it wraps), and a program registers its wrapper once. A program
+// that wraps one provider but also records spans through another, unwrapped
+// one loses the goroutine fallback for the latter.
 var wrapped atomic.Int64
 
 // AddWrapper records that a TracerProvider wrapper logs span identities.
 func AddWrapper() { wrapped.Add(1) }
 
-// Wrapped reports whether a TracerProvider wrapper logs span identities.
+// Wrapped reports whether a TracerProvider wrapper has been created in the
+// process.
 func Wrapped() bool { return wrapped.Load() > 0 }
