@@ -87,7 +87,7 @@ func (r *recordingProcessor) count() int {
 func attr(s sdktrace.ReadOnlySpan, k attribute.Key) (string, bool) {
 	for _, kv := range s.Attributes() {
 		if kv.Key == k {
-			return kv.Value.Emit(), true
+			return kv.Value.String(), true
 		}
 	}
 	return "", false

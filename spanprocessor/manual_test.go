@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelfr/otel-flightrecorder/analysis"
 	"github.com/otelfr/otel-flightrecorder/exporter"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
 	"github.com/otelfr/otel-flightrecorder/spanprocessor"
@@ -57,7 +59,7 @@ func TestManualSnapshot(t *testing.T) {
 func attrMapOf(kvs []attribute.KeyValue) map[attribute.Key]string {
 	m := map[attribute.Key]string{}
 	for _, kv := range kvs {
-		m[kv.Key] = kv.Value.Emit()
+		m[kv.Key] = kv.Value.String()
 	}
 	return m
 }
@@ -234,4 +236,46 @@ func TestDiagnoser(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	assert.Equal(t, []string{"blocked on first", "blocked on second"}, verdicts, "WithOnAnomaly sees each verdict")
+}
+
+// corruptingDiagnoser hands the real analysis a damaged copy of the trace,
+// as if the snapshot were malformed.
+type corruptingDiagnoser struct{ real spanprocessor.Diagnoser }
+
+func (c corruptingDiagnoser) Diagnose(ctx context.Context, data []byte, s sdktrace.ReadOnlySpan) (string, []attribute.KeyValue, []sdktrace.Event, error) {
+	bad := slices.Clone(data[:len(data)/2])
+	for i := 16; i < len(bad); i += 7 {
+		bad[i] ^= 0xa5
+	}
+	return c.real.Diagnose(ctx, bad, s)
+}
+
+// TestDiagnoserFailure: a trace the analysis cannot read gives a clear
+// error through otel.Handle, and nothing else is lost: the span is linked,
+// the raw snapshot is stored and served, the attachment is exported.
+func TestDiagnoserFailure(t *testing.T) {
+	p := newPipeline(t, []otelfr.Option{otelfr.WithMinInterval(time.Hour)},
+		spanprocessor.WithLatencyThreshold(10*time.Millisecond),
+		spanprocessor.WithCoalesceWindow(0),
+		spanprocessor.WithDiagnoser(corruptingDiagnoser{analysis.NewDiagnoser()}))
+	handled.Take()
+	p.span("slow", 20*time.Millisecond)
+	require.NoError(t, p.proc.ForceFlush(t.Context()))
+
+	errs := handled.Take()
+	require.Len(t, errs, 1)
+	assert.Contains(t, errs[0].Error(), "diagnosing span")
+	assert.ErrorIs(t, errs[0], analysis.ErrNotTrace, "a sentinel the caller can test")
+
+	id, linked := attr(p.next.spans()["slow"], otelfr.SnapshotIDKey)
+	require.True(t, linked, "the span is still linked")
+	att := p.mem.GetSpans()
+	require.Len(t, att, 1, "the attachment is exported")
+	assert.NotContains(t, attrMapOf(att[0].Attributes), otelfr.DiagnosisVerdictKey)
+	f, info, err := p.store.Open(t.Context(), id)
+	require.NoError(t, err, "the raw snapshot is kept")
+	defer f.Close()
+	assert.Positive(t, info.Size)
+	require.Len(t, info.Spans, 1)
+	assert.Empty(t, info.Spans[0].Verdict)
 }

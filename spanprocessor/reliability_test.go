@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.uber.org/goleak"
 	grpccodes "google.golang.org/grpc/codes"
 
 	"github.com/otelfr/otel-flightrecorder/exporter"
@@ -86,9 +87,14 @@ func TestAnomalyStorm(t *testing.T) {
 		duration    = 3 * time.Second
 		minInterval = 250 * time.Millisecond
 		workers     = 16
+		window      = 4 << 20
+		// About half of what the interval alone would allow, so that both
+		// limits come into play.
+		budget = 24 << 20
 	)
 	next := &countingProcessor{}
-	rec, err := otelfr.Start(otelfr.WithMinInterval(minInterval), otelfr.WithMaxBytes(4<<20))
+	rec, err := otelfr.Start(otelfr.WithMinInterval(minInterval), otelfr.WithMaxBytes(window),
+		otelfr.WithByteBudget(budget, time.Hour))
 	require.NoError(t, err)
 	defer rec.Stop(context.Background())
 	store, err := exporter.NewDirStore(t.TempDir(), exporter.WithMaxCount(5))
@@ -142,6 +148,11 @@ func TestAnomalyStorm(t *testing.T) {
 	assert.Zero(t, next.bare.Load(), "every anomalous span is decorated")
 	assert.Equal(t, n, next.linked.Load()+next.skipped.Load())
 	assert.LessOrEqual(t, st.Snapshots, int64(duration/minInterval)+1, "snapshots within the rate limit")
+	// The budget admits a snapshot on the previous one's size, so the
+	// period can overshoot by one snapshot's growth: at most a window and
+	// the generation that straddles its edge.
+	assert.LessOrEqual(t, st.SnapshotBytes, int64(budget+2*window), "snapshots within the byte budget")
+	assert.Positive(t, st.Skipped[otelfr.SkipByteBudget], "the budget refused some")
 	assert.Positive(t, st.Skipped[otelfr.SkipQueueFull], "a full queue drops and counts")
 	assert.Less(t, late, early+16<<20, "the heap stays flat")
 }
@@ -160,6 +171,7 @@ func testExporterDown(t *testing.T, fault otlptest.Option) {
 	rec, err := otelfr.Start(otelfr.WithMinInterval(0))
 	require.NoError(t, err)
 	defer rec.Stop(context.Background())
+	before := goleak.IgnoreCurrent()
 	time.Sleep(50 * time.Millisecond)
 	store, err := exporter.NewDirStore(t.TempDir())
 	require.NoError(t, err)
@@ -191,9 +203,15 @@ func testExporterDown(t *testing.T, fault otlptest.Option) {
 	err = tp.Shutdown(ctx)
 	elapsed := time.Since(start)
 	assert.Less(t, elapsed, 2*time.Second, "Shutdown returns by its deadline (plus scheduling slack)")
+	if err != nil {
+		assert.ErrorIs(t, err, context.DeadlineExceeded, "the only error Shutdown may return is its deadline's")
+	}
 	handled.Take()
 	recv.Close() // releases the exporter's hung call before goleak looks
 	require.NoError(t, otlp.Shutdown(context.Background()))
+	// Nothing the pipeline started outlives its shutdown: checked here, not
+	// only at the end of the package.
+	goleak.VerifyNone(t, before)
 }
 
 // failingStore fails every Save until healed.
@@ -321,7 +339,7 @@ func TestMetrics(t *testing.T) {
 			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
 				key := m.Name
 				for _, kv := range dp.Attributes.ToSlice() {
-					key += "{" + kv.Value.Emit() + "}"
+					key += "{" + kv.Value.String() + "}"
 				}
 				got[key] = dp.Value
 			}
