@@ -4,7 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/trace"
 	"time"
+
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/otelfr/otel-flightrecorder/otelfr"
 )
@@ -34,4 +39,50 @@ func Example() {
 	// Output:
 	// manual true true
 	// true
+}
+
+// Wrap the SDK's provider and register the wrapper: while a flight
+// recorder runs, every span's trace and span IDs go into the runtime/trace
+// task the SDK makes for it, so that a snapshot knows which goroutines
+// served which span. WithRedactedTaskNames keeps span names out of the
+// execution trace; exported spans keep them.
+func ExampleWrapTracerProvider() {
+	spans := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
+	defer tp.Shutdown(context.Background()) // shut down the provider itself
+	otel.SetTracerProvider(otelfr.WrapTracerProvider(tp, otelfr.WithRedactedTaskNames()))
+
+	_, span := otel.Tracer("example").Start(context.Background(), "GET /checkout")
+	span.End()
+	fmt.Println(spans.GetSpans()[0].Name)
+	// Output:
+	// GET /checkout
+}
+
+// A program that already runs a flight recorder shares it: otelfr adopts
+// it, and leaves it running when it stops.
+func ExampleWithFlightRecorder() {
+	fr := trace.NewFlightRecorder(trace.FlightRecorderConfig{MinAge: 5 * time.Second})
+	if err := fr.Start(); err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer fr.Stop()
+
+	rec, err := otelfr.Start(otelfr.WithFlightRecorder(fr))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	snap, err := rec.Snapshot(context.Background(), "adopted")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(snap.Reason, snap.Size() > 0)
+	_ = rec.Stop(context.Background())
+	fmt.Println("still running:", fr.Enabled())
+	// Output:
+	// adopted true
+	// still running: true
 }
