@@ -88,9 +88,10 @@ func TestAnomalyStorm(t *testing.T) {
 		minInterval = 250 * time.Millisecond
 		workers     = 16
 		window      = 4 << 20
-		// About half of what the interval alone would allow, so that both
-		// limits come into play.
-		budget = 24 << 20
+		// Two windows: spent after a few snapshots, well before the
+		// interval alone would stop them, so that both limits come into
+		// play however fast this machine writes the trace.
+		budget = 2 * window
 	)
 	next := &countingProcessor{}
 	rec, err := otelfr.Start(otelfr.WithMinInterval(minInterval), otelfr.WithMaxBytes(window),
@@ -152,6 +153,7 @@ func TestAnomalyStorm(t *testing.T) {
 	// period can overshoot by one snapshot's growth: at most a window and
 	// the generation that straddles its edge.
 	assert.LessOrEqual(t, st.SnapshotBytes, int64(budget+2*window), "snapshots within the byte budget")
+	assert.Positive(t, st.Skipped[otelfr.SkipRateLimited], "the interval refused some")
 	assert.Positive(t, st.Skipped[otelfr.SkipByteBudget], "the budget refused some")
 	assert.Positive(t, st.Skipped[otelfr.SkipQueueFull], "a full queue drops and counts")
 	assert.Less(t, late, early+16<<20, "the heap stays flat")
