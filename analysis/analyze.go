@@ -9,6 +9,8 @@ import (
 	"time"
 
 	xtrace "golang.org/x/exp/trace"
+
+	"github.com/otelfr/otel-flightrecorder/internal/tracefmt"
 )
 
 // Analyze diagnoses span from data, a Go execution trace such as a
@@ -81,7 +83,7 @@ func generations(data []byte) ([]generation, error) {
 // unsupported returns the error for a trace of Go 1.v, with the parser's
 // own message when it refuses the version.
 func unsupported(data []byte, v int) error {
-	if _, err := xtrace.NewReader(bytes.NewReader(data[:headerLen])); err != nil {
+	if _, err := xtrace.NewReader(bytes.NewReader(data[:tracefmt.HeaderLen])); err != nil {
 		return fmt.Errorf("%w: %v", ErrUnsupportedVersion, err)
 	}
 	return fmt.Errorf("%w: go 1.%d trace; analysis needs Go 1.25 or later, whose traces carry clock snapshots", ErrUnsupportedVersion, v)
@@ -187,7 +189,7 @@ func selectGenerations(gens []generation, span Span, startGen, endGen int) (firs
 func analyzeGenerations(data []byte, gens []generation, first, last int, span Span, cfg config) (*Diagnosis, bool, error) {
 	body := data[gens[first].off:gens[last].end]
 	tl := newTimeline(span)
-	if err := tl.read(io.MultiReader(bytes.NewReader(data[:headerLen]), bytes.NewReader(body))); err != nil {
+	if err := tl.read(io.MultiReader(bytes.NewReader(data[:tracefmt.HeaderLen]), bytes.NewReader(body))); err != nil {
 		return nil, false, err
 	}
 	b := builder{tl: tl, span: span, cfg: cfg, atWindowStart: first == 0, atWindowEnd: last == len(gens)-1}
@@ -198,7 +200,7 @@ func analyzeGenerations(data []byte, gens []generation, first, last int, span Sp
 	d.Parsed = Parsed{
 		Generations:      last - first + 1,
 		TotalGenerations: len(gens),
-		Bytes:            int64(headerLen + len(body)),
+		Bytes:            int64(tracefmt.HeaderLen + len(body)),
 		TotalBytes:       int64(len(data)),
 	}
 	return d, b.unknownWait && !cfg.noEarlier, nil

@@ -1,38 +1,10 @@
 package analysis
 
 import (
-	"bytes"
 	"fmt"
-	"strconv"
 	"time"
-)
 
-// Framing of the Go 1.25 and 1.26 execution trace, as far as finding
-// generations needs it. otelfr/window.go documents the format in full
-// (from internal/trace/tracev2 and runtime/tracebuf.go): a 16-byte header,
-// then batches
-//
-//	evEventBatch        gen M ts size payload[size]
-//	evExperimentalBatch exp gen M ts size payload[size]
-//
-// grouped by generation; Go 1.26 closes each generation with a lone
-// evEndOfGeneration byte. Every generation carries its own string and stack
-// tables and a sync batch with the trace clock's frequency and a clock
-// snapshot, so the header followed by any run of consecutive whole
-// generations is itself a valid trace. That is what lets Analyze parse only
-// the generations that overlap a span.
-const (
-	evEventBatch        = 1
-	evStrings           = 4
-	evFrequency         = 8
-	evExperimentalBatch = 49
-	evSync              = 50
-	evClockSnapshot     = 51
-	evEndOfGeneration   = 52
-
-	headerLen    = 16
-	maxBatchSize = 64 << 10 // tracev2.MaxBatchSize
-	maxVarintLen = 10
+	"github.com/otelfr/otel-flightrecorder/internal/tracefmt"
 )
 
 // generation is one generation's place in a trace and its clock.
@@ -61,32 +33,24 @@ func (g *generation) wall(ts uint64) time.Time {
 // start returns the wall-clock time of the generation's first event.
 func (g *generation) start() time.Time { return g.wall(g.minTs) }
 
-// traceVersion reads the header: the N of "go 1.N trace". It returns
-// ErrNotTrace if data does not start with such a header.
+// traceVersion reads the header: the N of "go 1.N trace". Its errors wrap
+// ErrNotTrace.
 func traceVersion(data []byte) (int, error) {
-	const prefix, suffix = "go 1.", " trace"
-	if len(data) < headerLen || !bytes.HasPrefix(data, []byte(prefix)) {
-		return 0, ErrNotTrace
-	}
-	h := data[len(prefix):headerLen]
-	i := bytes.Index(h, []byte(suffix))
-	if i <= 0 {
-		return 0, ErrNotTrace
-	}
-	for _, c := range h[i+len(suffix):] {
-		if c != 0 {
-			return 0, ErrNotTrace
-		}
-	}
-	v, err := strconv.Atoi(string(h[:i]))
-	if err != nil || v < 0 {
-		return 0, ErrNotTrace
+	v, err := tracefmt.Version(data)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrNotTrace, err)
 	}
 	return v, nil
 }
 
-// splitGenerations finds the generations of a Go 1.25 or 1.26 trace.
-// Errors wrap ErrMalformed.
+// splitGenerations finds the generations of a Go 1.25 or 1.26 trace from
+// its framing alone. Errors wrap ErrMalformed.
+//
+// Every generation carries its own string and stack tables and a sync batch
+// with the trace clock's frequency and a clock snapshot, so the header
+// followed by any run of consecutive whole generations is itself a valid
+// trace. That is what lets Analyze parse only the generations that overlap
+// a span.
 func splitGenerations(data []byte, version int) ([]generation, error) {
 	eog := version >= 26
 	var (
@@ -101,8 +65,8 @@ func splitGenerations(data []byte, version int) ([]generation, error) {
 		g = nil
 		return nil
 	}
-	for p := headerLen; p < len(data); {
-		if data[p] == evEndOfGeneration && eog {
+	for p := tracefmt.HeaderLen; p < len(data); {
+		if data[p] == tracefmt.EvEndOfGeneration && eog {
 			if g == nil {
 				return nil, fmt.Errorf("%w: offset %d: end of generation without batches", ErrMalformed, p)
 			}
@@ -112,32 +76,30 @@ func splitGenerations(data []byte, version int) ([]generation, error) {
 			p++
 			continue
 		}
-		h, next, err := readBatchHeader(data, p)
+		h, next, err := tracefmt.ReadBatch(data, p)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 		}
-		if g != nil && h.gen != g.num {
+		if g != nil && h.Gen != g.num {
 			if eog {
-				return nil, fmt.Errorf("%w: offset %d: batch of generation %d inside generation %d", ErrMalformed, p, h.gen, g.num)
+				return nil, fmt.Errorf("%w: offset %d: batch of generation %d inside generation %d", ErrMalformed, p, h.Gen, g.num)
 			}
 			if err := closeGen(p); err != nil {
 				return nil, err
 			}
 		}
 		if g == nil {
-			gens = append(gens, generation{num: h.gen, off: p, minTs: h.ts})
+			gens = append(gens, generation{num: h.Gen, off: p, minTs: h.Ts})
 			g = &gens[len(gens)-1]
 		}
-		g.minTs = min(g.minTs, h.ts)
-		if !h.exp && len(h.payload) > 0 {
-			switch h.payload[0] {
-			case evSync:
-				if err := g.readSync(h, p); err != nil {
-					return nil, err
-				}
-			case evStrings:
-				g.strings = append(g.strings, [2]int{next - len(h.payload), next})
+		g.minTs = min(g.minTs, h.Ts)
+		switch h.Kind() {
+		case tracefmt.KindSync:
+			if err := g.readSync(h, p); err != nil {
+				return nil, err
 			}
+		case tracefmt.KindStrings:
+			g.strings = append(g.strings, [2]int{next - len(h.Payload), next})
 		}
 		p = next
 	}
@@ -155,101 +117,26 @@ func splitGenerations(data []byte, version int) ([]generation, error) {
 	return gens, nil
 }
 
-// readSync reads a sync batch: evSync, then evFrequency [freq] and
-// evClockSnapshot [dt, mono, sec, nsec].
-func (g *generation) readSync(h batchHeader, off int) error {
-	b := h.payload
-	for p := 1; p < len(b); {
-		typ := b[p]
-		p++
-		switch typ {
-		case evFrequency:
-			if g.freq, p = uvarint(b, p); p < 0 || g.freq == 0 {
-				return fmt.Errorf("%w: sync batch at offset %d: bad frequency", ErrMalformed, off)
-			}
-		case evClockSnapshot:
-			var dt, sec, nsec uint64
-			dt, p = uvarint(b, p)
-			p = skipUvarint(b, p) // monotonic clock
-			sec, p = uvarint(b, p)
-			nsec, p = uvarint(b, p)
-			if p < 0 || sec > 1<<40 || nsec >= 1e9 {
+// readSync reads a sync batch: EvSync, then EvFrequency [freq] and
+// EvClockSnapshot [dt, mono, sec, nsec]. The last of each wins.
+func (g *generation) readSync(h tracefmt.Batch, off int) error {
+	b := h.Payload
+	for p := 1; p < len(b); { // b[0] is EvSync
+		ev, next, err := tracefmt.ReadSyncEvent(b, p)
+		if err != nil {
+			return fmt.Errorf("%w: sync batch at offset %d: %w", ErrMalformed, off, err)
+		}
+		p = next
+		switch ev.Type {
+		case tracefmt.EvFrequency:
+			g.freq = ev.Freq
+		case tracefmt.EvClockSnapshot:
+			if ev.Sec > 1<<40 || ev.Nsec >= 1e9 {
 				return fmt.Errorf("%w: sync batch at offset %d: bad clock snapshot", ErrMalformed, off)
 			}
-			g.snapTs = h.ts + dt
-			g.snapWall = time.Unix(int64(sec), int64(nsec)).UTC()
-		default:
-			return fmt.Errorf("%w: sync batch at offset %d: unexpected event type %d", ErrMalformed, off, typ)
+			g.snapTs = h.Ts + ev.Dt
+			g.snapWall = time.Unix(int64(ev.Sec), int64(ev.Nsec)).UTC()
 		}
 	}
 	return nil
-}
-
-type batchHeader struct {
-	exp     bool
-	gen, m  uint64
-	ts      uint64
-	payload []byte
-}
-
-// readBatchHeader parses the batch at data[p] and returns the offset of what
-// follows it.
-func readBatchHeader(data []byte, p int) (h batchHeader, next int, err error) {
-	off := p
-	switch data[p] {
-	case evEventBatch:
-		p++
-	case evExperimentalBatch:
-		h.exp = true
-		p += 2
-	default:
-		return h, 0, fmt.Errorf("%w: offset %d: want a batch, found byte %d", ErrMalformed, off, data[p])
-	}
-	var size uint64
-	h.gen, p = uvarint(data, p)
-	h.m, p = uvarint(data, p)
-	h.ts, p = uvarint(data, p)
-	size, p = uvarint(data, p)
-	switch {
-	case p < 0:
-		return h, 0, fmt.Errorf("%w: batch at offset %d: truncated header", ErrMalformed, off)
-	case h.gen == 0:
-		return h, 0, fmt.Errorf("%w: batch at offset %d: generation 0", ErrMalformed, off)
-	case size > maxBatchSize:
-		return h, 0, fmt.Errorf("%w: batch at offset %d: size %d exceeds %d", ErrMalformed, off, size, maxBatchSize)
-	case size > uint64(len(data)-p):
-		return h, 0, fmt.Errorf("%w: batch at offset %d: truncated", ErrMalformed, off)
-	}
-	next = p + int(size)
-	h.payload = data[p:next:next]
-	return h, next, nil
-}
-
-// uvarint decodes the uvarint at b[p:] and returns it and the offset after
-// it, or -1 if p is negative (an earlier error) or the uvarint is bad.
-func uvarint(b []byte, p int) (uint64, int) {
-	if p < 0 {
-		return 0, -1
-	}
-	var v uint64
-	for i := 0; i < maxVarintLen; i++ {
-		if p >= len(b) {
-			return 0, -1
-		}
-		c := b[p]
-		p++
-		if c < 0x80 {
-			if i == maxVarintLen-1 && c > 1 {
-				return 0, -1
-			}
-			return v | uint64(c)<<(7*i), p
-		}
-		v |= uint64(c&0x7f) << (7 * i)
-	}
-	return 0, -1
-}
-
-func skipUvarint(b []byte, p int) int {
-	_, p = uvarint(b, p)
-	return p
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelfr/otel-flightrecorder/internal/tracefmt"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
 )
 
@@ -45,10 +46,10 @@ func TestSplitGenerations(t *testing.T) {
 	gens, err := generations(data)
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, len(gens), 5)
-	assert.Equal(t, headerLen, gens[0].off)
+	assert.Equal(t, tracefmt.HeaderLen, gens[0].off)
 	assert.Equal(t, len(data), gens[len(gens)-1].end)
 	for i, g := range gens {
-		assert.Equal(t, byte(evEndOfGeneration), data[g.end-1], "generation %d ends with its marker", i)
+		assert.Equal(t, byte(tracefmt.EvEndOfGeneration), data[g.end-1], "generation %d ends with its marker", i)
 		if i > 0 {
 			assert.Equal(t, gens[i-1].end, g.off, "generations are contiguous")
 			assert.Equal(t, gens[i-1].num+1, g.num)

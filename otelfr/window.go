@@ -4,57 +4,22 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/otelfr/otel-flightrecorder/internal/tracefmt"
 )
 
 // errTraceFormat is wrapped by every error traceWindow returns: the input is
 // not a complete Go 1.25/1.26 execution trace.
 var errTraceFormat = errors.New("otelfr: malformed or unsupported Go execution trace")
 
-// Wire format of the Go 1.25 and 1.26 execution trace, from
-// internal/trace/tracev2 (events.go, spec.go), runtime/tracebuf.go,
-// runtime/tracetime.go and internal/trace/{batch,generation}.go.
-//
-// A trace is a 16-byte header followed by generations. A generation is a run
-// of batches with the same generation number; from Go 1.26 on it ends with a
-// lone evEndOfGeneration byte, which runtime/trace.FlightRecorder.WriteTo
-// also emits. A batch is
-//
-//	evEventBatch        gen M ts size payload[size]
-//	evExperimentalBatch exp(1 byte) gen M ts size payload[size]
-//
-// where gen, M, ts and size are uvarints (M is ^0, 10 bytes, for batches the
-// runtime writes without an M; size is always padded to 10 bytes) and ts is
-// the batch's base timestamp in trace clock units. The payload's first byte
-// tells special batches apart: evSync (frequency and clock snapshot),
-// evStrings, evStacks, evCPUSamples. Anything else is a batch of timed events,
-// each one type byte, a uvarint timestamp delta from the previous event (the
-// first from the batch base) and a fixed number of uvarint arguments.
-const (
-	evEventBatch        = 1
-	evStacks            = 2
-	evStrings           = 4
-	evCPUSamples        = 6
-	evCPUSample         = 7
-	evFrequency         = 8
-	evExperimentalBatch = 49
-	evSync              = 50
-	evClockSnapshot     = 51
-	evEndOfGeneration   = 52
-
-	traceHeaderLen = 16
-	maxBatchSize   = 64 << 10 // tracev2.MaxBatchSize
-	maxVarintLen   = 10
-)
-
-var (
-	traceHeader125 = [traceHeaderLen]byte([]byte("go 1.25 trace\x00\x00\x00"))
-	traceHeader126 = [traceHeaderLen]byte([]byte("go 1.26 trace\x00\x00\x00"))
-)
-
 // timedEventArgs is the number of uvarints (the timestamp delta included)
 // that follow the type byte of each timed event: len(tracev2.Specs()[t].Args)
 // for every t with IsTimedEvent set, in Go 1.25 and 1.26. Zero marks a type
 // that cannot appear in an event batch.
+//
+// internal/tracefmt, whose package comment describes the format, reads the
+// framing of the trace for traceWindow; the timed events inside event
+// batches it decodes itself, with this table.
 var timedEventArgs = [256]uint8{
 	9:  3, // ProcsChange [dt, procs, stack]
 	10: 3, // ProcStart [dt, p, p_seq]
@@ -260,16 +225,16 @@ func (g *genScan) window() (start, end time.Time, err error) {
 }
 
 func scanTraceWindow(data []byte, mode decodeMode) (start, end time.Time, err error) {
-	if len(data) < traceHeaderLen {
+	if len(data) < tracefmt.HeaderLen {
 		return start, end, fmt.Errorf("%w: %d bytes is too short for a trace header", errTraceFormat, len(data))
 	}
-	var needEOG bool // Go 1.26: generations end with evEndOfGeneration
-	switch [traceHeaderLen]byte(data) {
-	case traceHeader126:
+	var needEOG bool // Go 1.26: generations end with EvEndOfGeneration
+	switch [tracefmt.HeaderLen]byte(data) {
+	case tracefmt.Header(26):
 		needEOG = true
-	case traceHeader125:
+	case tracefmt.Header(25):
 	default:
-		return start, end, fmt.Errorf("%w: unsupported header %q, want go 1.25 or go 1.26", errTraceFormat, data[:traceHeaderLen])
+		return start, end, fmt.Errorf("%w: unsupported header %q, want go 1.25 or go 1.26", errTraceFormat, data[:tracefmt.HeaderLen])
 	}
 
 	var (
@@ -292,8 +257,8 @@ func scanTraceWindow(data []byte, mode decodeMode) (start, end time.Time, err er
 			return nil
 		}
 	)
-	for p := traceHeaderLen; p < len(data); {
-		if data[p] == evEndOfGeneration {
+	for p := tracefmt.HeaderLen; p < len(data); {
+		if data[p] == tracefmt.EvEndOfGeneration {
 			if !inGen {
 				return start, end, fmt.Errorf("%w: offset %d: end of generation without batches", errTraceFormat, p)
 			}
@@ -304,13 +269,13 @@ func scanTraceWindow(data []byte, mode decodeMode) (start, end time.Time, err er
 			p++
 			continue
 		}
-		h, next, err := readBatchHeader(data, p)
+		h, next, err := tracefmt.ReadBatch(data, p)
 		if err != nil {
-			return start, end, err
+			return start, end, fmt.Errorf("%w: %w", errTraceFormat, err)
 		}
-		if inGen && h.gen != g.gen {
+		if inGen && h.Gen != g.gen {
 			if needEOG {
-				return start, end, fmt.Errorf("%w: offset %d: batch of generation %d inside generation %d", errTraceFormat, p, h.gen, g.gen)
+				return start, end, fmt.Errorf("%w: offset %d: batch of generation %d inside generation %d", errTraceFormat, p, h.Gen, g.gen)
 			}
 			g.endOff = p
 			if err := closeG(); err != nil {
@@ -318,22 +283,22 @@ func scanTraceWindow(data []byte, mode decodeMode) (start, end time.Time, err er
 			}
 		}
 		if !inGen {
-			g.reset(h.gen, p)
+			g.reset(h.Gen, p)
 			inGen = true
 		}
-		if g.batches == 0 || h.ts < g.minTs {
-			g.minTs = h.ts
+		if g.batches == 0 || h.Ts < g.minTs {
+			g.minTs = h.Ts
 		}
 		g.batches++
-		switch h.kind() {
-		case batchEvents:
-			g.seeMax(h.ts)
-			g.noteM(h.m, p)
-		case batchSync:
+		switch h.Kind() {
+		case tracefmt.KindEvents:
+			g.seeMax(h.Ts)
+			g.noteM(h.M, p)
+		case tracefmt.KindSync:
 			if err := g.readSync(h, p); err != nil {
 				return start, end, err
 			}
-		case batchCPUSamples:
+		case tracefmt.KindCPUSamples:
 			if err := g.readCPUSamples(h, p); err != nil {
 				return start, end, err
 			}
@@ -384,9 +349,9 @@ func (g *genScan) decodeLastPerM(data []byte) error {
 		if off == 0 {
 			continue
 		}
-		h, _, err := readBatchHeader(data, off)
+		h, _, err := tracefmt.ReadBatch(data, off)
 		if err != nil {
-			return err // unreachable: the header parsed before
+			return fmt.Errorf("%w: %w", errTraceFormat, err) // unreachable: the header parsed before
 		}
 		if err := g.decodeEvents(h, off); err != nil {
 			return err
@@ -398,11 +363,11 @@ func (g *genScan) decodeLastPerM(data []byte) error {
 // decodeAll decodes every event batch of the generation.
 func (g *genScan) decodeAll(data []byte) error {
 	for p := g.startOff; p < g.endOff; {
-		h, next, err := readBatchHeader(data, p)
+		h, next, err := tracefmt.ReadBatch(data, p)
 		if err != nil {
-			return err // unreachable: the header parsed before
+			return fmt.Errorf("%w: %w", errTraceFormat, err) // unreachable: the header parsed before
 		}
-		if h.kind() == batchEvents {
+		if h.Kind() == tracefmt.KindEvents {
 			if err := g.decodeEvents(h, p); err != nil {
 				return err
 			}
@@ -414,9 +379,9 @@ func (g *genScan) decodeAll(data []byte) error {
 
 // decodeEvents walks the timed events of an event batch and records the
 // timestamp of the last.
-func (g *genScan) decodeEvents(h batchHeader, off int) error {
-	b := h.payload
-	ts := h.ts
+func (g *genScan) decodeEvents(h tracefmt.Batch, off int) error {
+	b := h.Payload
+	ts := h.Ts
 	for p := 0; p < len(b); {
 		typ := b[p]
 		n := timedEventArgs[typ]
@@ -424,12 +389,12 @@ func (g *genScan) decodeEvents(h batchHeader, off int) error {
 			return fmt.Errorf("%w: batch at offset %d: unexpected event type %d", errTraceFormat, off, typ)
 		}
 		var dt uint64
-		if dt, p = uvarint(b, p+1); p < 0 {
+		if dt, p = tracefmt.Uvarint(b, p+1); p < 0 {
 			return fmt.Errorf("%w: batch at offset %d: bad event timestamp", errTraceFormat, off)
 		}
 		ts += dt
 		for range n - 1 {
-			if p = skipUvarint(b, p); p < 0 {
+			if p = tracefmt.SkipUvarint(b, p); p < 0 {
 				return fmt.Errorf("%w: batch at offset %d: bad event argument", errTraceFormat, off)
 			}
 		}
@@ -440,36 +405,27 @@ func (g *genScan) decodeEvents(h batchHeader, off int) error {
 
 // readSync reads a sync batch: EvSync, then EvFrequency [freq] and
 // EvClockSnapshot [dt, mono, sec, nsec], once each per generation.
-func (g *genScan) readSync(h batchHeader, off int) error {
-	b := h.payload
-	for p := 1; p < len(b); { // b[0] is evSync
-		typ := b[p]
-		p++
-		switch typ {
-		case evFrequency:
+func (g *genScan) readSync(h tracefmt.Batch, off int) error {
+	b := h.Payload
+	for p := 1; p < len(b); { // b[0] is EvSync
+		ev, next, err := tracefmt.ReadSyncEvent(b, p)
+		if err != nil {
+			return fmt.Errorf("%w: sync batch at offset %d: %w", errTraceFormat, off, err)
+		}
+		p = next
+		switch ev.Type {
+		case tracefmt.EvFrequency:
 			if g.freq != 0 {
 				return fmt.Errorf("%w: sync batch at offset %d: second frequency event in generation %d", errTraceFormat, off, g.gen)
 			}
-			if g.freq, p = uvarint(b, p); p < 0 || g.freq == 0 {
-				return fmt.Errorf("%w: sync batch at offset %d: bad frequency", errTraceFormat, off)
-			}
-		case evClockSnapshot:
+			g.freq = ev.Freq
+		case tracefmt.EvClockSnapshot:
 			if g.hasSnap {
 				return fmt.Errorf("%w: sync batch at offset %d: second clock snapshot in generation %d", errTraceFormat, off, g.gen)
 			}
-			var dt uint64
-			dt, p = uvarint(b, p)
-			p = skipUvarint(b, p) // monotonic clock
-			g.snapSec, p = uvarint(b, p)
-			g.snapNsec, p = uvarint(b, p)
-			if p < 0 {
-				return fmt.Errorf("%w: sync batch at offset %d: bad clock snapshot", errTraceFormat, off)
-			}
-			g.snapTs = h.ts + dt
+			g.snapTs, g.snapSec, g.snapNsec = h.Ts+ev.Dt, ev.Sec, ev.Nsec
 			g.hasSnap = true
 			g.seeMax(g.snapTs)
-		default:
-			return fmt.Errorf("%w: sync batch at offset %d: unexpected event type %d", errTraceFormat, off, typ)
 		}
 	}
 	return nil
@@ -477,16 +433,16 @@ func (g *genScan) readSync(h batchHeader, off int) error {
 
 // readCPUSamples reads a CPU samples batch: EvCPUSamples, then
 // EvCPUSample [ts, m, p, g, stack] events with absolute timestamps.
-func (g *genScan) readCPUSamples(h batchHeader, off int) error {
-	b := h.payload
-	for p := 1; p < len(b); { // b[0] is evCPUSamples
-		if b[p] != evCPUSample {
+func (g *genScan) readCPUSamples(h tracefmt.Batch, off int) error {
+	b := h.Payload
+	for p := 1; p < len(b); { // b[0] is EvCPUSamples
+		if b[p] != tracefmt.EvCPUSample {
 			return fmt.Errorf("%w: CPU samples batch at offset %d: unexpected event type %d", errTraceFormat, off, b[p])
 		}
 		var ts uint64
-		ts, p = uvarint(b, p+1)
+		ts, p = tracefmt.Uvarint(b, p+1)
 		for range 4 {
-			p = skipUvarint(b, p)
+			p = tracefmt.SkipUvarint(b, p)
 		}
 		if p < 0 {
 			return fmt.Errorf("%w: CPU samples batch at offset %d: bad sample", errTraceFormat, off)
@@ -494,119 +450,4 @@ func (g *genScan) readCPUSamples(h batchHeader, off int) error {
 		g.seeMax(ts)
 	}
 	return nil
-}
-
-type batchKind uint8
-
-const (
-	batchEvents batchKind = iota
-	batchSync
-	batchCPUSamples
-	batchOther // strings, stacks, experimental
-)
-
-type batchHeader struct {
-	exp     bool
-	gen, m  uint64
-	ts      uint64 // base timestamp
-	payload []byte
-}
-
-func (h *batchHeader) kind() batchKind {
-	if h.exp {
-		return batchOther
-	}
-	if len(h.payload) == 0 {
-		return batchEvents
-	}
-	switch h.payload[0] {
-	case evSync:
-		return batchSync
-	case evCPUSamples:
-		return batchCPUSamples
-	case evStrings, evStacks:
-		return batchOther
-	}
-	return batchEvents
-}
-
-// readBatchHeader parses the batch at data[p] and returns the offset of what
-// follows it.
-func readBatchHeader(data []byte, p int) (h batchHeader, next int, err error) {
-	off := p
-	switch data[p] {
-	case evEventBatch:
-		p++
-	case evExperimentalBatch:
-		h.exp = true
-		p += 2 // the experiment ID byte
-	default:
-		return h, 0, fmt.Errorf("%w: offset %d: want a batch, found event type %d", errTraceFormat, off, data[p])
-	}
-	var size uint64
-	h.gen, p = uvarint(data, p)
-	h.m, p = uvarint(data, p)
-	h.ts, p = uvarint(data, p)
-	size, p = uvarint(data, p)
-	if p < 0 {
-		return h, 0, fmt.Errorf("%w: batch at offset %d: truncated or bad header", errTraceFormat, off)
-	}
-	if h.gen == 0 {
-		return h, 0, fmt.Errorf("%w: batch at offset %d: generation 0", errTraceFormat, off)
-	}
-	if size > maxBatchSize {
-		return h, 0, fmt.Errorf("%w: batch at offset %d: size %d exceeds %d", errTraceFormat, off, size, maxBatchSize)
-	}
-	if size > uint64(len(data)-p) {
-		return h, 0, fmt.Errorf("%w: batch at offset %d: truncated: %d of %d bytes", errTraceFormat, off, len(data)-p, size)
-	}
-	next = p + int(size)
-	h.payload = data[p:next:next]
-	return h, next, nil
-}
-
-// uvarint decodes the uvarint at b[p:] and returns it and the offset after
-// it, or -1 if p is negative (a previous error) or the uvarint is truncated
-// or overflows.
-func uvarint(b []byte, p int) (uint64, int) {
-	if p < 0 {
-		return 0, -1
-	}
-	var v uint64
-	for i := 0; i < maxVarintLen; i++ {
-		if p >= len(b) {
-			return 0, -1
-		}
-		c := b[p]
-		p++
-		if c < 0x80 {
-			if i == maxVarintLen-1 && c > 1 {
-				return 0, -1
-			}
-			return v | uint64(c)<<(7*i), p
-		}
-		v |= uint64(c&0x7f) << (7 * i)
-	}
-	return 0, -1
-}
-
-// skipUvarint is uvarint without the value.
-func skipUvarint(b []byte, p int) int {
-	if p < 0 {
-		return -1
-	}
-	for i := 0; i < maxVarintLen; i++ {
-		if p >= len(b) {
-			return -1
-		}
-		c := b[p]
-		p++
-		if c < 0x80 {
-			if i == maxVarintLen-1 && c > 1 {
-				return -1
-			}
-			return p
-		}
-	}
-	return -1
 }

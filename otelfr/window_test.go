@@ -20,6 +20,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	xtrace "golang.org/x/exp/trace"
+
+	"github.com/otelfr/otel-flightrecorder/internal/tracefmt"
 )
 
 // twSnapshot is a flight recorder snapshot and the wall clock around it.
@@ -183,13 +185,13 @@ func twReference(tb testing.TB, data []byte) twRef {
 func twBoundaries(tb testing.TB, data []byte) map[int]bool {
 	tb.Helper()
 	b := make(map[int]bool)
-	for p := traceHeaderLen; p < len(data); {
-		if data[p] == evEndOfGeneration {
+	for p := tracefmt.HeaderLen; p < len(data); {
+		if data[p] == tracefmt.EvEndOfGeneration {
 			p++
 			b[p] = true
 			continue
 		}
-		_, next, err := readBatchHeader(data, p)
+		_, next, err := tracefmt.ReadBatch(data, p)
 		require.NoError(tb, err)
 		p = next
 	}
@@ -265,13 +267,13 @@ func TestTraceWindow(t *testing.T) {
 		require.True(t, s.Equal(start) && e.Equal(end))
 
 		// Go 1.25 traces need no end-of-generation markers.
-		stripped := old[:traceHeaderLen:traceHeaderLen]
-		for p := traceHeaderLen; p < len(old); {
-			if old[p] == evEndOfGeneration {
+		stripped := old[:tracefmt.HeaderLen:tracefmt.HeaderLen]
+		for p := tracefmt.HeaderLen; p < len(old); {
+			if old[p] == tracefmt.EvEndOfGeneration {
 				p++
 				continue
 			}
-			_, next, err := readBatchHeader(old, p)
+			_, next, err := tracefmt.ReadBatch(old, p)
 			require.NoError(t, err)
 			stripped = append(stripped, old[p:next]...)
 			p = next
@@ -329,7 +331,7 @@ func TestTraceWindow(t *testing.T) {
 		for range 200 {
 			copy(buf, data)
 			for range 1 + rng.IntN(8) {
-				buf[traceHeaderLen+rng.IntN(len(buf)-traceHeaderLen)] ^= byte(1 + rng.IntN(255))
+				buf[tracefmt.HeaderLen+rng.IntN(len(buf)-tracefmt.HeaderLen)] ^= byte(1 + rng.IntN(255))
 			}
 			s, e, err := traceWindow(buf)
 			if err != nil {
@@ -367,7 +369,7 @@ func newTWBuilder(header string) *twBuilder {
 }
 
 func (w *twBuilder) batch(gen, m, ts uint64, payload []byte) *twBuilder {
-	w.b = append(w.b, evEventBatch)
+	w.b = append(w.b, tracefmt.EvEventBatch)
 	w.b = binary.AppendUvarint(w.b, gen)
 	w.b = binary.AppendUvarint(w.b, m)
 	w.b = binary.AppendUvarint(w.b, ts)
@@ -377,16 +379,16 @@ func (w *twBuilder) batch(gen, m, ts uint64, payload []byte) *twBuilder {
 }
 
 func (w *twBuilder) eog() *twBuilder {
-	w.b = append(w.b, evEndOfGeneration)
+	w.b = append(w.b, tracefmt.EvEndOfGeneration)
 	return w
 }
 
 // twPaddedUvarint appends v as a 10-byte uvarint, as the runtime writes batch
 // sizes.
 func twPaddedUvarint(b []byte, v uint64) []byte {
-	for i := range maxVarintLen {
+	for i := range tracefmt.MaxVarintLen {
 		c := byte(v & 0x7f)
-		if i < maxVarintLen-1 {
+		if i < tracefmt.MaxVarintLen-1 {
 			c |= 0x80
 		}
 		b = append(b, c)
@@ -408,10 +410,10 @@ func twEvents(evs ...[]uint64) []byte {
 }
 
 func twSync(freq, dt uint64, wall time.Time) []byte {
-	b := []byte{evSync}
+	b := []byte{tracefmt.EvSync}
 	b = append(b, twEvents(
-		[]uint64{evFrequency, freq},
-		[]uint64{evClockSnapshot, dt, 12345, uint64(wall.Unix()), uint64(wall.Nanosecond())},
+		[]uint64{tracefmt.EvFrequency, freq},
+		[]uint64{tracefmt.EvClockSnapshot, dt, 12345, uint64(wall.Unix()), uint64(wall.Nanosecond())},
 	)...)
 	return b
 }
@@ -439,13 +441,13 @@ func twTwoGens(header string) *twBuilder {
 		batch(1, twMAny, 1000, twSync(twFreq, 10, twWall)).
 		batch(1, 1, 900, twEvents([]uint64{twEvGoStart, 5, 1, 1}, []uint64{twEvProcEnd, 200})).
 		batch(1, 2, 950, twEvents([]uint64{twEvProcEnd, 10})).
-		batch(1, twMAny, 5000, []byte{evStacks}).
+		batch(1, twMAny, 5000, []byte{tracefmt.EvStacks}).
 		eog().
 		batch(2, twMAny, 2000, twSync(twFreq, 0, wall2)).
 		batch(2, 1, 2100, twEvents([]uint64{twEvProcEnd, 50})).
 		batch(2, 2, 2050, twEvents([]uint64{twEvGoStart, 1, 7, 1}, []uint64{twEvGoDone, 999})).
 		batch(2, 1, 2200, twEvents([]uint64{twEvProcEnd, 7})).
-		batch(2, twMAny, 9000, []byte{evStrings}).
+		batch(2, twMAny, 9000, []byte{tracefmt.EvStrings}).
 		eog()
 }
 
@@ -496,10 +498,10 @@ func TestTraceWindowSynthetic(t *testing.T) {
 	t.Run("CPUSamples", func(t *testing.T) {
 		w := twTwoGens(twHeader126)
 		w.b = w.b[:len(w.b)-1] // reopen generation 2
-		samples := []byte{evCPUSamples}
+		samples := []byte{tracefmt.EvCPUSamples}
 		samples = append(samples, twEvents(
-			[]uint64{evCPUSample, 2500, 1, 0, 1, 3},
-			[]uint64{evCPUSample, 4000, 2, 1, 2, 3},
+			[]uint64{tracefmt.EvCPUSample, 2500, 1, 0, 1, 3},
+			[]uint64{tracefmt.EvCPUSample, 4000, 2, 1, 2, 3},
 		)...)
 		w.batch(2, twMAny, 9500, samples).eog()
 		_, end, err := traceWindow(w.b)
@@ -510,7 +512,7 @@ func TestTraceWindowSynthetic(t *testing.T) {
 	t.Run("ExperimentalBatchSkipped", func(t *testing.T) {
 		w := twTwoGens(twHeader126)
 		w.b = w.b[:len(w.b)-1]
-		w.b = append(w.b, evExperimentalBatch, 1) // experiment AllocFree
+		w.b = append(w.b, tracefmt.EvExperimentalBatch, 1) // experiment AllocFree
 		w.b = binary.AppendUvarint(w.b, 2)
 		w.b = binary.AppendUvarint(w.b, 3)
 		w.b = binary.AppendUvarint(w.b, 9999)
@@ -545,8 +547,8 @@ func TestTraceWindowSynthetic(t *testing.T) {
 		"Nil":                   nil,
 		"ShortHeader":           []byte("go 1.26 trace"),
 		"HeaderOnly":            []byte(twHeader126),
-		"WrongVersion":          append([]byte("go 1.24 trace\x00\x00\x00"), twTwoGens(twHeader126).b[traceHeaderLen:]...),
-		"NoEndOfGeneration":     bytes.TrimSuffix(twTwoGens(twHeader126).b, []byte{evEndOfGeneration}),
+		"WrongVersion":          append([]byte("go 1.24 trace\x00\x00\x00"), twTwoGens(twHeader126).b[tracefmt.HeaderLen:]...),
+		"NoEndOfGeneration":     bytes.TrimSuffix(twTwoGens(twHeader126).b, []byte{tracefmt.EvEndOfGeneration}),
 		"LoneEndOfGeneration":   newTWBuilder(twHeader126).eog().b,
 		"DoubleEndOfGeneration": twTwoGens(twHeader126).eog().b,
 		"InterleavedGenerations": newTWBuilder(twHeader126).
@@ -555,9 +557,9 @@ func TestTraceWindowSynthetic(t *testing.T) {
 		"NoSync": newTWBuilder(twHeader126).
 			batch(1, 1, 1100, twEvents([]uint64{twEvProcEnd, 1})).eog().b,
 		"NoClockSnapshot": newTWBuilder(twHeader126).
-			batch(1, twMAny, 1000, twEvents([]uint64{evSync}, []uint64{evFrequency, twFreq})).eog().b,
+			batch(1, twMAny, 1000, twEvents([]uint64{tracefmt.EvSync}, []uint64{tracefmt.EvFrequency, twFreq})).eog().b,
 		"NoFrequency": newTWBuilder(twHeader126).
-			batch(1, twMAny, 1000, twEvents([]uint64{evSync}, []uint64{evClockSnapshot, 1, 2, 3, 4})).eog().b,
+			batch(1, twMAny, 1000, twEvents([]uint64{tracefmt.EvSync}, []uint64{tracefmt.EvClockSnapshot, 1, 2, 3, 4})).eog().b,
 		"ZeroFrequency": newTWBuilder(twHeader126).
 			batch(1, twMAny, 1000, twSync(0, 10, twWall)).eog().b,
 		"TwoSyncBatches": newTWBuilder(twHeader126).
@@ -568,18 +570,18 @@ func TestTraceWindowSynthetic(t *testing.T) {
 		"GenerationZero": newTWBuilder(twHeader126).
 			batch(0, twMAny, 1000, twSync(twFreq, 10, twWall)).eog().b,
 		"OversizedBatch": newTWBuilder(twHeader126).
-			batch(1, twMAny, 1000, append(twSync(twFreq, 10, twWall), make([]byte, maxBatchSize)...)).eog().b,
-		"NotABatch": append([]byte(twHeader126), evStacks, 1, 1, 1, 0),
+			batch(1, twMAny, 1000, append(twSync(twFreq, 10, twWall), make([]byte, tracefmt.MaxBatchSize)...)).eog().b,
+		"NotABatch": append([]byte(twHeader126), tracefmt.EvStacks, 1, 1, 1, 0),
 		"BadEventInLastBatch": newTWBuilder(twHeader126).
 			batch(1, twMAny, 1000, twSync(twFreq, 10, twWall)).
-			batch(1, 1, 1100, twEvents([]uint64{twEvProcEnd, 1}, []uint64{evEventBatch, 1})).eog().b,
+			batch(1, 1, 1100, twEvents([]uint64{twEvProcEnd, 1}, []uint64{tracefmt.EvEventBatch, 1})).eog().b,
 		"TruncatedEvent": newTWBuilder(twHeader126).
 			batch(1, twMAny, 1000, twSync(twFreq, 10, twWall)).
 			batch(1, 1, 1100, []byte{twEvGoStart, 1, 0x80}).eog().b,
 		"BadCPUSample": newTWBuilder(twHeader126).
 			batch(1, twMAny, 1000, twSync(twFreq, 10, twWall)).
-			batch(1, twMAny, 1100, []byte{evCPUSamples, evCPUSample, 1, 2}).eog().b,
-		"VarintOverflow": append([]byte(twHeader126), evEventBatch,
+			batch(1, twMAny, 1100, []byte{tracefmt.EvCPUSamples, tracefmt.EvCPUSample, 1, 2}).eog().b,
+		"VarintOverflow": append([]byte(twHeader126), tracefmt.EvEventBatch,
 			0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0),
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -596,7 +598,7 @@ func TestTraceWindowSynthetic(t *testing.T) {
 			for j := range data {
 				data[j] = byte(rng.Uint32())
 			}
-			if i%2 == 0 && len(data) >= traceHeaderLen {
+			if i%2 == 0 && len(data) >= tracefmt.HeaderLen {
 				copy(data, twHeader126)
 			}
 			_, _, err := traceWindow(data)
@@ -620,33 +622,33 @@ const (
 // of a CPU sample batch, and the end-of-generation marker.
 func twReduce(tb testing.TB, data []byte) []byte {
 	tb.Helper()
-	out := bytes.Clone(data[:traceHeaderLen])
+	out := bytes.Clone(data[:tracefmt.HeaderLen])
 	var events, cpu int
-	for p := traceHeaderLen; p < len(data); {
-		if data[p] == evEndOfGeneration {
-			out = append(out, evEndOfGeneration)
+	for p := tracefmt.HeaderLen; p < len(data); {
+		if data[p] == tracefmt.EvEndOfGeneration {
+			out = append(out, tracefmt.EvEndOfGeneration)
 			events, cpu = 0, 0
 			p++
 			continue
 		}
-		h, next, err := readBatchHeader(data, p)
+		h, next, err := tracefmt.ReadBatch(data, p)
 		require.NoError(tb, err)
 		var payload []byte
-		switch h.kind() {
-		case batchSync:
-			payload = h.payload
-		case batchEvents:
+		switch h.Kind() {
+		case tracefmt.KindSync:
+			payload = h.Payload
+		case tracefmt.KindEvents:
 			if events < 3 {
 				events++
-				payload = twFirstEvents(h.payload, 8)
+				payload = twFirstEvents(h.Payload, 8)
 			}
-		case batchCPUSamples:
+		case tracefmt.KindCPUSamples:
 			if cpu < 1 {
 				cpu++
-				payload = h.payload[:min(len(h.payload), 1+3*12)]
+				payload = h.Payload[:min(len(h.Payload), 1+3*12)]
 				for {
 					g := genScan{}
-					if g.readCPUSamples(batchHeader{payload: payload}, 0) == nil {
+					if g.readCPUSamples(tracefmt.Batch{Payload: payload}, 0) == nil {
 						break
 					}
 					payload = payload[:len(payload)-1]
@@ -654,7 +656,7 @@ func twReduce(tb testing.TB, data []byte) []byte {
 			}
 		}
 		if payload != nil {
-			out = (&twBuilder{b: out}).batch(h.gen, h.m, h.ts, payload).b
+			out = (&twBuilder{b: out}).batch(h.Gen, h.M, h.Ts, payload).b
 		}
 		p = next
 	}
@@ -671,7 +673,7 @@ func twFirstEvents(b []byte, n int) []byte {
 		args := timedEventArgs[b[p]]
 		p++
 		for range args {
-			p = skipUvarint(b, p)
+			p = tracefmt.SkipUvarint(b, p)
 		}
 	}
 	return b[:p]
