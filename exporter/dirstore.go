@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -129,7 +130,16 @@ func (d *DirStore) Save(ctx context.Context, s *otelfr.Snapshot) (Info, error) {
 	if err := ctx.Err(); err != nil {
 		return Info{}, err
 	}
-	sum := sha256.Sum256(s.Data)
+	// Hash in pieces: one call over the whole snapshot cannot be preempted,
+	// and would hold up every stop-the-world pause while it runs.
+	h := sha256.New()
+	for d := s.Data; len(d) > 0; {
+		n := min(len(d), 256<<10)
+		h.Write(d[:n])
+		d = d[n:]
+		runtime.Gosched() // background work: let queued requests run
+	}
+	sum := [sha256.Size]byte(h.Sum(nil))
 	info := Info{
 		ID:            s.ID,
 		Reason:        s.Reason,

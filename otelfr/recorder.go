@@ -1,10 +1,10 @@
 package otelfr
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
+	"runtime"
 	"runtime/trace"
 	"sync"
 	"sync/atomic"
@@ -149,8 +149,12 @@ func (r *Recorder) write(now time.Time, reason string, sizeHint int64) (*Snapsho
 	if !r.fr.Enabled() {
 		return nil, ErrStopped
 	}
-	var buf bytes.Buffer
-	buf.Grow(int(sizeHint + sizeHint/8))
+	if sizeHint == 0 {
+		// The first snapshot: the window is about MaxBytes, a little more
+		// when a trace generation straddles its edge.
+		sizeHint = int64(r.maxBytes)
+	}
+	buf := snapshotBuffer{b: make([]byte, 0, sizeHint+sizeHint/8)}
 	if _, err := r.fr.WriteTo(&buf); err != nil {
 		if !r.fr.Enabled() {
 			return nil, ErrStopped
@@ -161,7 +165,7 @@ func (r *Recorder) write(now time.Time, reason string, sizeHint int64) (*Snapsho
 	s := &Snapshot{
 		ID:            rand.Text(),
 		Reason:        reason,
-		Data:          buf.Bytes(),
+		Data:          buf.b,
 		TakenAt:       now,
 		WriteDuration: done.Sub(now),
 		MinAge:        r.minAge,
@@ -177,6 +181,46 @@ func (r *Recorder) write(now time.Time, reason string, sizeHint int64) (*Snapsho
 	}
 	s.Start, s.End = start, end
 	return s, nil
+}
+
+// snapshotBuffer collects a snapshot. Unlike bytes.Buffer it never copies
+// more than copyChunk bytes in one go when it grows: a memmove cannot be
+// preempted, and one of many megabytes holds up every stop-the-world pause
+// (each GC cycle has two) and so every goroutine of the process, for as long
+// as it takes. Allocating is safe: the runtime clears a large buffer in
+// preemptible chunks.
+type snapshotBuffer struct {
+	b          []byte
+	sinceYield int
+}
+
+const (
+	copyChunk  = 256 << 10
+	yieldEvery = 1 << 20
+)
+
+func (w *snapshotBuffer) Write(p []byte) (int, error) {
+	written := len(p)
+	if len(w.b)+len(p) > cap(w.b) {
+		nb := make([]byte, len(w.b), max(2*cap(w.b), len(w.b)+len(p), 1<<20))
+		for off := 0; off < len(w.b); off += copyChunk {
+			copy(nb[off:], w.b[off:min(off+copyChunk, len(w.b))])
+		}
+		w.b = nb
+	}
+	for len(p) > 0 { // WriteTo hands over batches of at most 64 KiB; be safe anyway
+		n := min(len(p), copyChunk)
+		w.b = append(w.b, p[:n]...)
+		p = p[n:]
+		w.sinceYield += n
+		if w.sinceYield >= yieldEvery {
+			// Let the goroutines queued behind this one run: the
+			// snapshot is background work, requests are not.
+			runtime.Gosched()
+			w.sinceYield = 0
+		}
+	}
+	return written, nil
 }
 
 // Stop stops taking snapshots, waits for a snapshot being written to finish,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"regexp"
 	"runtime/trace"
@@ -249,4 +250,24 @@ func TestStop(t *testing.T) {
 	_, err = r.Snapshot(t.Context(), "late")
 	require.ErrorIs(t, err, ErrStopped)
 	assert.False(t, errors.Is(err, ErrRateLimited))
+}
+
+// TestSnapshotBufferGrowsInPieces pins the chunked growth that replaced
+// bytes.Buffer: a buffer too small for the window must still end up with
+// every byte, in order, when it grows by more than one copy chunk at a time.
+func TestSnapshotBufferGrowsInPieces(t *testing.T) {
+	for _, initial := range []int{0, 1, copyChunk - 1, 3 * copyChunk} {
+		t.Run(fmt.Sprint(initial), func(t *testing.T) {
+			var want []byte
+			w := snapshotBuffer{b: make([]byte, 0, initial)}
+			for i, n := range []int{16, 64 << 10, copyChunk + 3, 5 * copyChunk, 1, yieldEvery + 7} {
+				p := bytes.Repeat([]byte{byte(i + 1)}, n)
+				got, err := w.Write(p)
+				require.NoError(t, err)
+				require.Equal(t, n, got)
+				want = append(want, p...)
+			}
+			assert.True(t, bytes.Equal(want, w.b), "the buffer must hold every write, in order")
+		})
+	}
 }

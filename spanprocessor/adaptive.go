@@ -39,7 +39,7 @@ type adaptiveConfig struct {
 	minSamples int
 	window     time.Duration
 	maxKeys    int
-	key        func(sdktrace.ReadOnlySpan) string
+	key        func(sdktrace.ReadOnlySpan) string // nil: the span's name
 }
 
 type adaptiveOptionFunc func(adaptiveConfig) adaptiveConfig
@@ -146,7 +146,6 @@ func WithAdaptiveLatency(opts ...AdaptiveOption) Option {
 			minSamples: DefaultAdaptiveMinSamples,
 			window:     DefaultAdaptiveWindow,
 			maxKeys:    DefaultAdaptiveMaxKeys,
-			key:        sdktrace.ReadOnlySpan.Name,
 		}
 		for _, o := range opts {
 			a = o.applyAdaptive(a)
@@ -227,11 +226,19 @@ func newAdaptive(cfg adaptiveConfig) *adaptive {
 }
 
 // observe records the span's duration and reports whether it is anomalous
-// against the estimate before it.
+// against the estimate before it. Each accessor of an SDK span copies the
+// whole span snapshot, so each is called once.
 func (a *adaptive) observe(s sdktrace.ReadOnlySpan) bool {
-	d := s.EndTime().Sub(s.StartTime())
-	e := a.estimator(a.cfg.key(s))
-	epoch := int64(s.EndTime().Sub(a.start) / a.cfg.window)
+	end := s.EndTime()
+	d := end.Sub(s.StartTime())
+	var key string
+	if a.cfg.key != nil {
+		key = a.cfg.key(s)
+	} else {
+		key = s.Name()
+	}
+	e := a.estimator(key)
+	epoch := int64(end.Sub(a.start) / a.cfg.window)
 	cur := e.rotate(epoch)
 
 	threshold := time.Duration(e.threshold.Load())

@@ -46,6 +46,9 @@ const (
 	keyHTTPStatusOld = attribute.Key("http.status_code")
 	keyGRPCStatus    = attribute.Key("rpc.grpc.status_code")
 	exceptionEvent   = "exception"
+
+	// statusKeyLens has bit n set for the length n of each status key.
+	statusKeyLens = 1<<len(keyHTTPStatus) | 1<<len(keyHTTPStatusOld) | 1<<len(keyGRPCStatus)
 )
 
 // WithErrorConditions sets what the error trigger treats as an error; the
@@ -89,17 +92,26 @@ func codeSet(codes []uint32) uint32 {
 	return set
 }
 
-// classifyError checks the error conditions, cheapest first.
+// classifyError checks the error conditions, cheapest first. On an SDK
+// span every ReadOnlySpan accessor copies the whole span snapshot (about
+// 400 bytes: its methods have value receivers), so each accessor is called
+// at most once, SpanKind only for a 5xx status, and the attributes and
+// events are read in place rather than copied element by element.
 func (p *Processor) classifyError(s sdktrace.ReadOnlySpan) (string, bool) {
 	conds := p.cfg.errorConds
 	if conds&ErrorStatus != 0 && s.Status().Code == codes.Error {
 		return ReasonError, true
 	}
 	if conds&(HTTPServerError|GRPCError) != 0 {
-		for _, kv := range s.Attributes() {
+		attrs := s.Attributes()
+		for i := range attrs {
+			kv := &attrs[i]
+			if n := len(kv.Key); n >= 64 || statusKeyLens&(1<<n) == 0 {
+				continue // most keys: decided by their length alone
+			}
 			switch kv.Key {
 			case keyHTTPStatus, keyHTTPStatusOld:
-				if conds&HTTPServerError != 0 && s.SpanKind() == trace.SpanKindServer && kv.Value.AsInt64() >= 500 {
+				if conds&HTTPServerError != 0 && kv.Value.AsInt64() >= 500 && s.SpanKind() == trace.SpanKindServer {
 					return ReasonHTTPServerError, true
 				}
 			case keyGRPCStatus:
@@ -110,8 +122,9 @@ func (p *Processor) classifyError(s sdktrace.ReadOnlySpan) (string, bool) {
 		}
 	}
 	if conds&ExceptionEvent != 0 {
-		for _, ev := range s.Events() {
-			if ev.Name == exceptionEvent {
+		events := s.Events()
+		for i := range events {
+			if events[i].Name == exceptionEvent {
 				return ReasonException, true
 			}
 		}

@@ -100,10 +100,10 @@ func New(next sdktrace.SpanProcessor, rec *otelfr.Recorder, exp *exporter.Export
 }
 
 // OnStart forwards to the wrapped processor. While the execution tracer
-// runs and no [otelfr.TracerProvider] wrapper logs span identities into
-// tasks, it logs the span's identity on the current goroutine (see
-// [otelfr.LogCategory]), so that a snapshot can still tell which goroutine
-// served the span.
+// runs, and as long as no [otelfr.TracerProvider] wrapper has been created
+// in the process (a wrapper logs span identities into tasks), it logs the
+// span's identity on the current goroutine (see [otelfr.LogCategory]), so
+// that a snapshot can still tell which goroutine served the span.
 func (p *Processor) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
 	if p.stopped.Load() {
 		return
@@ -142,12 +142,35 @@ func (p *Processor) OnEnd(s sdktrace.ReadOnlySpan) {
 // classify runs the triggers in order: error conditions, latency (a per-name
 // threshold, else the adaptive trigger if on, else the global threshold),
 // predicate.
+//
+// This is the hot path of every span. On an SDK span each ReadOnlySpan
+// accessor copies the whole span snapshot (about 400 bytes: the SDK's
+// methods have value receivers), which costs more than the checks
+// themselves; so each accessor is called at most once, and only when a
+// configured trigger needs it.
 func (p *Processor) classify(s sdktrace.ReadOnlySpan) (string, bool) {
 	if p.cfg.errorConds != 0 {
 		if reason, ok := p.classifyError(s); ok {
 			return reason, true
 		}
 	}
+	if p.cfg.perName == nil && p.adaptive == nil {
+		// The common case: one global threshold.
+		if threshold := p.cfg.latency; threshold > 0 && s.EndTime().Sub(s.StartTime()) >= threshold {
+			return ReasonLatency, true
+		}
+	} else if reason, ok := p.classifyLatency(s); ok {
+		return reason, true
+	}
+	if p.cfg.predicate != nil {
+		return p.cfg.predicate(s)
+	}
+	return "", false
+}
+
+// classifyLatency runs the latency trigger when per-name thresholds or the
+// adaptive trigger are configured.
+func (p *Processor) classifyLatency(s sdktrace.ReadOnlySpan) (string, bool) {
 	threshold, named := p.cfg.latency, false
 	if p.cfg.perName != nil {
 		threshold, named = p.cfg.perName[s.Name()]
@@ -156,14 +179,10 @@ func (p *Processor) classify(s sdktrace.ReadOnlySpan) (string, bool) {
 		}
 	}
 	if p.adaptive != nil && !named {
-		if p.adaptive.observe(s) {
-			return ReasonAdaptiveLatency, true
-		}
-	} else if threshold > 0 && s.EndTime().Sub(s.StartTime()) >= threshold {
-		return ReasonLatency, true
+		return ReasonAdaptiveLatency, p.adaptive.observe(s)
 	}
-	if p.cfg.predicate != nil {
-		return p.cfg.predicate(s)
+	if threshold > 0 && s.EndTime().Sub(s.StartTime()) >= threshold {
+		return ReasonLatency, true
 	}
 	return "", false
 }
@@ -174,6 +193,11 @@ func (p *Processor) classify(s sdktrace.ReadOnlySpan) (string, bool) {
 func (p *Processor) ForceFlush(ctx context.Context) error {
 	if p.stopped.Load() {
 		return nil
+	}
+	// A select with several ready cases picks one at random: an ended ctx
+	// must win over a worker that happens to be ready.
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	ack := make(chan struct{})
 	select {
