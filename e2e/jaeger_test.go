@@ -29,6 +29,7 @@ import (
 	xtrace "golang.org/x/exp/trace"
 
 	"github.com/otelfr/otel-flightrecorder/otelfr"
+	"github.com/otelfr/otel-flightrecorder/spanprocessor"
 )
 
 // EnvJaegerBin names the Jaeger v2 binary the test runs; scripts/e2e.sh
@@ -36,12 +37,13 @@ import (
 const EnvJaegerBin = "OTELFR_JAEGER_BIN"
 
 // The demo's settings for the run: load for loadDuration, an incident
-// every incidentEvery on average, so that every kind strikes at least once.
+// every incidentEvery on average once the adaptive trigger has warmed up
+// (about 3s), so that every kind strikes at least once. The demo runs with
+// its default trigger, the adaptive one: no threshold is set.
 const (
-	loadDuration     = 25 * time.Second
+	loadDuration     = 30 * time.Second
 	incidentEvery    = 3 * time.Second
 	snapshotInterval = time.Second
-	latencyThreshold = 100 * time.Millisecond
 )
 
 // incidentKinds are the demo's incidents, as it names them in the
@@ -111,8 +113,7 @@ func TestJaeger(t *testing.T) {
 		demoBin,
 		"-addr", demoAddrs[0], "-inventory-addr", demoAddrs[1], "-snapshot-addr", snapAddr,
 		"-dir", t.TempDir(), "-rate", "20", "-duration", loadDuration.String(),
-		"-incident-every", incidentEvery.String(), "-snapshot-interval", snapshotInterval.String(),
-		"-latency-threshold", latencyThreshold.String())
+		"-incident-every", incidentEvery.String(), "-snapshot-interval", snapshotInterval.String())
 	demo.waitFor(t, "load: done", loadDuration+60*time.Second)
 
 	// Every anomaly the demo logged with a snapshot must reach Jaeger with
@@ -152,7 +153,7 @@ func TestJaeger(t *testing.T) {
 				kinds[k] = true
 			}
 		}
-		assert.True(t, reasons["latency"], "latency anomalies: %v", reasons)
+		assert.True(t, reasons[spanprocessor.ReasonAdaptiveLatency], "adaptive latency anomalies: %v", reasons)
 		assert.True(t, reasons["error"], "error anomalies: %v", reasons)
 		for _, k := range incidentKinds {
 			assert.True(t, kinds[k], "an anomalous span with a snapshot names incident %s; got %v", k, kinds)
@@ -214,7 +215,15 @@ func TestJaeger(t *testing.T) {
 			assert.Equal(t, a.Attrs[string(otelfr.SnapshotSizeKey)], strconv.Itoa(len(data)), "the size the attachment gives")
 			assertGoTrace(t, data, link)
 
-			// A browser following the link lands on the span's page.
+			// A browser following the link lands on the span's page, or,
+			// when several anomalous spans of the trace share the
+			// snapshot, on the snapshot's page, which links to each.
+			var siblings []span
+			for _, s := range anomalous {
+				if s.TraceID == a.TraceID && s.Attrs[string(otelfr.SnapshotIDKey)] == id {
+					siblings = append(siblings, s)
+				}
+			}
 			req, err := http.NewRequest(http.MethodGet, u.String(), nil)
 			require.NoError(t, err)
 			req.Header.Set("Accept", "text/html")
@@ -224,8 +233,14 @@ func TestJaeger(t *testing.T) {
 			resp.Body.Close()
 			require.NoError(t, err)
 			assert.Equal(t, http.StatusOK, resp.StatusCode, link)
-			assert.Equal(t, spanURL.RawQuery, resp.Request.URL.RawQuery, "the link leads to the page of span %s", a.ParentSpanID)
-			assert.Contains(t, string(page), `<svg class="timeline"`, "with its goroutine timeline")
+			if len(siblings) == 1 {
+				assert.Equal(t, spanURL.RawQuery, resp.Request.URL.RawQuery, "the link leads to the page of span %s", a.ParentSpanID)
+				assert.Contains(t, string(page), `<svg class="timeline"`, "with its goroutine timeline")
+				continue
+			}
+			for _, s := range siblings {
+				assert.Contains(t, string(page), `?span=`+s.SpanID+`"`, "the snapshot's page links to %s", s)
+			}
 		}
 		assert.NotEmpty(t, done)
 	})
@@ -236,15 +251,19 @@ func TestJaeger(t *testing.T) {
 			if s.Name == otelfr.AttachmentSpanName {
 				continue
 			}
-			slowOrFailed := s.Duration >= latencyThreshold || s.Error
 			_, linked := s.Attrs[string(otelfr.SnapshotIDKey)]
 			_, skipped := s.Attrs[string(otelfr.SnapshotSkippedKey)]
-			if !slowOrFailed {
+			switch {
+			case s.Error:
+				assert.True(t, linked || skipped, "the failed span %s has a snapshot or says why not", s)
+			case linked || skipped:
+				// Slow for its name: the adaptive trigger never fires
+				// below its floor.
+				assert.Equal(t, spanprocessor.ReasonAdaptiveLatency, s.Attrs[string(otelfr.SnapshotReasonKey)], "%s", s)
+				assert.GreaterOrEqual(t, s.Duration, spanprocessor.DefaultAdaptiveFloor, "%s", s)
+			default:
 				normal++
-				assert.False(t, linked || skipped, "the normal span %s carries no snapshot attribute", s)
-				continue
 			}
-			assert.True(t, linked || skipped, "the anomalous span %s has a snapshot or says why not", s)
 		}
 		assert.Greater(t, normal, 10*len(anomalous), "most spans are normal")
 	})

@@ -69,6 +69,7 @@ func TestOTLPIntegration(t *testing.T) {
 	<-held
 	_, slow := tracer.Start(t.Context(), "slow")
 	mu.Lock() // waits for the holder
+	//lint:ignore SA2001 waiting for the lock is the point
 	mu.Unlock()
 	slow.End()
 

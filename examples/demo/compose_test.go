@@ -35,7 +35,7 @@ func TestComposeFile(t *testing.T) {
 		cli.WithResolvedPaths(true),
 	)
 	require.NoError(t, err)
-	project, err := cli.ProjectFromOptions(t.Context(), opts)
+	project, err := opts.LoadProject(t.Context())
 	require.NoError(t, err, "docker-compose.yml loads and validates")
 
 	require.ElementsMatch(t, []string{"jaeger", "demo"}, project.ServiceNames())

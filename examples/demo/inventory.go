@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
+	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -13,12 +17,13 @@ import (
 // orders API calls it over HTTP with the trace context propagated.
 type inventory struct {
 	inc   *incidents
+	cold  *coldStorage
 	mu    sync.Mutex
 	stock map[string]int
 }
 
-func newInventory(inc *incidents) *inventory {
-	v := &inventory{inc: inc, stock: make(map[string]int, len(skus))}
+func newInventory(inc *incidents, cold *coldStorage) *inventory {
+	v := &inventory{inc: inc, cold: cold, stock: make(map[string]int, len(skus))}
 	for sku := range skus {
 		v.stock[sku] = 1000
 	}
@@ -38,14 +43,10 @@ func (v *inventory) reserve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if v.inc.take(slowDownstream) {
-		// A read that misses every cache and goes to cold storage.
+		// A read that misses every cache and goes to cold storage. It is
+		// only slow: the stock comes from the map below either way.
 		end := v.inc.begin(slowDownstream)
-		t := time.NewTimer(slowReadDelay)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-		}
+		_ = v.cold.read(r.Context(), r.URL.Query().Get("sku"))
 		end()
 	}
 
@@ -71,4 +72,69 @@ func (v *inventory) reserve(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"sku": sku, "left": left})
+}
+
+// coldStorage is where the inventory's reads go when they miss every
+// cache: a store at the other end of a TCP connection, which takes
+// slowReadDelay to answer. Here it is a listener on loopback in the same
+// process, so that a slow read is a real wait on the network.
+type coldStorage struct {
+	l  net.Listener
+	wg sync.WaitGroup
+}
+
+// listenColdStorage starts the store on a free loopback port.
+func listenColdStorage() (*coldStorage, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	c := &coldStorage{l: l}
+	c.wg.Go(c.serve)
+	return c, nil
+}
+
+// serve answers each connection's one request line after slowReadDelay.
+func (c *coldStorage) serve() {
+	for {
+		conn, err := c.l.Accept()
+		if err != nil {
+			return // closed
+		}
+		c.wg.Go(func() {
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(slowReadDelay + 5*time.Second))
+			if _, err := bufio.NewReader(conn).ReadString('\n'); err != nil {
+				return
+			}
+			time.Sleep(slowReadDelay)
+			_, _ = conn.Write([]byte("ok\n"))
+		})
+	}
+}
+
+// read fetches sku's record from the store, or gives up when ctx ends.
+func (c *coldStorage) read(ctx context.Context, sku string) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", c.l.Addr().String())
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	defer stop()
+	if _, err := conn.Write([]byte(sku + "\n")); err != nil {
+		return err
+	}
+	reply, err := bufio.NewReader(conn).ReadString('\n')
+	if err == nil && reply != "ok\n" {
+		err = errors.New("cold storage: unexpected reply")
+	}
+	return err
+}
+
+// close stops the store once the reads in progress are answered.
+func (c *coldStorage) close() {
+	c.l.Close()
+	c.wg.Wait()
 }

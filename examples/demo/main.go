@@ -13,16 +13,25 @@
 //     queue;
 //   - errors: the inventory service fails, and the order with it.
 //
-// Each anomalous span gets a flight-recorder snapshot, and the demo logs
-// one line for it with the span, the reason and the snapshot's URL:
+// No threshold is set by hand: the adaptive latency trigger learns each
+// span name's typical duration from the load's first requests (a few
+// seconds; incidents wait for it), and a span ten times slower than the
+// recent median of its name is anomalous. -latency-threshold sets a fixed
+// threshold instead.
+//
+// Each anomalous span gets a flight-recorder snapshot, diagnosed by package
+// analysis, and the demo logs one line for it with the span, the reason,
+// the diagnosis's verdict and the snapshot's URL:
 //
 //	go run ./examples/demo
 //
-// Snapshots are stored in a local directory and served on
-// http://127.0.0.1:8081/snapshots/. With OTEL_EXPORTER_OTLP_ENDPOINT (or
-// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) set, spans and attachment spans are
-// also exported over OTLP/gRPC, to Jaeger for instance; without it they are
-// dropped, and nothing tries to connect anywhere.
+// Snapshots are stored in a local directory and served with the viewer on
+// http://127.0.0.1:8081/snapshots/: in a browser, the URL of an anomaly
+// opens its span's page, with the diagnosis and a goroutine timeline;
+// other clients get the execution trace. With OTEL_EXPORTER_OTLP_ENDPOINT
+// (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) set, spans and attachment spans
+// are also exported over OTLP/gRPC, to Jaeger for instance; without it
+// they are dropped, and nothing tries to connect anywhere.
 //
 // Every listener binds 127.0.0.1 unless a flag says otherwise. SIGINT or
 // SIGTERM stops the load, shuts the servers down and flushes the spans.
@@ -46,6 +55,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"github.com/otelfr/otel-flightrecorder/exporter"
+	"github.com/otelfr/otel-flightrecorder/exporter/viewer"
 )
 
 type options struct {
@@ -57,7 +67,7 @@ type options struct {
 	rate          float64
 	duration      time.Duration
 	incidentEvery time.Duration
-	threshold     time.Duration
+	threshold     time.Duration // fixed latency trigger; 0: adaptive
 	minInterval   time.Duration // between snapshots
 }
 
@@ -71,8 +81,10 @@ func main() {
 	flag.StringVar(&o.dir, "dir", filepath.Join(os.TempDir(), "otelfr-demo"), "directory for snapshots")
 	flag.Float64Var(&o.rate, "rate", 20, "requests per second from the load generator")
 	flag.DurationVar(&o.duration, "duration", 10*time.Minute, "how long the load generator runs; 0 disables it")
-	flag.DurationVar(&o.incidentEvery, "incident-every", 4*time.Second, "mean time between incidents; 0 disables them")
-	flag.DurationVar(&o.threshold, "latency-threshold", 100*time.Millisecond, "spans at least this long are anomalous")
+	flag.DurationVar(&o.incidentEvery, "incident-every", 4*time.Second,
+		"mean time between incidents, which start once the adaptive trigger has warmed up on the load; 0 disables them")
+	flag.DurationVar(&o.threshold, "latency-threshold", 0,
+		"spans at least this long are anomalous, instead of the adaptive trigger's; 0 keeps the adaptive trigger")
 	flag.DurationVar(&o.minInterval, "snapshot-interval", 2*time.Second, "minimum time between two snapshots")
 	flag.Parse()
 	if o.baseURL == "" && os.Getenv(exporter.EnvBaseURL) == "" {
@@ -122,8 +134,13 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 
+	cold, err := listenColdStorage()
+	if err != nil {
+		return err
+	}
+	defer cold.close()
 	inc := newIncidents()
-	inv := newInventory(inc)
+	inv := newInventory(inc, cold)
 	client := &http.Client{
 		Transport: otelhttp.NewTransport(http.DefaultTransport,
 			otelhttp.WithTracerProvider(tel.orders),
@@ -134,7 +151,7 @@ func run(ctx context.Context, o options) error {
 	defer svc.close()
 
 	snapMux := http.NewServeMux()
-	snapMux.Handle("/snapshots/", http.StripPrefix("/snapshots", exporter.NewHandler(tel.store)))
+	snapMux.Handle("/snapshots/", http.StripPrefix("/snapshots", viewer.NewHandler(tel.store)))
 
 	servers := []server{
 		{ordersL, newServer(otelhttp.NewHandler(svc.routes(), "orders",
@@ -147,6 +164,7 @@ func run(ctx context.Context, o options) error {
 	log.Printf("orders API on http://%s, inventory on http://%s", ordersL.Addr(), inventoryL.Addr())
 	log.Printf("snapshots in %s, served on http://%s/snapshots/ (links: %s)", tel.store.Dir(), snapL.Addr(), tel.exp.URL("<ID>"))
 	log.Print(tel.exporting)
+	log.Print(tel.trigger)
 
 	var wg sync.WaitGroup
 	bg, cancelBG := context.WithCancel(ctx)
@@ -154,11 +172,22 @@ func run(ctx context.Context, o options) error {
 		cancelBG()
 		wg.Wait()
 	}()
-	if o.incidentEvery > 0 {
-		wg.Go(func() { inc.run(bg, o.incidentEvery, svc) })
-	}
+	// Incidents strike requests: they end with the built-in load, and
+	// without it they strike the requests someone else sends.
+	incCtx, endIncidents := context.WithCancel(bg)
+	defer endIncidents()
 	if o.duration > 0 && o.rate > 0 {
-		wg.Go(func() { generateLoad(bg, "http://"+ordersL.Addr().String(), o.rate, o.duration) })
+		wg.Go(func() {
+			generateLoad(bg, "http://"+ordersL.Addr().String(), o.rate, o.duration)
+			endIncidents()
+		})
+	}
+	if o.incidentEvery > 0 {
+		wg.Go(func() {
+			if tel.warmUp(incCtx) {
+				inc.run(incCtx, o.incidentEvery, svc)
+			}
+		})
 	}
 
 	return serve(ctx, servers)

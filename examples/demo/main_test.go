@@ -5,11 +5,14 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,117 +21,239 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
 	"go.uber.org/goleak"
 	xtrace "golang.org/x/exp/trace"
 
 	"github.com/otelfr/otel-flightrecorder/internal/otlptest"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
+	"github.com/otelfr/otel-flightrecorder/spanprocessor"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// TestDemo runs the demo binary against a real OTLP receiver, with a short
-// load and incidents in quick succession: every kind of incident produces
-// an anomalous server span linked to a snapshot, with its attachment span;
-// each snapshot URL serves a trace that parses; spans below the threshold
-// and without error carry nothing; SIGINT exits cleanly.
+// expectedVerdicts holds, for each incident kind that slows requests, a
+// phrase that the diagnosis of one of its anomalous spans contains: the
+// real cause, as package analysis words it.
+var expectedVerdicts = map[kind]string{
+	lockContention: "sync.Mutex",
+	gcPressure:     "GC marking",
+	slowDownstream: "waiting on the network",
+	cpuSaturation:  "waiting for a P",
+	queueBacklog:   "main.(*fulfilment).submit", // blocked in select on its job's channel
+}
+
+// TestDemo runs the demo binary against a real OTLP receiver, with load
+// and incidents in quick succession, until every kind of incident has
+// been caught: an anomalous server span linked to a snapshot, by the
+// adaptive trigger (warmed up before the first incident, no threshold set)
+// for the slow ones and the error trigger for the failed ones, with its
+// attachment span whose diagnosis names the real cause. The anomaly's log
+// line has its reason, verdict and snapshot URL; the URL serves the
+// viewer's page to a browser and the trace to others; normal spans carry
+// nothing; SIGINT exits cleanly.
 func TestDemo(t *testing.T) {
 	recv := otlptest.NewReceiver(t)
 	bin := buildDemo(t)
 	snapAddr := freeAddr(t)
+	// The load runs until every kind is caught: each kind strikes every
+	// 6 × 1.5s, so a kind whose snapshot was rate limited by a neighbour's,
+	// or whose diagnosis the machine's load muddled, gets another chance.
+	// The test stops the demo once it has them all.
 	d := startDemo(t, bin,
 		[]string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + recv.Endpoint(), "OTEL_BSP_SCHEDULE_DELAY=100"},
 		"-addr", freeAddr(t), "-inventory-addr", freeAddr(t), "-snapshot-addr", snapAddr,
-		"-dir", t.TempDir(), "-rate", "25", "-duration", "12s",
+		"-dir", t.TempDir(), "-rate", "25", "-duration", "100s",
 		"-incident-every", "1500ms", "-snapshot-interval", "500ms")
-	d.waitFor(t, "load: done", 60*time.Second)
 
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 110*time.Second)
 	defer cancel()
+	start := time.Now()
 	spans, err := recv.WaitForSpans(ctx, func(s []otlptest.Span) bool {
-		return len(linkedKinds(s)) == int(numKinds)
+		return len(caught(s)) == int(numKinds)
 	})
-	require.NoError(t, err, "every kind of incident gets a snapshot; got %v", linkedKinds(recv.Spans()))
+	require.NoError(t, err, "every kind of incident is caught and diagnosed; got %v\ndiagnoses: %v",
+		slices.Collect(maps.Keys(caught(recv.Spans()))), diagnoses(recv.Spans()))
+	t.Logf("every kind caught %v after the start", time.Since(start).Round(100*time.Millisecond))
 
-	attachments := map[string][]otlptest.Span{} // by the span they link to
+	// The snapshot handler still runs: for each kind's span, the URL
+	// serves the snapshot's trace, and the span's page to a browser.
+	catches := caught(spans)
+	for k, c := range catches {
+		assertTrace(t, c.url)
+		assertPage(t, c.url)
+		t.Logf("%s: %s", k, c.verdict)
+	}
+	d.stop(t) // flushes the spans and ends the log
+	spans = recv.Spans()
+	out := d.output()
+
+	// Each one's log line names the span, and gives the reason, the
+	// verdict and the URL.
+	for k, c := range catches {
+		line := logLine(out, c.url)
+		if assert.NotEmpty(t, line, "the %s span's snapshot URL is logged", k) {
+			assert.Contains(t, line, " "+strconv.Quote(c.span.Name)+" ", "the line names the span")
+			assert.Contains(t, line, "("+c.reason, "the line gives the reason")
+			assert.Contains(t, line, "verdict: "+c.verdict+"; trace "+c.span.TraceID, "the line gives the verdict")
+		}
+	}
+
+	warm := strings.Index(out, "adaptive trigger: warm after")
+	first := strings.Index(out, "incident: ")
+	require.NotEqual(t, -1, warm, "the adaptive trigger warms up")
+	assert.Less(t, warm, first, "incidents start once the trigger is warm")
+
+	// Every span, including those of anomalies that the shutdown cut
+	// short (their diagnoses can take a while on a loaded machine, and
+	// Shutdown has a deadline, so not every linked span need have its
+	// attachment).
+	attachments := map[string]int{} // by the span they link to
 	for _, sp := range spans {
 		if sp.Name == otelfr.AttachmentSpanName {
 			require.Len(t, sp.Links, 1)
-			attachments[sp.Links[0].SpanID] = append(attachments[sp.Links[0].SpanID], sp)
+			attachments[sp.Links[0].SpanID]++
 		}
 	}
-	urls := map[string]bool{}
 	reasons := map[string]bool{}
 	for _, sp := range spans {
 		if sp.Name == otelfr.AttachmentSpanName {
 			continue
 		}
-		id, _ := sp.Attributes[string(otelfr.SnapshotIDKey)].(string)
-		if id == "" {
-			if sp.EndTime.Sub(sp.StartTime) < 100*time.Millisecond && sp.StatusCode != 2 {
-				assert.NotContains(t, sp.Attributes, string(otelfr.SnapshotSkippedKey), "a normal span %q", sp.Name)
+		reason, _ := sp.Attributes[string(otelfr.SnapshotReasonKey)].(string)
+		if reason == "" {
+			for _, k := range []attribute.Key{otelfr.SnapshotIDKey, otelfr.SnapshotURLKey, otelfr.SnapshotSkippedKey} {
+				assert.NotContains(t, sp.Attributes, string(k), "a normal span %q", sp.Name)
 			}
 			continue
 		}
-		url, _ := sp.Attributes[string(otelfr.SnapshotURLKey)].(string)
-		assert.Equal(t, "http://"+snapAddr+"/snapshots/"+id+"?span="+sp.SpanID, url)
-		reasons[sp.Attributes[string(otelfr.SnapshotReasonKey)].(string)] = true
-		urls[url] = true
-		att := attachments[sp.SpanID]
-		if assert.Len(t, att, 1, "span %q has one attachment", sp.Name) {
-			assert.Equal(t, sp.TraceID, att[0].TraceID)
-			assert.Equal(t, sp.SpanID, att[0].ParentSpanID)
-			assert.Equal(t, id, att[0].Attributes[string(otelfr.SnapshotIDKey)])
-			assert.Equal(t, sp.Resource["service.name"], att[0].Resource["service.name"])
+		reasons[reason] = true
+		if reason == spanprocessor.ReasonAdaptiveLatency {
+			assert.GreaterOrEqual(t, sp.EndTime.Sub(sp.StartTime), adaptiveFloor, "an adaptive anomaly %q lasts at least the floor", sp.Name)
 		}
-		assert.Contains(t, d.output(), url, "the snapshot's URL is logged")
+		if id, _ := sp.Attributes[string(otelfr.SnapshotIDKey)].(string); id != "" {
+			assert.Equal(t, "http://"+snapAddr+"/snapshots/"+id+"?span="+sp.SpanID, sp.Attributes[string(otelfr.SnapshotURLKey)])
+			assert.LessOrEqual(t, attachments[sp.SpanID], 1, "span %q has at most one attachment", sp.Name)
+		}
 	}
-	assert.True(t, reasons["latency"], "latency anomalies: %v", reasons)
-	assert.True(t, reasons["error"], "error anomalies: %v", reasons)
+	assert.True(t, reasons[spanprocessor.ReasonAdaptiveLatency], "the adaptive trigger catches slow spans: %v", reasons)
+	assert.True(t, reasons[spanprocessor.ReasonError], "the error trigger catches failed ones: %v", reasons)
+	assert.False(t, reasons[spanprocessor.ReasonLatency], "no fixed threshold is set: %v", reasons)
+}
 
-	for url := range urls {
-		assertTrace(t, url)
+// catch is an anomalous server span that shows an incident was caught.
+type catch struct {
+	span                 otlptest.Span
+	reason, url, verdict string
+}
+
+// caught returns, by incident kind, a server span named with the kind that
+// is linked to a snapshot with the reason the kind calls for (error for
+// failures, the adaptive latency trigger's for the others) and has its
+// attachment span, whose verdict names the kind's real cause.
+func caught(spans []otlptest.Span) map[string]catch {
+	verdicts := map[string]string{} // by the span the attachment links to
+	for _, sp := range spans {
+		if sp.Name == otelfr.AttachmentSpanName && len(sp.Links) == 1 {
+			verdicts[sp.Links[0].SpanID], _ = sp.Attributes[string(otelfr.DiagnosisVerdictKey)].(string)
+		}
 	}
-	d.stop(t)
+	kinds := map[string]catch{}
+	for _, sp := range spans {
+		url, _ := sp.Attributes[string(otelfr.SnapshotURLKey)].(string)
+		verdict, attached := verdicts[sp.SpanID]
+		if url == "" || !attached || sp.Name == otelfr.AttachmentSpanName {
+			continue
+		}
+		reason, _ := sp.Attributes[string(otelfr.SnapshotReasonKey)].(string)
+		list, _ := sp.Attributes[string(incidentsKey)].([]any)
+		for _, name := range list {
+			for k := range numKinds {
+				want := spanprocessor.ReasonAdaptiveLatency
+				if k == downstreamErrors {
+					want = spanprocessor.ReasonError
+				}
+				if k.String() == name && reason == want && strings.Contains(verdict, expectedVerdicts[k]) {
+					kinds[k.String()] = catch{span: sp, reason: reason, url: url, verdict: verdict}
+				}
+			}
+		}
+	}
+	return kinds
+}
+
+// diagnoses returns the verdicts on the spans of each incident kind, to
+// tell what went wrong when a kind is not caught.
+func diagnoses(spans []otlptest.Span) map[string][]string {
+	verdicts := map[string]string{}
+	for _, sp := range spans {
+		if sp.Name == otelfr.AttachmentSpanName && len(sp.Links) == 1 {
+			verdicts[sp.Links[0].SpanID], _ = sp.Attributes[string(otelfr.DiagnosisVerdictKey)].(string)
+		}
+	}
+	out := map[string][]string{}
+	for _, sp := range spans {
+		list, _ := sp.Attributes[string(incidentsKey)].([]any)
+		for _, k := range list {
+			if v, ok := verdicts[sp.SpanID]; ok {
+				out[k.(string)] = append(out[k.(string)], v)
+			}
+		}
+	}
+	return out
 }
 
 // TestDemoWithoutCollector runs the demo as `go run ./examples/demo` does,
-// with no OTLP endpoint: snapshots are still taken, logged and served, and
-// nothing reports failed exports.
+// with no OTLP endpoint: snapshots are still taken, diagnosed, logged and
+// served, and nothing reports failed exports.
 func TestDemoWithoutCollector(t *testing.T) {
 	bin := buildDemo(t)
 	d := startDemo(t, bin, nil,
 		"-addr", freeAddr(t), "-inventory-addr", freeAddr(t), "-snapshot-addr", freeAddr(t),
-		"-dir", t.TempDir(), "-rate", "20", "-duration", "3s", "-incident-every", "1s")
-	line := d.waitFor(t, "snapshot http://", 30*time.Second)
+		"-dir", t.TempDir(), "-rate", "20", "-duration", "30s", "-incident-every", "1s")
+	line := d.waitFor(t, "snapshot http://", 60*time.Second)
+	assert.Contains(t, line, "verdict: ")
 	url := line[strings.LastIndex(line, "http://"):]
 	assertTrace(t, url)
-	d.waitFor(t, "load: done", 30*time.Second)
+	assertPage(t, url)
 	d.stop(t)
 
 	out := d.output()
 	assert.Contains(t, out, "not exporting spans")
+	assert.Contains(t, out, "anomaly trigger: adaptive")
+	assert.Contains(t, out, "load: done")
 	for _, bad := range []string{"connection refused", "traces export", "rpc error", "otlp"} {
 		assert.NotContains(t, out, bad)
 	}
 }
 
-// linkedKinds returns the incident kinds named on server spans that are
-// linked to a snapshot.
-func linkedKinds(spans []otlptest.Span) map[string]bool {
-	kinds := map[string]bool{}
-	for _, sp := range spans {
-		if _, ok := sp.Attributes[string(otelfr.SnapshotIDKey)]; !ok || sp.Name == otelfr.AttachmentSpanName {
-			continue
-		}
-		list, _ := sp.Attributes[string(incidentsKey)].([]any)
-		for _, k := range list {
-			kinds[k.(string)] = true
+// logLine returns the line of out that ends with the snapshot URL url.
+func logLine(out, url string) string {
+	for line := range strings.Lines(out) {
+		if line = strings.TrimSpace(line); strings.HasSuffix(line, " snapshot "+url) {
+			return line
 		}
 	}
-	return kinds
+	return ""
+}
+
+// assertPage fetches url as a browser does and checks that it is the
+// viewer's span page, with a verdict.
+func assertPage(t *testing.T, url string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	req.Header.Set("Accept", "text/html")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, url)
+	assert.Contains(t, resp.Header.Get("Content-Type"), "text/html", url)
+	page, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	assert.Contains(t, string(page), `id="verdict"`, url)
 }
 
 // assertTrace fetches url and checks that it is a Go execution trace.

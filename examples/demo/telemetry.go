@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -15,6 +16,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelfr/otel-flightrecorder/analysis"
 	"github.com/otelfr/otel-flightrecorder/exporter"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
 	"github.com/otelfr/otel-flightrecorder/spanprocessor"
@@ -26,12 +28,39 @@ const (
 	inventoryService = "demo-inventory"
 )
 
+// The adaptive latency trigger's settings: a span is anomalous when it
+// lasts more than adaptiveFactor times the recent median of the spans of
+// its name, and at least adaptiveFloor, once its name has
+// adaptiveMinSamples of them.
+//
+// The demo compares to the median where a service would keep the library's
+// p99: an incident every few seconds slows 5 to 10% of the demo's requests,
+// far more than the 1% that a p99 baseline can absorb; the p99 would soon
+// be an incident's duration and nothing would stand out. The median stays
+// the typical request's until half of them are slow. The floor is the
+// library's: an order takes a couple of milliseconds and a reservation a
+// fraction of one, so ten times that would catch scheduler hiccups.
+const (
+	adaptiveQuantile   = 0.5
+	adaptiveFactor     = 10
+	adaptiveFloor      = spanprocessor.DefaultAdaptiveFloor
+	adaptiveMinSamples = spanprocessor.DefaultAdaptiveMinSamples
+)
+
+// warmKeys are the span names of the requests incidents strike: incidents
+// wait until the adaptive trigger has enough samples of each. GET /catalog,
+// a tenth of the load, warms up later; no incident depends on it.
+var warmKeys = []string{"POST /orders", "POST /reserve"}
+
 // telemetry is the otelfr setup shared by both services.
 type telemetry struct {
 	orders, inventory trace.TracerProvider
+	proc              *spanprocessor.Processor
+	adaptive          bool // the adaptive latency trigger is on
 	store             *exporter.DirStore
 	exp               *exporter.Exporter
 	exporting         string // says where spans go, for the start-up log
+	trigger           string // says what makes a span anomalous, ditto
 	shutdown          func()
 }
 
@@ -88,13 +117,27 @@ func setupTelemetry(ctx context.Context, o options) (*telemetry, error) {
 		expOpts = append(expOpts, exporter.WithBaseURL(o.baseURL))
 	}
 	exp := exporter.New(store, spanExp, expOpts...)
+
+	latency := spanprocessor.WithAdaptiveLatency(
+		spanprocessor.AdaptiveQuantile(adaptiveQuantile),
+		spanprocessor.AdaptiveFactor(adaptiveFactor),
+		spanprocessor.AdaptiveFloor(adaptiveFloor),
+		spanprocessor.AdaptiveMinSamples(adaptiveMinSamples),
+	)
+	trigger := fmt.Sprintf("anomaly trigger: adaptive: a span is anomalous above %d× the median of recent spans of its name, and at least %v, "+
+		"once its name has %d samples (incidents wait for that)", adaptiveFactor, adaptiveFloor, adaptiveMinSamples)
+	if o.threshold > 0 {
+		latency = spanprocessor.WithLatencyThreshold(o.threshold)
+		trigger = fmt.Sprintf("anomaly trigger: fixed: a span is anomalous from %v (-latency-threshold)", o.threshold)
+	}
 	proc := spanprocessor.New(next, rec, exp,
-		spanprocessor.WithLatencyThreshold(o.threshold),
+		latency,
 		// An incident slows several requests, which end over a second or
 		// so: the bystanders first, often the request that caused it last.
 		// One snapshot for all of them, rather than one for the first and
 		// rate_limited for the rest.
 		spanprocessor.WithCoalesceWindow(time.Second),
+		spanprocessor.WithDiagnoser(analysis.NewDiagnoser()),
 		spanprocessor.WithOnAnomaly(logAnomaly),
 	)
 	ordersTP := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(proc), sdktrace.WithResource(ordersRes))
@@ -104,9 +147,12 @@ func setupTelemetry(ctx context.Context, o options) (*telemetry, error) {
 	return &telemetry{
 		orders:    otelfr.WrapTracerProvider(ordersTP),
 		inventory: otelfr.WrapTracerProvider(inventoryTP),
+		proc:      proc,
+		adaptive:  o.threshold <= 0,
 		store:     store,
 		exp:       exp,
 		exporting: exporting,
+		trigger:   trigger,
 		shutdown: func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -159,9 +205,44 @@ func (discard) OnEnd(sdktrace.ReadOnlySpan)                     {}
 func (discard) Shutdown(context.Context) error                  { return nil }
 func (discard) ForceFlush(context.Context) error                { return nil }
 
+// warmUp waits until the adaptive trigger has enough samples of every
+// name in warmKeys, and logs their medians and the durations that would
+// make them anomalous. It returns false if ctx ends first, and true at once
+// when the trigger is fixed.
+func (t *telemetry) warmUp(ctx context.Context) bool {
+	if !t.adaptive {
+		return true
+	}
+	log.Printf("adaptive trigger: warming up on the load's first requests; incidents start once %s have %d samples each",
+		strings.Join(warmKeys, " and "), adaptiveMinSamples)
+	start := time.Now()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var medians []string
+		for _, k := range warmKeys {
+			if m, ok := t.proc.Quantile(k); ok {
+				th := time.Duration(adaptiveFactor * float64(m))
+				medians = append(medians, fmt.Sprintf("%s median %v, anomalous above %v",
+					k, m.Round(10*time.Microsecond), max(th, adaptiveFloor).Round(10*time.Microsecond)))
+			}
+		}
+		if len(medians) == len(warmKeys) {
+			log.Printf("adaptive trigger: warm after %v: %s", time.Since(start).Round(100*time.Millisecond), strings.Join(medians, "; "))
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+}
+
 // logAnomaly prints one line per anomalous span: its service and name, how
 // long it took, why it is anomalous, the incidents in progress while it
-// ran, and its snapshot's URL or why it has none.
+// ran, the diagnosis's verdict, and its snapshot's URL (last, so that it is
+// easy to pick out) or why it has none.
 func logAnomaly(o spanprocessor.Outcome) {
 	s := o.Span
 	service, _ := s.Resource().Set().Value("service.name")
@@ -171,11 +252,16 @@ func logAnomaly(o spanprocessor.Outcome) {
 			why += fmt.Sprintf("; incidents: %v", kv.Value.AsStringSlice())
 		}
 	}
-	line := fmt.Sprintf("anomaly: %s %q %v (%s) trace %s",
-		service.AsString(), s.Name(), s.EndTime().Sub(s.StartTime()).Round(time.Millisecond), why, s.SpanContext().TraceID())
+	line := fmt.Sprintf("anomaly: %s %q %v (%s)",
+		service.AsString(), s.Name(), s.EndTime().Sub(s.StartTime()).Round(time.Millisecond), why)
+	sc := s.SpanContext()
 	if o.Skipped != "" {
-		log.Printf("%s: no snapshot: %s", line, o.Skipped)
+		log.Printf("%s trace %s: no snapshot: %s", line, sc.TraceID(), o.Skipped)
 		return
 	}
-	log.Printf("%s: snapshot %s", line, o.SnapshotURL)
+	verdict := o.Verdict
+	if verdict == "" {
+		verdict = "none" // the diagnosis failed: its error went to otel.Handle
+	}
+	log.Printf("%s verdict: %s; trace %s: snapshot %s", line, verdict, sc.TraceID(), o.SnapshotURL)
 }
