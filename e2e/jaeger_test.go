@@ -315,14 +315,15 @@ type linkPattern struct {
 	Text string `json:"text"`
 }
 
-// expand fills in the URL template as the Jaeger UI does: #{key} becomes
-// the span attribute's value, or for #{traceID} the trace's ID, URL-encoded.
-// It fails the template if a value is missing, as the UI then shows no link.
+// expand fills in the URL template as the Jaeger UI (v2) does for a "tags"
+// pattern: #{trace.traceID} becomes the trace's ID, any other #{key} the
+// span attribute's value, URL-encoded. It fails the template if a value is
+// missing, as the UI then shows no link.
 func (p linkPattern) expand(attrs map[string]string, traceID string) string {
 	return regexp.MustCompile(`#\{([^}]+)\}`).ReplaceAllStringFunc(p.URL, func(m string) string {
 		name := m[2 : len(m)-1]
 		v, ok := attrs[name]
-		if !ok && name == "traceID" {
+		if name == "trace.traceID" {
 			v, ok = traceID, true
 		}
 		if !ok {

@@ -228,13 +228,14 @@ func newAdaptive(cfg adaptiveConfig) *adaptive {
 // observe records the span's duration and reports whether it is anomalous
 // against the estimate before it. Each accessor of an SDK span copies the
 // whole span snapshot, so each is called once.
-func (a *adaptive) observe(s sdktrace.ReadOnlySpan) bool {
+func (a *adaptive) observe(s sdktrace.ReadOnlySpan, name string) bool {
 	end := s.EndTime()
 	d := end.Sub(s.StartTime())
-	var key string
-	if a.cfg.key != nil {
+	key := name
+	switch {
+	case a.cfg.key != nil:
 		key = a.cfg.key(s)
-	} else {
+	case name == "":
 		key = s.Name()
 	}
 	e := a.estimator(key)

@@ -37,7 +37,7 @@ func feed(a *adaptive, key string, from time.Time, ds []time.Duration) int {
 	fired := 0
 	step := a.cfg.window / time.Duration(len(ds)+1)
 	for i, d := range ds {
-		if a.observe(spanAt(key, from.Add(time.Duration(i+1)*step), d)) {
+		if a.observe(spanAt(key, from.Add(time.Duration(i+1)*step), d), "") {
 			fired++
 		}
 	}
@@ -112,15 +112,15 @@ func TestAdaptiveWarmUpAndFloor(t *testing.T) {
 	end := a.start
 	for i := range 99 {
 		end = end.Add(time.Millisecond)
-		require.False(t, a.observe(spanAt("k", end, time.Millisecond)), "warming up: sample %d", i)
+		require.False(t, a.observe(spanAt("k", end, time.Millisecond), ""), "warming up: sample %d", i)
 	}
-	assert.False(t, a.observe(spanAt("k", end, time.Second)), "still warming up: the estimate is refreshed every 16 samples")
+	assert.False(t, a.observe(spanAt("k", end, time.Second), ""), "still warming up: the estimate is refreshed every 16 samples")
 	for range 50 {
 		end = end.Add(time.Millisecond)
-		a.observe(spanAt("k", end, time.Millisecond))
+		a.observe(spanAt("k", end, time.Millisecond), "")
 	}
-	assert.False(t, a.observe(spanAt("k", end, 10*time.Millisecond)), "10× the p99, but under the floor")
-	assert.True(t, a.observe(spanAt("k", end, 25*time.Millisecond)), "over the floor and the factor")
+	assert.False(t, a.observe(spanAt("k", end, 10*time.Millisecond), ""), "10× the p99, but under the floor")
+	assert.True(t, a.observe(spanAt("k", end, 25*time.Millisecond), ""), "over the floor and the factor")
 }
 
 func TestAdaptiveRoutes(t *testing.T) {
@@ -138,12 +138,12 @@ func TestAdaptiveRoutes(t *testing.T) {
 			d = 50 * time.Millisecond
 			spikes++
 		}
-		if a.observe(spanAt("GET /fast", end, d)) {
+		if a.observe(spanAt("GET /fast", end, d), "") {
 			firedFast++
 			assert.True(t, spike, "only spikes fire (sample %d, %v)", i, d)
 		}
 		slow := time.Duration(float64(500*time.Millisecond) * (1 + 0.05*rng.NormFloat64()))
-		if a.observe(spanAt("GET /report", end, slow)) {
+		if a.observe(spanAt("GET /report", end, slow), "") {
 			firedSlow++
 		}
 	}
@@ -155,7 +155,7 @@ func TestAdaptiveKeyCap(t *testing.T) {
 	a := testAdaptive(AdaptiveMaxKeys(2))
 	end := a.start
 	for i := range 5 {
-		a.observe(spanAt(fmt.Sprint("k", i), end, time.Millisecond))
+		a.observe(spanAt(fmt.Sprint("k", i), end, time.Millisecond), "")
 	}
 	assert.Len(t, *a.keys.Load(), 2)
 	assert.Equal(t, uint32(3), a.overflow.samples.Load(), "keys beyond the cap share the overflow estimate")
@@ -164,8 +164,8 @@ func TestAdaptiveKeyCap(t *testing.T) {
 func TestAdaptiveObserveDoesNotAllocate(t *testing.T) {
 	a := testAdaptive()
 	s := spanAt("k", a.start.Add(time.Second), time.Millisecond)
-	a.observe(s)
-	assert.Zero(t, testing.AllocsPerRun(1000, func() { a.observe(s) }))
+	a.observe(s, "")
+	assert.Zero(t, testing.AllocsPerRun(1000, func() { a.observe(s, "") }))
 }
 
 func TestBucketBounds(t *testing.T) {

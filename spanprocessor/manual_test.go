@@ -265,7 +265,7 @@ func TestDiagnoserFailure(t *testing.T) {
 	errs := handled.Take()
 	require.Len(t, errs, 1)
 	assert.Contains(t, errs[0].Error(), "diagnosing span")
-	assert.ErrorIs(t, errs[0], analysis.ErrNotTrace, "a sentinel the caller can test")
+	assert.ErrorIs(t, errs[0], analysis.ErrMalformed, "a sentinel the caller can test")
 
 	id, linked := attr(p.next.spans()["slow"], otelfr.SnapshotIDKey)
 	require.True(t, linked, "the span is still linked")

@@ -154,12 +154,7 @@ func (p *Processor) classify(s sdktrace.ReadOnlySpan) (string, bool) {
 			return reason, true
 		}
 	}
-	if p.cfg.perName == nil && p.adaptive == nil {
-		// The common case: one global threshold.
-		if threshold := p.cfg.latency; threshold > 0 && s.EndTime().Sub(s.StartTime()) >= threshold {
-			return ReasonLatency, true
-		}
-	} else if reason, ok := p.classifyLatency(s); ok {
+	if reason, ok := p.classifyLatency(s); ok {
 		return reason, true
 	}
 	if p.cfg.predicate != nil {
@@ -168,18 +163,19 @@ func (p *Processor) classify(s sdktrace.ReadOnlySpan) (string, bool) {
 	return "", false
 }
 
-// classifyLatency runs the latency trigger when per-name thresholds or the
-// adaptive trigger are configured.
+// classifyLatency runs the latency trigger: a per-name threshold, else the
+// adaptive trigger if on, else the global threshold.
 func (p *Processor) classifyLatency(s sdktrace.ReadOnlySpan) (string, bool) {
-	threshold, named := p.cfg.latency, false
+	threshold, named, name := p.cfg.latency, false, ""
 	if p.cfg.perName != nil {
-		threshold, named = p.cfg.perName[s.Name()]
+		name = s.Name()
+		threshold, named = p.cfg.perName[name]
 		if !named {
 			threshold = p.cfg.latency
 		}
 	}
 	if p.adaptive != nil && !named {
-		return ReasonAdaptiveLatency, p.adaptive.observe(s)
+		return ReasonAdaptiveLatency, p.adaptive.observe(s, name)
 	}
 	if threshold > 0 && s.EndTime().Sub(s.StartTime()) >= threshold {
 		return ReasonLatency, true

@@ -175,7 +175,7 @@ func TestQuickstart(t *testing.T) {
 		require.NoError(t, err)
 		assert.Contains(t, pageVerdict, "sync.Mutex")
 		assert.Positive(t, browsertest.Count(t, ctx, "svg.timeline g.lane"), "a lane per goroutine")
-		browsertest.Screenshot(t, ctx, "quickstart-span.png")
+		browsertest.Screenshot(t, ctx, "viewer-span.png") // the README's
 		t.Logf("span page: verdict and timeline shown %v after navigation", shown)
 	})
 

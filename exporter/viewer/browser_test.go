@@ -37,7 +37,7 @@ func TestSpanPageInBrowser(t *testing.T) {
 	lanes, goroutines := browsertest.Count(t, ctx, "svg.timeline g.lane"), browsertest.Count(t, ctx, "table.buckets tbody tr")
 	download, err := chromedp.Run(ctx, chromedp.AttributeValue("a.download", "href"))
 	require.NoError(t, err)
-	browsertest.Screenshot(t, ctx, "span-page.png")
+	browsertest.Screenshot(t, ctx, "viewer-fixture-span.png")
 
 	assert.Contains(t, verdict, "sync.Mutex")
 	require.Positive(t, goroutines)

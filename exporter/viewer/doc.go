@@ -7,7 +7,7 @@
 //	/                  index: snapshots newest first, with the spans each covers and their verdicts
 //	/ID                snapshot page: window, recorder settings, anomalous spans, download, `go tool trace` command
 //	/ID?span=SPANID    span page: the diagnosis and a timeline with one lane per goroutine
-//	/ID?trace=TRACEID  redirects to the span page of the trace's one anomalous span (Jaeger link patterns know the trace ID only)
+//	/ID?trace=TRACEID  redirects to the span page of the trace's one anomalous span (a Jaeger link pattern on a span tag can name the trace, as #{trace.traceID}, not the span)
 //	/ID.trace          the raw execution trace (and /ID for clients that do not ask for HTML)
 //	/ID.json, /snapshots.json, POST /   as served by exporter.NewHandler
 //

@@ -2,6 +2,7 @@ package viewer
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"errors"
 	"html/template"
@@ -64,12 +65,13 @@ func NewHandler(store exporter.Store, opts ...Option) http.Handler {
 	mux.HandleFunc("GET /assets/style.css", v.style)
 	mux.HandleFunc("GET /{file}", v.page)
 	mux.Handle("/", v.raw)
-	return exporter.RequireAuth(secureHeaders(mux), c.handlerOpts...)
+	return secureHeaders(exporter.RequireAuth(mux, c.handlerOpts...))
 }
 
 // secureHeaders sets the pages' security headers on every response, so
-// that those the mux writes itself (redirects to a cleaned path, 405s)
-// carry them too.
+// that those written elsewhere (the mux's redirects to a cleaned path and
+// 405s, the authentication's 401s) carry them too. The raw routes replace
+// the policy with their own, stricter one.
 func secureHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
@@ -110,7 +112,6 @@ func wantsHTML(r *http.Request) bool {
 }
 
 func (v *viewer) style(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Cache-Control", "public, max-age=3600")
 	http.ServeFileFS(w, r, assets, "assets/style.css")
 }
@@ -147,8 +148,9 @@ func (v *viewer) page(w http.ResponseWriter, r *http.Request) {
 	spanHex := r.URL.Query().Get("span")
 	if spanHex == "" {
 		// A tracing UI's link that knows the trace but not the span (a
-		// Jaeger link pattern can use the trace's ID, not the span's): the
-		// span page when the snapshot covers one anomalous span of it.
+		// Jaeger link pattern on a span tag can use #{trace.traceID}, not
+		// the span's ID): the span page when the snapshot covers one
+		// anomalous span of that trace.
 		if sid, ok := onlySpanOf(info, r.URL.Query().Get("trace")); ok {
 			w.Header().Set("Location", "?span="+sid) // relative: keeps the mount prefix
 			w.WriteHeader(http.StatusSeeOther)
@@ -162,25 +164,46 @@ func (v *viewer) page(w http.ResponseWriter, r *http.Request) {
 		v.fail(w, r, errBadSpan)
 		return
 	}
-	key := info.ID + "?" + sid.String()
-	page, ok := v.pages.get(key)
-	if !ok {
-		select {
-		case v.analyses <- struct{}{}:
-		case <-r.Context().Done():
-			return // the client is gone
-		}
-		data, err := io.ReadAll(f)
-		if err != nil {
-			<-v.analyses
+	page, err := v.spanPage(r.Context(), f, info, sid)
+	if err != nil {
+		if r.Context().Err() == nil {
 			v.fail(w, r, err)
-			return
-		}
-		page = newSpanPage(info, sid, data)
-		<-v.analyses
-		v.pages.put(key, page)
+		} // else the client is gone
+		return
 	}
 	v.render(w, http.StatusOK, "span.html", page)
+}
+
+// spanPage returns the span's page from the cache, or computes it, at most
+// maxAnalyses at a time, from the snapshot's data in f. It returns ctx's
+// error if ctx ends while it waits for its turn.
+func (v *viewer) spanPage(ctx context.Context, f io.Reader, info exporter.Info, sid trace.SpanID) (spanPage, error) {
+	key := info.ID + "?" + sid.String()
+	if page, ok := v.pages.get(key); ok {
+		return page, nil
+	}
+	select {
+	case v.analyses <- struct{}{}:
+	case <-ctx.Done():
+		return spanPage{}, ctx.Err()
+	}
+	defer func() { <-v.analyses }()
+	// Another request may have computed it while this one waited.
+	if page, ok := v.pages.get(key); ok {
+		return page, nil
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return spanPage{}, err
+	}
+	page := newSpanPage(info, sid, data)
+	// Only the pages of spans the snapshot lists: another span ID, or one
+	// whose record is not in the store yet, is analysed without its trace
+	// ID and interval, and must not crowd out the real ones.
+	if page.Ref != nil {
+		v.pages.put(key, page)
+	}
+	return page, nil
 }
 
 var errBadSpan = errors.New("span must be 16 hex digits")
@@ -230,9 +253,6 @@ func (v *viewer) render(w http.ResponseWriter, status int, name string, data any
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", pageCSP)
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = buf.WriteTo(w)

@@ -254,6 +254,8 @@ func TestPagesAuth(t *testing.T) {
 			resp, body := fetch(t, u, html)
 			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, u)
 			assert.NotContains(t, body, f.spanID)
+			assert.Equal(t, "nosniff", resp.Header.Get("X-Content-Type-Options"), "a refusal carries the headers too")
+			assert.NotEmpty(t, resp.Header.Get("Content-Security-Policy"))
 		}
 		resp, _ := fetch(t, u, true, "Authorization", "Bearer tok")
 		assert.Equal(t, http.StatusOK, resp.StatusCode, u)
@@ -305,6 +307,14 @@ func TestSpanPageIsComputedOnce(t *testing.T) {
 	assert.Equal(t, read, store.read.Load(), "the second is served from the cache")
 	assert.Equal(t, first, second)
 	assert.Contains(t, second, `id="verdict"`)
+
+	// A span the snapshot does not list is analysed on every request, and
+	// never takes a place in the cache.
+	other := srv.URL + "/snapshots/" + f.id + "?span=0123456789abcdef"
+	fetch(t, other, true)
+	read = store.read.Load()
+	fetch(t, other, true)
+	assert.Greater(t, store.read.Load(), read, "not cached")
 }
 
 func TestIndexIsCapped(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -13,9 +14,9 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// ScreenshotEnv names the environment variable that, when set to a path,
-// makes a browser test also write its screenshot there (used to refresh the
-// screenshot committed under docs/).
+// ScreenshotEnv names the environment variable that, when set to a
+// directory, makes browser tests also write their screenshots there, each
+// under its own name (used to refresh the screenshot committed under docs/).
 const ScreenshotEnv = "OTELFR_UPDATE_SCREENSHOT"
 
 // Chromium returns the path of Debian's chromium. CI installs it (.ci/run
@@ -75,21 +76,22 @@ func Count(t testing.TB, ctx context.Context, sel string) int {
 	return n
 }
 
-// Screenshot takes a full-page screenshot, writes it to the test's
-// temporary directory, and also to the path in ScreenshotEnv when that is
-// set. It returns the PNG.
+// Screenshot takes a full-page screenshot, writes it as name to the test's
+// temporary directory, and also to the directory in ScreenshotEnv when that
+// is set. It returns the PNG.
 func Screenshot(t testing.TB, ctx context.Context, name string) []byte {
 	t.Helper()
 	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
-	path := t.TempDir() + "/" + name
+	path := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(path, shot, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s", path)
-	if out := os.Getenv(ScreenshotEnv); out != "" {
+	if dir := os.Getenv(ScreenshotEnv); dir != "" {
+		out := filepath.Join(dir, name)
 		if err := os.WriteFile(out, shot, 0o644); err != nil {
 			t.Fatal(err)
 		}
