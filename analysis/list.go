@@ -3,8 +3,6 @@ package analysis
 import (
 	"cmp"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -45,26 +43,8 @@ func newLister() *lister {
 	return &lister{spans: map[spanKey]*listedSpan{}, tasks: map[xtrace.TaskID]*listedTask{}}
 }
 
-func (l *lister) read(r io.Reader) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("%w: parser failed: %v", ErrMalformed, p)
-		}
-	}()
-	tr, err := xtrace.NewReader(r)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	for {
-		ev, err := tr.ReadEvent()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrMalformed, err)
-		}
-		l.event(&ev)
-	}
+func (l *lister) read(r io.Reader) error {
+	return readEvents(r, l.event)
 }
 
 func (l *lister) task(id xtrace.TaskID) *listedTask {

@@ -151,10 +151,19 @@ func newTimeline(span Span) *timeline {
 // span times to trace time (well under a millisecond).
 const boundSlack = 2 * time.Millisecond
 
-// read feeds every event of r through the timeline. A panic in the parser,
-// which it should not do but might on corrupt input, is returned as an
-// error wrapping ErrMalformed.
-func (tl *timeline) read(r io.Reader) (err error) {
+// read feeds every event of r through the timeline.
+func (tl *timeline) read(r io.Reader) error {
+	if err := readEvents(r, tl.event); err != nil {
+		return err
+	}
+	tl.closeAll()
+	return nil
+}
+
+// readEvents parses the trace in r and hands each event to f, in order. A
+// parse error, or a panic in the parser (which it should not do but might
+// on corrupt input), is returned as an error wrapping ErrMalformed.
+func readEvents(r io.Reader, f func(*xtrace.Event)) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%w: parser failed: %v", ErrMalformed, p)
@@ -167,15 +176,13 @@ func (tl *timeline) read(r io.Reader) (err error) {
 	for {
 		ev, err := tr.ReadEvent()
 		if errors.Is(err, io.EOF) {
-			break
+			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrMalformed, err)
 		}
-		tl.event(&ev)
+		f(&ev)
 	}
-	tl.closeAll()
-	return nil
 }
 
 func (tl *timeline) event(ev *xtrace.Event) {

@@ -26,8 +26,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
 	"go.uber.org/goleak"
-	xtrace "golang.org/x/exp/trace"
 
+	"github.com/otelfr/otel-flightrecorder/internal/testutil"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
 	"github.com/otelfr/otel-flightrecorder/spanprocessor"
 )
@@ -525,18 +525,7 @@ func get(t *testing.T, u string) []byte {
 // assertGoTrace checks that data is a Go execution trace with events.
 func assertGoTrace(t *testing.T, data []byte, what string) {
 	t.Helper()
-	r, err := xtrace.NewReader(bytes.NewReader(data))
-	require.NoError(t, err, what)
-	events := 0
-	for {
-		_, err := r.ReadEvent()
-		if err == io.EOF {
-			break
-		}
-		require.NoError(t, err, what)
-		events++
-	}
-	assert.Positive(t, events, what)
+	assert.NotEmpty(t, testutil.ReadTrace(t, data, what), what)
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago.

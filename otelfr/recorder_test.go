@@ -14,7 +14,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	xtrace "golang.org/x/exp/trace"
+
+	"github.com/otelfr/otel-flightrecorder/internal/testutil"
 )
 
 // Tests in this package run one at a time: the runtime allows one flight
@@ -56,17 +57,7 @@ func busy(d time.Duration) {
 // parseTrace reads every event of a trace and reports the first error.
 func parseTrace(t *testing.T, data []byte) int {
 	t.Helper()
-	r, err := xtrace.NewReader(bytes.NewReader(data))
-	require.NoError(t, err)
-	n := 0
-	for {
-		_, err := r.ReadEvent()
-		if err == io.EOF {
-			return n
-		}
-		require.NoError(t, err)
-		n++
-	}
+	return len(testutil.ReadTrace(t, data))
 }
 
 func TestStartSecondRecorderIsRefused(t *testing.T) {

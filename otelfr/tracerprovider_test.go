@@ -1,9 +1,7 @@
 package otelfr_test
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -15,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 	xtrace "golang.org/x/exp/trace"
 
+	"github.com/otelfr/otel-flightrecorder/internal/testutil"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
 )
 
@@ -22,16 +21,9 @@ import (
 // tasks of that name, and how many such tasks began.
 func spanLogs(t *testing.T, data []byte) (logs map[string][]string, tasks map[string]int) {
 	t.Helper()
-	r, err := xtrace.NewReader(bytes.NewReader(data))
-	require.NoError(t, err)
 	names := map[xtrace.TaskID]string{}
 	logs, tasks = map[string][]string{}, map[string]int{}
-	for {
-		ev, err := r.ReadEvent()
-		if err == io.EOF {
-			return logs, tasks
-		}
-		require.NoError(t, err)
+	for _, ev := range testutil.ReadTrace(t, data) {
 		switch ev.Kind() {
 		case xtrace.EventTaskBegin:
 			names[ev.Task().ID] = ev.Task().Type
@@ -47,6 +39,7 @@ func spanLogs(t *testing.T, data []byte) (logs map[string][]string, tasks map[st
 			}
 		}
 	}
+	return logs, tasks
 }
 
 func TestWrapTracerProviderLogsIntoSDKTask(t *testing.T) {

@@ -1,7 +1,6 @@
 package spanprocessor_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/otelfr/otel-flightrecorder/exporter"
 	"github.com/otelfr/otel-flightrecorder/internal/otlptest"
+	"github.com/otelfr/otel-flightrecorder/internal/testutil"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
 	"github.com/otelfr/otel-flightrecorder/spanprocessor"
 )
@@ -108,15 +108,8 @@ func TestOTLPIntegration(t *testing.T) {
 	data, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	assert.Equal(t, att.Attributes[string(otelfr.SnapshotSizeKey)], int64(len(data)))
-	r, err := xtrace.NewReader(bytes.NewReader(data))
-	require.NoError(t, err)
 	var sawSpanTask bool
-	for {
-		ev, err := r.ReadEvent()
-		if err == io.EOF {
-			break
-		}
-		require.NoError(t, err)
+	for _, ev := range testutil.ReadTrace(t, data) {
 		if ev.Kind() == xtrace.EventTaskBegin && ev.Task().Type == "slow" {
 			sawSpanTask = true
 		}

@@ -1,11 +1,9 @@
 package spanprocessor_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +18,7 @@ import (
 	xtrace "golang.org/x/exp/trace"
 
 	"github.com/otelfr/otel-flightrecorder/exporter"
+	"github.com/otelfr/otel-flightrecorder/internal/testutil"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
 	"github.com/otelfr/otel-flightrecorder/spanprocessor"
 )
@@ -394,15 +393,8 @@ func TestProcessorLogsSpanIdentityOnGoroutine(t *testing.T) {
 	snap, err := p.rec.Snapshot(t.Context(), "test")
 	require.NoError(t, err)
 
-	r, err := xtrace.NewReader(bytes.NewReader(snap.Data))
-	require.NoError(t, err)
 	var got []string
-	for {
-		ev, err := r.ReadEvent()
-		if err == io.EOF {
-			break
-		}
-		require.NoError(t, err)
+	for _, ev := range testutil.ReadTrace(t, snap.Data) {
 		if ev.Kind() == xtrace.EventLog && ev.Log().Category == otelfr.LogCategory {
 			assert.Equal(t, xtrace.BackgroundTask, ev.Log().Task, "logged outside any task")
 			got = append(got, ev.Log().Message)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"io"
 	"maps"
@@ -23,9 +22,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
 	"go.uber.org/goleak"
-	xtrace "golang.org/x/exp/trace"
 
 	"github.com/otelfr/otel-flightrecorder/internal/otlptest"
+	"github.com/otelfr/otel-flightrecorder/internal/testutil"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
 	"github.com/otelfr/otel-flightrecorder/spanprocessor"
 )
@@ -265,18 +264,7 @@ func assertTrace(t *testing.T, url string) {
 	require.Equal(t, http.StatusOK, resp.StatusCode, url)
 	data, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
-	r, err := xtrace.NewReader(bytes.NewReader(data))
-	require.NoError(t, err, url)
-	events := 0
-	for {
-		_, err := r.ReadEvent()
-		if err == io.EOF {
-			break
-		}
-		require.NoError(t, err, url)
-		events++
-	}
-	assert.Positive(t, events, url)
+	assert.NotEmpty(t, testutil.ReadTrace(t, data, url), url)
 }
 
 // buildDemo builds the demo binary, with the race detector when the test

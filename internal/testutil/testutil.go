@@ -2,9 +2,14 @@
 package testutil
 
 import (
+	"bytes"
+	"io"
 	"sync"
+	"testing"
 
+	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel"
+	xtrace "golang.org/x/exp/trace"
 )
 
 // ErrorSink collects what is reported to otel.Handle.
@@ -36,4 +41,22 @@ func (s *ErrorSink) Take() []error {
 	errs := s.errs
 	s.errs = nil
 	return errs
+}
+
+// ReadTrace parses every event of a Go execution trace, failing the test at
+// the first error, and returns the events. msgAndArgs say what the trace
+// is, for the failure message.
+func ReadTrace(t testing.TB, data []byte, msgAndArgs ...any) []xtrace.Event {
+	t.Helper()
+	r, err := xtrace.NewReader(bytes.NewReader(data))
+	require.NoError(t, err, msgAndArgs...)
+	var events []xtrace.Event
+	for {
+		ev, err := r.ReadEvent()
+		if err == io.EOF {
+			return events
+		}
+		require.NoError(t, err, msgAndArgs...)
+		events = append(events, ev)
+	}
 }
