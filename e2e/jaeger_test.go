@@ -78,8 +78,8 @@ func TestJaeger(t *testing.T) {
 
 	// Jaeger, every endpoint on loopback and on a port of its own, so that
 	// a Jaeger the developer runs does not clash.
-	queryAddr, otlpAddr := freeAddr(t), freeAddr(t)
-	jaegerAddrs := []string{queryAddr, otlpAddr, freeAddr(t), freeAddr(t)}
+	queryAddr, otlpAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
+	jaegerAddrs := []string{queryAddr, otlpAddr, testutil.FreeAddr(t), testutil.FreeAddr(t)}
 	jaeger := start(t, "jaeger", []string{"JAEGER_LISTEN_HOST=127.0.0.1"}, bin,
 		"--config="+filepath.Join(root, "deploy", "jaeger", "config.yaml"),
 		"--set=extensions.jaeger_query.ui.config_file="+uiConfig,
@@ -105,8 +105,8 @@ func TestJaeger(t *testing.T) {
 	build := exec.Command("go", "build", "-o", demoBin, "./examples/demo")
 	build.Dir, build.Stderr = root, os.Stderr
 	require.NoError(t, build.Run())
-	snapAddr := freeAddr(t)
-	demoAddrs := []string{freeAddr(t), freeAddr(t), snapAddr}
+	snapAddr := testutil.FreeAddr(t)
+	demoAddrs := []string{testutil.FreeAddr(t), testutil.FreeAddr(t), snapAddr}
 	startTime := time.Now()
 	demo := start(t, "demo",
 		[]string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + otlpAddr, "OTEL_BSP_SCHEDULE_DELAY=200"},
@@ -526,15 +526,6 @@ func get(t *testing.T, u string) []byte {
 func assertGoTrace(t *testing.T, data []byte, what string) {
 	t.Helper()
 	assert.NotEmpty(t, testutil.ReadTrace(t, data, what), what)
-}
-
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // process is a program the test started, with its output so far.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -56,14 +55,14 @@ var expectedVerdicts = map[kind]string{
 func TestDemo(t *testing.T) {
 	recv := otlptest.NewReceiver(t)
 	bin := buildDemo(t)
-	snapAddr := freeAddr(t)
+	snapAddr := testutil.FreeAddr(t)
 	// The load runs until every kind is caught: each kind strikes every
 	// 6 × 1.5s, so a kind whose snapshot was rate limited by a neighbour's,
 	// or whose diagnosis the machine's load muddled, gets another chance.
 	// The test stops the demo once it has them all.
 	d := startDemo(t, bin,
 		[]string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + recv.Endpoint(), "OTEL_BSP_SCHEDULE_DELAY=100"},
-		"-addr", freeAddr(t), "-inventory-addr", freeAddr(t), "-snapshot-addr", snapAddr,
+		"-addr", testutil.FreeAddr(t), "-inventory-addr", testutil.FreeAddr(t), "-snapshot-addr", snapAddr,
 		"-dir", t.TempDir(), "-rate", "25", "-duration", "100s",
 		"-incident-every", "1500ms", "-snapshot-interval", "500ms")
 
@@ -210,7 +209,7 @@ func diagnoses(spans []otlptest.Span) map[string][]string {
 func TestDemoWithoutCollector(t *testing.T) {
 	bin := buildDemo(t)
 	d := startDemo(t, bin, nil,
-		"-addr", freeAddr(t), "-inventory-addr", freeAddr(t), "-snapshot-addr", freeAddr(t),
+		"-addr", testutil.FreeAddr(t), "-inventory-addr", testutil.FreeAddr(t), "-snapshot-addr", testutil.FreeAddr(t),
 		"-dir", t.TempDir(), "-rate", "20", "-duration", "30s", "-incident-every", "1s")
 	line := d.waitFor(t, "snapshot http://", 60*time.Second)
 	assert.Contains(t, line, "verdict: ")
@@ -280,15 +279,6 @@ func buildDemo(t *testing.T) string {
 	build.Stderr = os.Stderr
 	require.NoError(t, build.Run())
 	return bin
-}
-
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // demo is a running demo process and the log it has written so far.

@@ -26,15 +26,6 @@ import (
 	"github.com/otelfr/otel-flightrecorder/otelfr"
 )
 
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func httpGet(t *testing.T, url string) (int, []byte) {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -56,7 +47,7 @@ func TestQuickstart(t *testing.T) {
 	build.Stderr = os.Stderr
 	require.NoError(t, build.Run())
 
-	addr, snapAddr := freeAddr(t), freeAddr(t)
+	addr, snapAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	cmd := exec.Command(bin, "-addr", addr, "-snapshot-addr", snapAddr, "-dir", t.TempDir())
 	cmd.Env = append(os.Environ(),
 		"OTEL_EXPORTER_OTLP_ENDPOINT=http://"+recv.Endpoint(),

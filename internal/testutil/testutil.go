@@ -4,6 +4,7 @@ package testutil
 import (
 	"bytes"
 	"io"
+	"net"
 	"sync"
 	"testing"
 
@@ -59,4 +60,14 @@ func ReadTrace(t testing.TB, data []byte, msgAndArgs ...any) []xtrace.Event {
 		require.NoError(t, err, msgAndArgs...)
 		events = append(events, ev)
 	}
+}
+
+// FreeAddr returns a loopback address with a port that was free a moment
+// ago.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
 }
