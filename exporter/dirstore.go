@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 
 	"go.opentelemetry.io/otel"
 
@@ -38,20 +39,48 @@ const (
 //
 // Writes are atomic: each file is written under a temporary name and
 // renamed into place, the trace before its description, and only snapshots
-// with a description are listed or served. A crash mid-write leaves at most
-// a temporary file, removed by the next [NewDirStore]. Files are not synced
-// to disk, so a power loss may lose the latest snapshots, never expose a
-// partial one.
+// with both files are listed or served. A crash mid-write leaves at most a
+// temporary file or a trace without its description, both removed by the
+// next [NewDirStore]. Files are not synced to disk, so a power loss may lose
+// the latest snapshots, never expose a partial one.
 //
-// After each Save the oldest snapshots are removed until at most MaxCount
-// remain and their total size is at most MaxTotalBytes; the snapshot just
-// saved is always kept.
+// Before each Save writes, it makes room: keeping the newest snapshots for
+// as long as they and the new one number at most MaxCount and total at most
+// MaxTotalBytes, it removes every older one, so the store stays within its
+// limits even while writing. The new snapshot is always written, even when
+// it alone exceeds MaxTotalBytes. A snapshot's size is its trace's;
+// descriptions are not counted. Saving an ID the store holds replaces that
+// snapshot. Room is made first, so a Save that fails may still have removed
+// older snapshots.
+//
+// When a write fails because the volume is full ([syscall.ENOSPC]), Save
+// removes the oldest snapshots left, at least one and at least as many bytes
+// as the write lacked, and tries again, until the write fits or no other
+// snapshot is left; then it returns the error. A full volume thus costs the
+// oldest snapshots, and the store recovers as soon as removing them frees
+// enough space.
+//
+// A trace without its description, or a description without its trace, is
+// an orphan: a crash between Save's two renames or between a removal's two
+// steps, or a removal that failed, leaves one. Orphans are never listed or
+// served; NewDirStore and every Save remove them, and one that cannot be
+// removed counts toward MaxTotalBytes until it is.
+//
+// A directory belongs to one DirStore at a time. Two stores sharing one, in
+// one process or several, are not supported: neither counts the other's
+// snapshots in progress, and each may take the other's half-written save
+// for an orphan and remove it, losing that snapshot (never exposing a
+// partial one).
 type DirStore struct {
 	dir      string
 	maxCount int
 	maxBytes int64
 
 	mu sync.Mutex // serializes retention with saves
+
+	// write writes a temporary file's contents; a test seam for a full
+	// volume. Nil means (*os.File).Write.
+	write func(f *os.File, p []byte) (int, error)
 }
 
 var _ Store = (*DirStore)(nil)
@@ -93,8 +122,10 @@ func WithMaxTotalBytes(n int64) StoreOption {
 }
 
 // NewDirStore returns a DirStore keeping snapshots in dir, which it creates
-// (mode 0700) if needed. It removes temporary files left by an interrupted
-// write.
+// (mode 0700) if needed. It removes the temporary files and orphans left by
+// an interrupted write or removal: as dir belongs to one store, any found
+// now were left by a previous one. Those it fails to remove, every Save
+// tries again.
 func NewDirStore(dir string, opts ...StoreOption) (*DirStore, error) {
 	c := storeConfig{maxCount: DefaultMaxCount, maxBytes: DefaultMaxTotalBytes}
 	for _, o := range opts {
@@ -107,7 +138,11 @@ func NewDirStore(dir string, opts ...StoreOption) (*DirStore, error) {
 	for _, p := range stale {
 		_ = os.Remove(p)
 	}
-	return &DirStore{dir: dir, maxCount: c.maxCount, maxBytes: c.maxBytes}, nil
+	d := &DirStore{dir: dir, maxCount: c.maxCount, maxBytes: c.maxBytes}
+	if inv, err := d.scan(); err == nil {
+		_, _ = d.removeOrphans(inv.orphans)
+	}
+	return d, nil
 }
 
 // Dir returns the directory the store writes to.
@@ -159,27 +194,63 @@ func (d *DirStore) Save(ctx context.Context, s *otelfr.Snapshot) (Info, error) {
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	tracePath := filepath.Join(d.dir, s.ID+traceExt)
-	if err := d.writeAtomic(tracePath, s.Data); err != nil {
+	kept, err := d.makeRoom(s.ID, info.Size)
+	if err != nil {
 		return Info{}, err
 	}
-	if err := d.writeAtomic(filepath.Join(d.dir, s.ID+metaExt), meta); err != nil {
+	tracePath := filepath.Join(d.dir, s.ID+traceExt)
+	if err := d.writeFreeing(ctx, tracePath, s.Data, &kept); err != nil {
+		return Info{}, err
+	}
+	if err := d.writeFreeing(ctx, filepath.Join(d.dir, s.ID+metaExt), meta, &kept); err != nil {
 		_ = os.Remove(tracePath)
 		return Info{}, err
-	}
-	if err := d.prune(s.ID); err != nil {
-		otel.Handle(fmt.Errorf("otelfr/exporter: retention: %w", err))
 	}
 	info.Path = tracePath
 	return info, nil
 }
 
-func (d *DirStore) writeAtomic(path string, data []byte) error {
+// writeFreeing writes data to path, and while that fails for want of space,
+// removes the oldest of the snapshots in kept (newest first), at least one
+// and at least as many bytes as the write lacked, and tries again. It stops
+// when kept is empty, so it tries at most len(kept)+1 times. The caller
+// holds d.mu.
+func (d *DirStore) writeFreeing(ctx context.Context, path string, data []byte, kept *[]Info) error {
+	for {
+		n, err := d.writeAtomic(path, data)
+		if err == nil || !errors.Is(err, syscall.ENOSPC) || len(*kept) == 0 {
+			return err
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return errors.Join(err, cerr)
+		}
+		lacked := int64(len(data) - n)
+		var freed int64
+		for removed := false; len(*kept) > 0 && (!removed || freed < lacked); {
+			oldest := (*kept)[len(*kept)-1]
+			*kept = (*kept)[:len(*kept)-1]
+			if err := d.remove(oldest.ID); err != nil {
+				otel.Handle(fmt.Errorf("otelfr/exporter: retention: %w", err))
+				continue
+			}
+			removed = true
+			freed += oldest.Size
+		}
+	}
+}
+
+// writeAtomic writes data to a temporary file renamed to path. It returns
+// how many bytes of data were written before an error.
+func (d *DirStore) writeAtomic(path string, data []byte) (int, error) {
 	f, err := os.CreateTemp(d.dir, tmpGlob)
 	if err != nil {
-		return fmt.Errorf("otelfr/exporter: saving snapshot: %w", err)
+		return 0, fmt.Errorf("otelfr/exporter: saving snapshot: %w", err)
 	}
-	_, err = f.Write(data)
+	write := d.write
+	if write == nil {
+		write = (*os.File).Write
+	}
+	n, err := write(f, data)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -188,40 +259,76 @@ func (d *DirStore) writeAtomic(path string, data []byte) error {
 	}
 	if err != nil {
 		_ = os.Remove(f.Name())
-		return fmt.Errorf("otelfr/exporter: saving snapshot: %w", err)
+		return n, fmt.Errorf("otelfr/exporter: saving snapshot: %w", err)
+	}
+	return n, nil
+}
+
+// makeRoom removes the orphans, then every snapshot older than the newest
+// that fit beside a new snapshot id of size bytes, and returns the
+// snapshots kept, newest first, without id. Failures to remove are handled
+// with otel.Handle and what was not removed counts toward the limits. The
+// caller holds d.mu, so no Save is between its renames.
+func (d *DirStore) makeRoom(id string, size int64) ([]Info, error) {
+	inv, err := d.scan()
+	if err != nil {
+		return nil, err
+	}
+	total, err := d.removeOrphans(inv.orphans)
+	if err != nil {
+		otel.Handle(fmt.Errorf("otelfr/exporter: retention: %w", err))
+	}
+	total += size
+	count := 1
+	kept := make([]Info, 0, len(inv.snapshots))
+	var errs []error
+	full := false
+	for _, in := range inv.snapshots { // newest first
+		if in.ID == id {
+			continue // replaced
+		}
+		full = full || count+1 > d.maxCount || total+in.Size > d.maxBytes
+		if full {
+			err := d.remove(in.ID)
+			if err == nil {
+				continue
+			}
+			errs = append(errs, err)
+		}
+		kept = append(kept, in)
+		total += in.Size
+		count++
+	}
+	if err := errors.Join(errs...); err != nil {
+		otel.Handle(fmt.Errorf("otelfr/exporter: retention: %w", err))
+	}
+	return kept, nil
+}
+
+// remove removes a snapshot, its description first: from then on it is not
+// listed or served.
+func (d *DirStore) remove(id string) error {
+	if err := os.Remove(filepath.Join(d.dir, id+metaExt)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.Remove(filepath.Join(d.dir, id+traceExt)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
 	return nil
 }
 
-// prune removes the oldest snapshots beyond the retention limits, keeping
-// keep. The caller holds d.mu.
-func (d *DirStore) prune(keep string) error {
-	infos, err := d.list()
-	if err != nil {
-		return err
-	}
+// removeOrphans removes the orphans, and returns the total size of the
+// traces it failed to remove.
+func (d *DirStore) removeOrphans(orphans []orphan) (int64, error) {
 	var errs []error
-	var total int64
-	count := 0
-	for _, in := range infos { // newest first
-		total += in.Size
-		count++
-		if in.ID == keep || (count <= d.maxCount && total <= d.maxBytes) {
-			continue
-		}
-		// Remove the description first: from then on the snapshot is not
-		// listed or served.
-		if err := os.Remove(filepath.Join(d.dir, in.ID+metaExt)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	var held int64
+	for _, o := range orphans {
+		if err := os.Remove(filepath.Join(d.dir, o.name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
-			continue
+			held += o.size
 		}
-		if err := os.Remove(filepath.Join(d.dir, in.ID+traceExt)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-		}
-		total -= in.Size
-		count--
 	}
-	return errors.Join(errs...)
+	return held, errors.Join(errs...)
 }
 
 // AddSpans implements [Store]. The description is rewritten atomically.
@@ -243,7 +350,8 @@ func (d *DirStore) AddSpans(ctx context.Context, id string, spans []SpanRef) err
 	if err != nil {
 		return err
 	}
-	return d.writeAtomic(filepath.Join(d.dir, id+metaExt), meta)
+	_, err = d.writeAtomic(filepath.Join(d.dir, id+metaExt), meta)
+	return err
 }
 
 // List implements [Store].
@@ -255,29 +363,72 @@ func (d *DirStore) List(ctx context.Context) ([]Info, error) {
 }
 
 func (d *DirStore) list() ([]Info, error) {
+	inv, err := d.scan()
+	return inv.snapshots, err
+}
+
+// inventory is what a store's directory holds.
+type inventory struct {
+	snapshots []Info // with both files, newest first
+	orphans   []orphan
+}
+
+// orphan is a trace without its description or a description without its
+// trace.
+type orphan struct {
+	name string
+	size int64 // of a trace; descriptions are not counted
+}
+
+// scan reads the directory. Files not named by a valid ID, and snapshots
+// whose description cannot be read, are not the store's and are left out.
+func (d *DirStore) scan() (inventory, error) {
 	entries, err := os.ReadDir(d.dir)
 	if err != nil {
-		return nil, fmt.Errorf("otelfr/exporter: listing snapshots: %w", err)
+		return inventory{}, fmt.Errorf("otelfr/exporter: listing snapshots: %w", err)
 	}
-	infos := make([]Info, 0, len(entries)/2)
+	traces := make(map[string]fs.DirEntry, len(entries)/2)
+	metas := make(map[string]bool, len(entries)/2)
 	for _, e := range entries {
-		id, ok := strings.CutSuffix(e.Name(), metaExt)
-		if !ok || !e.Type().IsRegular() || !ValidID(id) {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		if id, ok := strings.CutSuffix(e.Name(), traceExt); ok && ValidID(id) {
+			traces[id] = e
+		} else if id, ok := strings.CutSuffix(e.Name(), metaExt); ok && ValidID(id) {
+			metas[id] = true
+		}
+	}
+	var inv inventory
+	for id, e := range traces {
+		if metas[id] {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue // removed meanwhile
+		}
+		inv.orphans = append(inv.orphans, orphan{name: e.Name(), size: fi.Size()})
+	}
+	inv.snapshots = make([]Info, 0, len(metas))
+	for id := range metas {
+		if _, ok := traces[id]; !ok {
+			inv.orphans = append(inv.orphans, orphan{name: id + metaExt})
 			continue
 		}
 		in, err := d.readInfo(id)
 		if err != nil {
 			continue // removed meanwhile, or not one of ours
 		}
-		infos = append(infos, in)
+		inv.snapshots = append(inv.snapshots, in)
 	}
-	slices.SortFunc(infos, func(a, b Info) int {
+	slices.SortFunc(inv.snapshots, func(a, b Info) int {
 		if c := b.TakenAt.Compare(a.TakenAt); c != 0 {
 			return c
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
-	return infos, nil
+	return inv, nil
 }
 
 func (d *DirStore) readInfo(id string) (Info, error) {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -188,4 +189,96 @@ func TestDirStoreAddSpans(t *testing.T) {
 	assert.Equal(t, []exporter.SpanRef{a, b}, info.Spans)
 	require.ErrorIs(t, st.AddSpans(t.Context(), "NOPE", nil), exporter.ErrNotFound)
 	require.ErrorIs(t, st.AddSpans(t.Context(), "../x", nil), exporter.ErrInvalidID)
+}
+
+// traceBytes returns the total size of the trace files in dir, and the
+// names of the traces without a description beside them.
+func traceBytes(t *testing.T, dir string) (total int64, orphans []string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".trace")
+		if !ok {
+			continue
+		}
+		fi, err := e.Info()
+		require.NoError(t, err)
+		total += fi.Size()
+		if _, err := os.Stat(filepath.Join(dir, id+".json")); err != nil {
+			orphans = append(orphans, e.Name())
+		}
+	}
+	return total, orphans
+}
+
+// orphan writes what a crash between Save's renames, or between prune's
+// removes, leaves: a trace without its description.
+func orphan(t *testing.T, dir, id string, size int) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, id+".trace"), make([]byte, size), 0o600))
+}
+
+// Regression: orphaned traces escaped retention. A trace left without its
+// description was never counted or removed: five such crashes held
+// 7.0 MiB under a 3 MiB cap, forever.
+func TestDirStoreOrphanedTracesEscapeRetention(t *testing.T) {
+	const maxBytes = 3 << 20
+	t.Run("left by a previous process", func(t *testing.T) {
+		dir := t.TempDir()
+		st, err := exporter.NewDirStore(dir, exporter.WithMaxTotalBytes(maxBytes))
+		require.NoError(t, err)
+		_, err = st.Save(t.Context(), fakeSnapshot(1, 1<<20))
+		require.NoError(t, err)
+		for i := range 5 {
+			orphan(t, dir, fmt.Sprintf("ORPHAN%d", i), 1400<<10)
+		}
+
+		st, err = exporter.NewDirStore(dir, exporter.WithMaxTotalBytes(maxBytes))
+		require.NoError(t, err)
+		total, orphans := traceBytes(t, dir)
+		assert.Empty(t, orphans, "a new store removes orphaned traces")
+		assert.Equal(t, int64(1<<20), total)
+		list, err := st.List(t.Context())
+		require.NoError(t, err)
+		assert.Equal(t, []string{"SNAP01"}, ids(list), "complete snapshots are kept")
+	})
+	t.Run("left while running", func(t *testing.T) {
+		dir := t.TempDir()
+		st, err := exporter.NewDirStore(dir, exporter.WithMaxTotalBytes(maxBytes))
+		require.NoError(t, err)
+		for i := range 5 {
+			orphan(t, dir, fmt.Sprintf("ORPHAN%d", i), 1400<<10)
+		}
+		for i := range 4 {
+			_, err := st.Save(t.Context(), fakeSnapshot(i, 1<<20))
+			require.NoError(t, err)
+			total, orphans := traceBytes(t, dir)
+			assert.Empty(t, orphans, "retention removes orphaned traces")
+			assert.LessOrEqual(t, total, int64(maxBytes), "bytes held on disk after Save %d", i)
+		}
+		list, err := st.List(t.Context())
+		require.NoError(t, err)
+		assert.Equal(t, []string{"SNAP03", "SNAP02", "SNAP01"}, ids(list))
+	})
+	t.Run("a description without its trace is not listed", func(t *testing.T) {
+		dir := t.TempDir()
+		st, err := exporter.NewDirStore(dir)
+		require.NoError(t, err)
+		for i := 1; i <= 2; i++ {
+			_, err := st.Save(t.Context(), fakeSnapshot(i, 10))
+			require.NoError(t, err)
+		}
+		require.NoError(t, os.Remove(filepath.Join(dir, "SNAP01.trace")))
+
+		list, err := st.List(t.Context())
+		require.NoError(t, err)
+		assert.Equal(t, []string{"SNAP02"}, ids(list), "only servable snapshots are listed")
+		_, _, err = st.Open(t.Context(), "SNAP01")
+		require.ErrorIs(t, err, exporter.ErrNotFound)
+
+		_, err = st.Save(t.Context(), fakeSnapshot(3, 10))
+		require.NoError(t, err)
+		assert.NoFileExists(t, filepath.Join(dir, "SNAP01.json"), "retention removes the description")
+	})
 }

@@ -33,7 +33,11 @@ const ScopeName = "github.com/otelfr/otel-flightrecorder/exporter"
 const EnvBaseURL = "OTELFR_SNAPSHOT_BASE_URL"
 
 // DefaultBaseURL is the base URL of snapshot links when neither
-// [WithBaseURL] nor EnvBaseURL sets one: the handler of the examples.
+// [WithBaseURL] nor EnvBaseURL sets one: the handler of the examples, on
+// the loopback address, which suits a program run on the machine of the
+// person reading its traces, and no other. An Exporter linking spans to a
+// loopback URL from a process that listens elsewhere says so once through
+// otel.Handle ([ErrLoopbackURL]).
 const DefaultBaseURL = "http://127.0.0.1:8081/snapshots/"
 
 // DefaultTimeout bounds each export of attachment spans.
@@ -76,8 +80,13 @@ type Exporter struct {
 	timeout  time.Duration
 	resource *resource.Resource
 
+	loopback bool      // baseURL names a loopback host
+	warnOnce sync.Once // ErrLoopbackURL, at the first span linked
+
 	sem      chan struct{} // held while exporting; a channel so waits honour ctx
 	stopped  atomic.Bool
+	abandon  context.Context // cancelled when Shutdown stops waiting for an export
+	cancel   context.CancelFunc
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -169,10 +178,14 @@ func New(store Store, exp sdktrace.SpanExporter, opts ...Option) *Exporter {
 	for _, o := range opts {
 		c = o.apply(c)
 	}
+	abandon, cancel := context.WithCancel(context.Background())
 	return &Exporter{
+		abandon:  abandon,
+		cancel:   cancel,
 		store:    store,
 		exp:      exp,
 		baseURL:  c.baseURL,
+		loopback: loopbackHost(c.baseURL),
 		timeout:  c.timeout,
 		resource: c.resource,
 		sem:      make(chan struct{}, 1),
@@ -184,7 +197,16 @@ func (e *Exporter) URL(id string) string { return e.baseURL + id }
 
 // SpanURL returns the link to one span of a snapshot: the viewer's span
 // page for a browser (package viewer), the raw trace for other clients.
+// The first time, if the link is on a loopback address, it checks that the
+// people reading the span can open it (see [ErrLoopbackURL]).
 func (e *Exporter) SpanURL(id string, span trace.SpanID) string {
+	if e.loopback {
+		e.warnOnce.Do(func() {
+			if err := e.warnLoopback(processListeners); err != nil {
+				otel.Handle(err)
+			}
+		})
+	}
 	return e.baseURL + id + "?span=" + span.String()
 }
 
@@ -226,12 +248,21 @@ func (e *Exporter) Attach(ctx context.Context, info Info, anomalies []Anomaly) e
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
+	defer context.AfterFunc(e.abandon, cancel)()
 	select {
 	case e.sem <- struct{}{}:
 	case <-ctx.Done():
+		if e.stopped.Load() {
+			return ErrShutdown
+		}
 		return fmt.Errorf("otelfr/exporter: exporting attachments: %w", ctx.Err())
 	}
 	defer func() { <-e.sem }()
+	// Shutdown takes the semaphore after setting stopped: an export that
+	// got it first is one Shutdown waits for, and any other sees stopped.
+	if e.stopped.Load() {
+		return ErrShutdown
+	}
 	if err := e.exp.ExportSpans(ctx, spans); err != nil {
 		return fmt.Errorf("otelfr/exporter: exporting attachments: %w", err)
 	}
@@ -297,10 +328,13 @@ func randomSpanID() trace.SpanID {
 	return sid
 }
 
-// Shutdown waits for an export in progress, honouring ctx, and makes later
-// calls to Save and Attach return [ErrShutdown]. It does not shut down the
-// span exporter or the store. It is idempotent: calls after the first
-// return the first call's result.
+// Shutdown makes later calls to Save and Attach return [ErrShutdown], and
+// waits for an export in progress until ctx ends; an export still running
+// then is cancelled, and Shutdown returns ctx's error at once. An Attach
+// that began before Shutdown either finishes before Shutdown returns or
+// exports nothing. Shutdown does not shut down the span exporter or the
+// store. It is idempotent: calls after the first return the first call's
+// result.
 func (e *Exporter) Shutdown(ctx context.Context) error {
 	e.stopOnce.Do(func() {
 		e.stopped.Store(true)
@@ -310,6 +344,7 @@ func (e *Exporter) Shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 			e.stopErr = ctx.Err()
 		}
+		e.cancel() // the export Shutdown gave up on, if any
 	})
 	return e.stopErr
 }

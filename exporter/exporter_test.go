@@ -3,6 +3,8 @@ package exporter_test
 import (
 	"context"
 	"errors"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,6 +91,9 @@ func TestBaseURL(t *testing.T) {
 	assert.Equal(t, "https://fr.example.com/s/X", exporter.New(st, nil).URL("X"))
 	assert.Equal(t, "http://o/X", exporter.New(st, nil, exporter.WithBaseURL("http://o/")).URL("X"), "option beats env")
 	assert.Equal(t, "https://fr.example.com/s/X", exporter.New(st, nil, exporter.WithBaseURL("not a url")).URL("X"), "a bad option is ignored")
+	errs := handled.Take()
+	require.Len(t, errs, 1)
+	assert.ErrorContains(t, errs[0], `base URL "not a url"`, "and reported")
 }
 
 // failingExporter fails every export.
@@ -159,8 +164,50 @@ func TestExporterShutdownHonoursContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
 	defer cancel()
 	require.ErrorIs(t, e.Shutdown(ctx), context.DeadlineExceeded)
-	cancelExport()
-	require.ErrorIs(t, <-done, context.Canceled)
+	defer cancelExport()
+	require.ErrorIs(t, <-done, context.Canceled, "Shutdown cancels the export it gave up on")
+}
+
+// lateExporter counts the exports that begin after its Shutdown flag is
+// set.
+type lateExporter struct {
+	shutdownReturned atomic.Bool
+	late, exports    atomic.Int64
+}
+
+func (l *lateExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error {
+	l.exports.Add(1)
+	if l.shutdownReturned.Load() {
+		l.late.Add(1)
+	}
+	return nil
+}
+func (*lateExporter) Shutdown(context.Context) error { return nil }
+
+// An Attach that passed its shutdown check just before Shutdown began then
+// exported after Shutdown had returned nil, "having waited for the export
+// in progress".
+func TestAttachRacingShutdownExportsAfterIt(t *testing.T) {
+	st, err := exporter.NewDirStore(t.TempDir())
+	require.NoError(t, err)
+	anomalies := []exporter.Anomaly{{Span: anomalousSpan(), Reason: "error"}}
+	var late, exports int64
+	for range 3000 {
+		l := &lateExporter{}
+		e := exporter.New(st, l)
+		attached := make(chan error, 1)
+		go func() { attached <- e.Attach(t.Context(), exporter.Info{ID: "X"}, anomalies) }()
+		runtime.Gosched()
+		require.NoError(t, e.Shutdown(t.Context()))
+		l.shutdownReturned.Store(true)
+		if err := <-attached; err != nil {
+			require.ErrorIs(t, err, exporter.ErrShutdown)
+		}
+		late += l.late.Load()
+		exports += l.exports.Load()
+	}
+	t.Logf("%d of 3000 attachments exported before Shutdown returned", exports-late)
+	assert.Zero(t, late, "exports begun after Shutdown returned")
 }
 
 func TestAttachWithoutFinishedSpan(t *testing.T) {

@@ -27,6 +27,12 @@ import (
 //
 // and, with [WithTrigger], POST / to take a snapshot now.
 //
+// /ID.trace may be cached for a year (Cache-Control: immutable), as the
+// trace of an ID never changes. /ID, the URL that otelfr.snapshot.url
+// names (with ?span=), is where package viewer serves a page to browsers:
+// it is sent with Cache-Control: private, no-cache, so that a cache
+// revalidates it rather than replay a download where a page belongs.
+//
 // IDs that fail [ValidID] get 400; unknown or expired snapshots get 404.
 // Every response carries X-Content-Type-Options: nosniff and a
 // Content-Security-Policy that forbids active content. A snapshot holds
@@ -101,7 +107,15 @@ func (h *handler) file(w http.ResponseWriter, r *http.Request) {
 	hd := w.Header()
 	hd.Set("Content-Type", "application/octet-stream")
 	hd.Set("Content-Disposition", `attachment; filename="otelfr-`+id+`.trace"`)
-	hd.Set("Cache-Control", "private, max-age=31536000, immutable")
+	if ext == traceExt {
+		// A snapshot never changes, and nothing else is served here.
+		hd.Set("Cache-Control", "private, max-age=31536000, immutable")
+	} else {
+		// A viewer mounted at this URL serves a page here to browsers:
+		// a cache must ask again, or it could replay the download where
+		// the page belongs. Asking costs a 304 when nothing changed.
+		hd.Set("Cache-Control", "private, no-cache")
+	}
 	http.ServeContent(w, r, "", info.TakenAt, f)
 }
 

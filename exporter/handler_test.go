@@ -247,3 +247,34 @@ func TestHandlerListCap(t *testing.T) {
 	require.NoError(t, json.Unmarshal(body, &list))
 	assert.Equal(t, []string{"SNAP04", "SNAP03"}, ids(list))
 }
+
+// TestNegotiatedURLsAreCachedWrongly pins "negotiated URLs are cached
+// wrongly": /ID, with or without ?span= (the otelfr.snapshot.url of a
+// span), is where package viewer serves a page to browsers, so a download
+// from there must be revalidated, not kept for a year, or a browser's cache
+// would replay it where the page belongs. /ID.trace serves only the trace
+// and stays immutable.
+func TestNegotiatedURLsAreCachedWrongly(t *testing.T) {
+	srv, _ := newTestServer(t)
+	base := srv.URL + "/snapshots/SNAP01"
+	for _, accept := range []string{"text/html,application/xhtml+xml", "*/*"} {
+		for _, u := range []string{base, base + "?span=0123456789abcdef"} {
+			resp, body := do(t, http.MethodGet, u, map[string]string{"Accept": accept})
+			require.Equal(t, http.StatusOK, resp.StatusCode, u)
+			assert.Equal(t, fakeSnapshot(1, 101).Data, body)
+			cc := resp.Header.Get("Cache-Control")
+			assert.NotContains(t, cc, "immutable", "%s, Accept %s", u, accept)
+			assert.Contains(t, cc, "no-cache", "%s, Accept %s: revalidated", u, accept)
+		}
+		resp, _ := do(t, http.MethodGet, base+".trace", map[string]string{"Accept": accept})
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Equal(t, "private, max-age=31536000, immutable", resp.Header.Get("Cache-Control"),
+			"the trace's own URL never changes content")
+	}
+
+	// A revalidation of the download costs no body.
+	resp, _ := get(t, base)
+	resp2, body := do(t, http.MethodGet, base, map[string]string{"If-Modified-Since": resp.Header.Get("Last-Modified")})
+	assert.Equal(t, http.StatusNotModified, resp2.StatusCode)
+	assert.Empty(t, body)
+}

@@ -3,9 +3,13 @@ package exporter_test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/otelfr/otel-flightrecorder/internal/testutil"
 )
 
+// handled collects what the package reports to otel.Handle.
+var handled *testutil.ErrorSink
+
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	handled = testutil.InstallErrorSink()
+	testutil.VerifyTestMain(m, handled)
 }

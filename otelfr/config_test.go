@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestConfigPrecedence(t *testing.T) {
@@ -51,7 +52,7 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			handled.Take()
+			require.Empty(t, handled.Take(), "errors before the test")
 			lookup := func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }
 			got := def.fromEnv(lookup)
 			assert.Equal(t, tt.want(def), got)

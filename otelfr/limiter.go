@@ -32,12 +32,14 @@ func (l *limiter) allow(now time.Time) error {
 			return ErrByteBudget
 		}
 	}
-	l.last = now
 	return nil
 }
 
-// charge records the size of a snapshot that allow admitted.
-func (l *limiter) charge(n int64) {
+// charge records a snapshot that allow admitted at start and that
+// succeeded, n bytes long. A snapshot that failed is not charged: neither
+// the interval nor the budget holds up the next one.
+func (l *limiter) charge(start time.Time, n int64) {
+	l.last = start
 	l.used += n
 	l.lastSize = n
 }

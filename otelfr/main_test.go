@@ -3,8 +3,6 @@ package otelfr
 import (
 	"testing"
 
-	"go.uber.org/goleak"
-
 	"github.com/otelfr/otel-flightrecorder/internal/testutil"
 )
 
@@ -13,5 +11,5 @@ var handled *testutil.ErrorSink
 
 func TestMain(m *testing.M) {
 	handled = testutil.InstallErrorSink()
-	goleak.VerifyTestMain(m)
+	testutil.VerifyTestMain(m, handled)
 }

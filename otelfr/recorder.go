@@ -134,7 +134,7 @@ func (r *Recorder) Snapshot(ctx context.Context, reason string) (*Snapshot, erro
 
 	r.mu.Lock()
 	if c.err == nil {
-		r.lim.charge(c.snap.Size())
+		r.lim.charge(now, c.snap.Size())
 	}
 	r.inflight = nil
 	r.mu.Unlock()

@@ -23,6 +23,12 @@ import (
 // none of its own. For a provider that is not the SDK, it starts and ends a
 // task named after the span.
 //
+// A span name longer than 1 KiB names its task by its first 1 KiB, which
+// is all the trace would keep of it: the runtime kills the process on a
+// task name of 64 KiB or more. Such a span is started under that prefix and
+// renamed at once, so its sampler sees the prefix, and the exported span
+// keeps its whole name.
+//
 // When the execution tracer is off, Start costs one atomic load on top of
 // the wrapped provider's, and spans are returned unwrapped.
 type TracerProvider struct {
@@ -88,9 +94,11 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	if !rt.IsEnabled() {
 		return t.t.Start(ctx, name, opts...)
 	}
-	taskName := name
-	if t.p.redactTask {
-		taskName = RedactedTaskName
+	// The span starts under its task's name, which the SDK gives its task,
+	// and is renamed at once.
+	taskName := RedactedTaskName
+	if !t.p.redactTask {
+		taskName, _ = correlation.TaskName(name)
 	}
 	ctx, s := t.t.Start(ctx, taskName, opts...)
 	if taskName != name {

@@ -2,7 +2,9 @@ package otelfr_test
 
 import (
 	"context"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -168,4 +170,38 @@ func TestWithRedactedTaskNames(t *testing.T) {
 	logs, _ := spanLogs(t, snap.Data)
 	assert.Contains(t, logs[otelfr.RedactedTaskName], "end "+sc.TraceID().String()+" "+sc.SpanID().String(),
 		"the task is still tied to the span by ID")
+}
+
+// A span name of 64 KiB or more reaching runtime/trace.NewTask makes the
+// runtime throw "traceRegion: alloc too large"; span names can come from
+// outside. The test runs in a child process, since a throw kills it.
+func TestLongSpanNameKillsTheProcess(t *testing.T) {
+	if !testutil.InSubprocess(t) {
+		return
+	}
+	rec, err := otelfr.Start()
+	require.NoError(t, err)
+	defer rec.Stop(context.Background())
+	mem := tracetest.NewInMemoryExporter()
+	sdk := sdktrace.NewTracerProvider(sdktrace.WithSyncer(mem))
+	defer sdk.Shutdown(context.Background())
+	name := "GET /" + strings.Repeat("é", 50_000) // 100,005 bytes, cut inside no rune
+
+	_, s := otelfr.WrapTracerProvider(sdk).Tracer("test").Start(context.Background(), name)
+	s.End()
+	_, foreign := otelfr.WrapTracerProvider(otherProvider{}).Tracer("test").Start(context.Background(), name)
+	foreign.End()
+
+	require.Len(t, mem.GetSpans(), 1)
+	assert.Equal(t, name, mem.GetSpans()[0].Name, "the exported span keeps its name")
+	snap, err := rec.Snapshot(t.Context(), "test")
+	require.NoError(t, err)
+	_, tasks := spanLogs(t, snap.Data)
+	for task, n := range tasks {
+		if strings.HasPrefix(task, "GET /") {
+			assert.LessOrEqual(t, len(task), 1024, "the task name is bounded")
+			assert.True(t, utf8.ValidString(task), "and cut at a rune boundary")
+			assert.Equal(t, 2, n, "both spans have their task")
+		}
+	}
 }

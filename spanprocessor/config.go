@@ -177,7 +177,7 @@ func newConfig(opts []Option) config {
 		meterProvider: otel.GetMeterProvider(),
 		latency:       DefaultLatencyThreshold,
 		errorConds:    DefaultErrorConditions,
-		grpcCodes:     codeSet(DefaultGRPCErrorCodes),
+		grpcCodes:     defaultGRPCErrorCodes,
 		queueSize:     DefaultQueueSize,
 		coalesce:      DefaultCoalesceWindow,
 	}

@@ -35,11 +35,23 @@ const (
 	ReasonGRPCError       = "grpc.error"
 )
 
-// DefaultGRPCErrorCodes are the gRPC status codes that count as server
-// errors: Unknown, DeadlineExceeded, Unimplemented, Internal, Unavailable
-// and DataLoss, the codes OpenTelemetry's semantic conventions mark as
-// errors for server spans.
-var DefaultGRPCErrorCodes = []uint32{2, 4, 12, 13, 14, 15}
+// defaultGRPCErrorCodes is the bit set of [DefaultGRPCErrorCodes].
+const defaultGRPCErrorCodes = 1<<2 | 1<<4 | 1<<12 | 1<<13 | 1<<14 | 1<<15
+
+// DefaultGRPCErrorCodes returns the gRPC status codes that count as server
+// errors unless [WithGRPCErrorCodes] says otherwise: Unknown (2),
+// DeadlineExceeded (4), Unimplemented (12), Internal (13), Unavailable (14)
+// and DataLoss (15), the codes OpenTelemetry's semantic conventions mark
+// as errors for server spans. The slice is the caller's.
+func DefaultGRPCErrorCodes() []uint32 {
+	var codes []uint32
+	for c := range uint32(32) {
+		if defaultGRPCErrorCodes&(1<<c) != 0 {
+			codes = append(codes, c)
+		}
+	}
+	return codes
+}
 
 const (
 	keyHTTPStatus    = attribute.Key("http.response.status_code")
@@ -70,7 +82,8 @@ func WithErrorTrigger(enabled bool) Option {
 }
 
 // WithGRPCErrorCodes sets the gRPC status codes that the GRPCError
-// condition treats as errors; the default is [DefaultGRPCErrorCodes].
+// condition treats as errors, replacing the default set
+// ([DefaultGRPCErrorCodes]). Codes of 32 or more are ignored.
 func WithGRPCErrorCodes(codes ...uint32) Option {
 	return optionFunc(func(cfg config) config {
 		var set uint32
@@ -82,14 +95,6 @@ func WithGRPCErrorCodes(codes ...uint32) Option {
 		cfg.grpcCodes = set
 		return cfg
 	})
-}
-
-func codeSet(codes []uint32) uint32 {
-	var set uint32
-	for _, c := range codes {
-		set |= 1 << c
-	}
-	return set
 }
 
 // classifyError checks the error conditions, cheapest first. On an SDK

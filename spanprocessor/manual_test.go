@@ -258,7 +258,6 @@ func TestDiagnoserFailure(t *testing.T) {
 		spanprocessor.WithLatencyThreshold(10*time.Millisecond),
 		spanprocessor.WithCoalesceWindow(0),
 		spanprocessor.WithDiagnoser(corruptingDiagnoser{analysis.NewDiagnoser()}))
-	handled.Take()
 	p.span("slow", 20*time.Millisecond)
 	require.NoError(t, p.proc.ForceFlush(t.Context()))
 

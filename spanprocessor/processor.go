@@ -7,6 +7,7 @@ import (
 	rt "runtime/trace"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
@@ -48,12 +49,21 @@ type Processor struct {
 	flush chan chan struct{}
 	stop  chan struct{}
 	done  chan struct{}
-	ctx   context.Context // cancelled when Shutdown runs out of time
+	ctx   context.Context // cancelled when Shutdown stops waiting for snapshots
 	abort context.CancelFunc
+	long  longNames
 
 	stopped      atomic.Bool
+	sending      atomic.Int64 // OnEnd calls between their stopped check and their send
 	shutdownOnce sync.Once
 	shutdownErr  error
+
+	// fwdMu orders the worker's forwarding against Shutdown giving up on
+	// it, so that each queued anomaly is forwarded or counted abandoned,
+	// never both. It is never held while calling the wrapped processor.
+	fwdMu   sync.Mutex
+	handled int64 // queued anomalies the worker forwarded
+	gaveUp  bool  // Shutdown gave up: the worker forwards nothing more
 
 	c       counters
 	metrics metric.Registration // nil when registration failed
@@ -104,38 +114,66 @@ func New(next sdktrace.SpanProcessor, rec *otelfr.Recorder, exp *exporter.Export
 // in the process (a wrapper logs span identities into tasks), it logs the
 // span's identity on the current goroutine (see [otelfr.LogCategory]), so
 // that a snapshot can still tell which goroutine served the span.
+//
+// While the execution tracer runs, a span whose name is longer than 1 KiB
+// is renamed to its first 1 KiB after the wrapped processor's OnStart: the
+// SDK names the span's runtime/trace task after it next, and the runtime
+// kills the process on a task name of 64 KiB or more. OnEnd gives the span
+// its name back before forwarding it, for up to 4,096 such spans in flight
+// at once; span processors registered beside this one see the short name.
 func (p *Processor) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) {
 	if p.stopped.Load() {
 		return
 	}
-	if rt.IsEnabled() && !correlation.Wrapped() {
+	if !rt.IsEnabled() {
+		p.next.OnStart(parent, s)
+		return
+	}
+	if !correlation.Wrapped() {
 		// Outside any task: the span's own task does not exist yet.
 		correlation.Log(context.Background(), correlation.Start, s.SpanContext())
 	}
 	p.next.OnStart(parent, s)
+	p.long.bound(s)
 }
 
 // OnEnd forwards a normal span to the wrapped processor at once and queues
 // an anomalous one for the worker without blocking. Like OnStart, it logs
-// the span's identity on the current goroutine when no wrapper does. It
-// does nothing after Shutdown.
+// the span's identity on the current goroutine when no wrapper does.
+// After Shutdown has begun it forwards nothing and counts the span in
+// [Stats].DroppedAfterShutdown.
 func (p *Processor) OnEnd(s sdktrace.ReadOnlySpan) {
 	if p.stopped.Load() {
+		p.c.droppedAfterShutdown.Add(1)
 		return
 	}
 	if rt.IsEnabled() && !correlation.Wrapped() {
 		correlation.Log(context.Background(), correlation.End, s.SpanContext())
 	}
+	s = p.long.restore(s)
 	reason, ok := p.classify(s)
 	if !ok {
 		p.next.OnEnd(s)
 		return
 	}
+	// Shutdown waits for sending to fall to zero once stopped is set, so a
+	// span that sees stopped false below is in the queue before the worker
+	// looks at it for the last time.
+	p.sending.Add(1)
+	if p.stopped.Load() {
+		p.sending.Add(-1)
+		p.c.droppedAfterShutdown.Add(1)
+		return
+	}
 	p.c.anomalies.Add(1)
+	a := anomaly{span: s, reason: reason}
 	select {
-	case p.queue <- anomaly{span: s, reason: reason}:
+	case p.queue <- a:
+		p.c.queued.Add(1)
+		p.sending.Add(-1)
 	default:
-		p.skip(anomaly{span: s, reason: reason}, otelfr.SkipQueueFull)
+		p.sending.Add(-1)
+		p.skipQueueFull(a)
 	}
 }
 
@@ -212,29 +250,103 @@ func (p *Processor) ForceFlush(ctx context.Context) error {
 }
 
 // Shutdown handles the anomalies still queued, then shuts down the
-// exporter and the wrapped processor. If ctx ends first, work in progress
-// is abandoned (its spans are still forwarded, marked skipped) and ctx's
-// error is returned along with any other. Shutdown is idempotent: calls
-// after the first return the first call's result, and OnStart, OnEnd and
-// ForceFlush do nothing once it has been called.
+// exporter and the wrapped processor, and returns by ctx's deadline
+// whatever they are doing.
+//
+// ctx's time is shared out: the worker has the first half of it to
+// snapshot, diagnose and forward the anomalies still queued; then
+// snapshots, stores and exports in progress are cancelled, and it has half
+// of what is left to forward the rest, marked skipped ("stopped"). If it
+// has not finished by then (the wrapped processor's OnEnd blocks, say),
+// Shutdown gives up on it: the anomalies it has not forwarded are counted
+// in [Stats].Abandoned, and the error returned wraps ctx's error, or
+// [context.DeadlineExceeded] if ctx has not ended yet. The exporter's and
+// the wrapped processor's Shutdown then share the time that remains; one
+// that is still running when ctx ends is left to finish on its own. A ctx
+// without a deadline lets the worker take as long as it needs, until ctx
+// is cancelled.
+//
+// Shutdown is idempotent: calls after the first return the first call's
+// result. OnStart, OnEnd and ForceFlush do nothing once it has been
+// called; spans handed to OnEnd from then on are counted in
+// [Stats].DroppedAfterShutdown.
 func (p *Processor) Shutdown(ctx context.Context) error {
-	p.shutdownOnce.Do(func() {
-		p.stopped.Store(true)
-		close(p.stop)
-		var errs []error
-		select {
-		case <-p.done:
-		case <-ctx.Done():
-			errs = append(errs, ctx.Err())
-			p.abort()
-			<-p.done
-		}
-		p.abort()
-		if p.metrics != nil {
-			errs = append(errs, p.metrics.Unregister())
-		}
-		errs = append(errs, p.exp.Shutdown(ctx), p.next.Shutdown(ctx))
-		p.shutdownErr = errors.Join(errs...)
-	})
+	p.shutdownOnce.Do(func() { p.shutdownErr = p.shutdown(ctx) })
 	return p.shutdownErr
+}
+
+func (p *Processor) shutdown(ctx context.Context) error {
+	p.stopped.Store(true)
+	close(p.stop)
+	var errs []error
+	finished := p.waitWorker(ctx)
+	p.abort()
+	if !finished {
+		finished = p.waitWorker(ctx)
+	}
+	if !finished {
+		n := p.giveUp()
+		cause := ctx.Err()
+		if cause == nil {
+			cause = context.DeadlineExceeded
+		}
+		errs = append(errs, fmt.Errorf("otelfr/spanprocessor: shutdown: %d anomalous spans abandoned: %w", n, cause))
+	}
+	if p.metrics != nil {
+		errs = append(errs, p.metrics.Unregister())
+	}
+	var wg sync.WaitGroup
+	var expErr, nextErr error
+	wg.Go(func() { expErr = within(ctx, p.exp.Shutdown) })
+	wg.Go(func() { nextErr = within(ctx, p.next.Shutdown) })
+	wg.Wait()
+	return errors.Join(append(errs, expErr, nextErr)...)
+}
+
+// waitWorker waits for the worker to finish, for half of the time left
+// before ctx's deadline, or until ctx ends if it has none. It reports
+// whether the worker finished.
+func (p *Processor) waitWorker(ctx context.Context) bool {
+	var timeout <-chan time.Time
+	if deadline, ok := ctx.Deadline(); ok {
+		t := time.NewTimer(time.Until(deadline) / 2)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-p.done:
+		return true
+	case <-ctx.Done():
+	case <-timeout:
+	}
+	select { // the worker may have finished meanwhile
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// giveUp stops the worker's forwarding and counts the queued anomalies it
+// has not forwarded as abandoned; it returns how many.
+func (p *Processor) giveUp() int64 {
+	p.fwdMu.Lock()
+	defer p.fwdMu.Unlock()
+	p.gaveUp = true
+	n := p.c.queued.Load() - p.handled
+	p.c.abandoned.Add(n)
+	return n
+}
+
+// within returns f(ctx)'s result, or ctx's error as soon as ctx ends: a
+// Shutdown that ignores its ctx is left running.
+func within(ctx context.Context, f func(context.Context) error) error {
+	done := make(chan error, 1)
+	go func() { done <- f(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -337,31 +338,6 @@ func TestShutdownAfterRecorderStopped(t *testing.T) {
 	assert.Equal(t, otelfr.SkipStopped, skipped)
 }
 
-func TestShutdownHonoursContext(t *testing.T) {
-	release := make(chan struct{})
-	defer close(release)
-	p := newPipeline(t, nil, spanprocessor.WithLatencyThreshold(10*time.Millisecond),
-		spanprocessor.WithCoalesceWindow(0))
-	entered := make(chan struct{})
-	p.next.block = func(s sdktrace.ReadOnlySpan) <-chan struct{} {
-		close(entered)
-		return release
-	}
-	p.span("slow", 20*time.Millisecond)
-	<-entered
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
-	defer cancel()
-	done := make(chan error)
-	go func() { done <- p.proc.Shutdown(ctx) }()
-	select {
-	case err := <-done:
-		t.Fatalf("Shutdown returned %v while the wrapped processor was blocked", err)
-	case <-time.After(100 * time.Millisecond):
-	}
-	release <- struct{}{}
-	require.ErrorIs(t, <-done, context.DeadlineExceeded)
-}
-
 func TestForceFlushHonoursContext(t *testing.T) {
 	p := newPipeline(t, nil)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -439,4 +415,43 @@ func TestErrorConditions(t *testing.T) {
 			assert.Equal(t, tt.wantReason, reason)
 		})
 	}
+}
+
+// With the Processor alone, without the otelfr.TracerProvider wrapper, the
+// SDK named each span's runtime/trace task after the span, and a name of
+// 64 KiB or more made the runtime throw "traceRegion: alloc too large". The
+// test runs in a child process, since a throw kills it.
+func TestLongSpanNameKillsTheProcess(t *testing.T) {
+	if !testutil.InSubprocess(t) {
+		return
+	}
+	p := newPipeline(t, []otelfr.Option{otelfr.WithMinInterval(0)},
+		spanprocessor.WithSpanNameThreshold(strings.Repeat("x", 100_000), 10*time.Millisecond))
+	name := strings.Repeat("x", 100_000)
+	p.span(name, 20*time.Millisecond) // slow for its name's threshold
+	p.span("short", 0)
+	require.NoError(t, p.proc.ForceFlush(t.Context()))
+
+	got := p.next.spans()
+	require.Contains(t, got, name, "the wrapped processor gets the span under its whole name")
+	_, linked := attr(got[name], otelfr.SnapshotIDKey)
+	assert.True(t, linked, "and its per-name threshold applied")
+	require.Contains(t, got, "short")
+
+	snap, err := p.rec.Snapshot(t.Context(), "test")
+	require.NoError(t, err)
+	for _, ev := range testutil.ReadTrace(t, snap.Data) {
+		if ev.Kind() == xtrace.EventTaskBegin {
+			assert.LessOrEqual(t, len(ev.Task().Type), 1024, "task names are bounded")
+		}
+	}
+}
+
+// DefaultGRPCErrorCodes was an exported slice: any package could change
+// what every Processor treats as a gRPC error.
+func TestDefaultGRPCErrorCodesIsMutable(t *testing.T) {
+	codes := spanprocessor.DefaultGRPCErrorCodes()
+	assert.Equal(t, []uint32{2, 4, 12, 13, 14, 15}, codes)
+	codes[0] = 0
+	assert.Equal(t, []uint32{2, 4, 12, 13, 14, 15}, spanprocessor.DefaultGRPCErrorCodes(), "the caller's copy")
 }

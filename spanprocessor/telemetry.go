@@ -41,15 +41,21 @@ type counters struct {
 	anomalies, snapshots, snapshotBytes, linked atomic.Int64
 	skipped                                     [len(skipReasons)]atomic.Int64
 	errors                                      [numStages]atomic.Int64
+
+	queued               atomic.Int64 // anomalies that entered the queue
+	abandoned            atomic.Int64
+	droppedAfterShutdown atomic.Int64
+	otherSkip            atomic.Int64 // a reason not in skipReasons: never, but never a panic
 }
 
-func (c *counters) skip(reason string) {
+// skipCounter returns the counter of spans skipped for reason.
+func (c *counters) skipCounter(reason string) *atomic.Int64 {
 	for i, r := range skipReasons {
 		if r == reason {
-			c.skipped[i].Add(1)
-			return
+			return &c.skipped[i]
 		}
 	}
+	return &c.otherSkip
 }
 
 // Stats are the Processor's counters since it was created.
@@ -69,6 +75,15 @@ type Stats struct {
 	// (attachment spans dropped after the exporter failed or timed out).
 	// Stages that never failed are absent.
 	Errors map[string]int64
+	// Abandoned is the number of anomalous spans that Shutdown gave up on
+	// when its ctx ran out: they were queued for the worker and never
+	// forwarded. Every anomaly is counted once, in Linked, in Skipped or
+	// here.
+	Abandoned int64
+	// DroppedAfterShutdown is the number of spans, normal or anomalous,
+	// handed to OnEnd once Shutdown had begun, and not forwarded. They are
+	// not counted in Anomalies.
+	DroppedAfterShutdown int64
 }
 
 // Stats returns the Processor's counters.
@@ -80,6 +95,9 @@ func (p *Processor) Stats() Stats {
 		Linked:        p.c.linked.Load(),
 		Skipped:       map[string]int64{},
 		Errors:        map[string]int64{},
+
+		Abandoned:            p.c.abandoned.Load(),
+		DroppedAfterShutdown: p.c.droppedAfterShutdown.Load(),
 	}
 	for i, r := range skipReasons {
 		if n := p.c.skipped[i].Load(); n > 0 {
@@ -111,6 +129,8 @@ func (p *Processor) registerMetrics(mp metric.MeterProvider) (metric.Registratio
 	linked := counter("otelfr.spans.linked", "{span}", "Anomalous spans linked to a snapshot.")
 	skipped := counter("otelfr.spans.skipped", "{span}", "Anomalous spans forwarded without a snapshot, by reason.")
 	failures := counter("otelfr.errors", "{error}", "Failures to take, store or export a snapshot, by stage.")
+	dropped := counter("otelfr.spans.dropped", "{span}",
+		"Spans never forwarded: handed over after shutdown began, or abandoned when shutdown ran out of time.")
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -122,6 +142,8 @@ func (p *Processor) registerMetrics(mp metric.MeterProvider) (metric.Registratio
 	for i, s := range stageNames {
 		stageAttrs[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("stage", s)))
 	}
+	afterShutdown := metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "after_shutdown")))
+	abandoned := metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "abandoned")))
 	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		o.ObserveInt64(anomalies, p.c.anomalies.Load())
 		o.ObserveInt64(snapshots, p.c.snapshots.Load())
@@ -133,6 +155,8 @@ func (p *Processor) registerMetrics(mp metric.MeterProvider) (metric.Registratio
 		for i := range stageNames {
 			o.ObserveInt64(failures, p.c.errors[i].Load(), stageAttrs[i])
 		}
+		o.ObserveInt64(dropped, p.c.droppedAfterShutdown.Load(), afterShutdown)
+		o.ObserveInt64(dropped, p.c.abandoned.Load(), abandoned)
 		return nil
-	}, anomalies, snapshots, bytes, linked, skipped, failures)
+	}, anomalies, snapshots, bytes, linked, skipped, failures, dropped)
 }

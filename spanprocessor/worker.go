@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -37,7 +39,7 @@ func (p *Processor) run() {
 		batch  []anomaly
 		timer  *time.Timer
 		timerC <-chan time.Time
-		w      = worker{cooldown: map[string]time.Time{}}
+		w      worker
 	)
 	stopTimer := func() {
 		if timer != nil {
@@ -65,8 +67,15 @@ func (p *Processor) run() {
 			close(ack)
 		case <-p.stop:
 			stopTimer()
-			p.handle(&w, p.drain(batch))
-			return
+			// OnEnd calls that saw stopped false before Shutdown set it
+			// may still be on their way into the queue.
+			for {
+				batch = p.handle(&w, p.drain(batch))
+				if p.sending.Load() == 0 && len(p.queue) == 0 {
+					return
+				}
+				runtime.Gosched()
+			}
 		}
 	}
 }
@@ -87,7 +96,7 @@ func (p *Processor) drain(batch []anomaly) []anomaly {
 type worker struct {
 	last     exporter.Info // the latest stored snapshot
 	haveLast bool
-	cooldown map[string]time.Time // trigger key → when it last got a snapshot
+	cooldown cooldowns
 }
 
 // handle takes, stores and attaches the snapshot for a batch of anomalies
@@ -113,7 +122,7 @@ func (p *Processor) handle(w *worker, batch []anomaly) []anomaly {
 		now := time.Now()
 		trigger := -1
 		for i, a := range rest {
-			if !w.cooling(p.cfg.cooldown, a, now) {
+			if !w.cooldown.cooling(p.cfg.cooldown, triggerKey(a), now) {
 				trigger = i
 				break
 			}
@@ -131,7 +140,7 @@ func (p *Processor) handle(w *worker, batch []anomaly) []anomaly {
 			for _, a := range rest {
 				if covers(info, a.span) {
 					covered = append(covered, a)
-					w.fired(p.cfg.cooldown, a, now)
+					w.cooldown.fired(p.cfg.cooldown, triggerKey(a), now)
 				} else {
 					p.skip(a, otelfr.SkipOutsideWindow)
 				}
@@ -144,31 +153,6 @@ func (p *Processor) handle(w *worker, batch []anomaly) []anomaly {
 	return batch[:0]
 }
 
-// cooling reports whether a's trigger key got a snapshot less than d ago.
-func (w *worker) cooling(d time.Duration, a anomaly, now time.Time) bool {
-	if d <= 0 {
-		return false
-	}
-	last, ok := w.cooldown[triggerKey(a)]
-	return ok && now.Sub(last) < d
-}
-
-// fired starts the cooldown of a's trigger key, and forgets keys whose
-// cooldown is over so that the map stays small.
-func (w *worker) fired(d time.Duration, a anomaly, now time.Time) {
-	if d <= 0 {
-		return
-	}
-	if len(w.cooldown) >= 1024 {
-		for k, t := range w.cooldown {
-			if now.Sub(t) >= d {
-				delete(w.cooldown, k)
-			}
-		}
-	}
-	w.cooldown[triggerKey(a)] = now
-}
-
 func triggerKey(a anomaly) string { return a.reason + "\x00" + a.span.Name() }
 
 // snapshot takes and stores a snapshot. On failure it returns the skip
@@ -177,6 +161,8 @@ func (p *Processor) snapshot(reason string) (*otelfr.Snapshot, exporter.Info, st
 	snap, err := p.rec.Snapshot(p.ctx, reason)
 	if err != nil {
 		switch {
+		case p.ctx.Err() != nil:
+			return nil, exporter.Info{}, otelfr.SkipStopped // Shutdown ran out of time
 		case errors.Is(err, otelfr.ErrByteBudget):
 			return nil, exporter.Info{}, otelfr.SkipByteBudget
 		case errors.Is(err, otelfr.ErrRateLimited):
@@ -190,7 +176,7 @@ func (p *Processor) snapshot(reason string) (*otelfr.Snapshot, exporter.Info, st
 	}
 	info, err := p.exp.Save(p.ctx, snap)
 	if err != nil {
-		if errors.Is(err, exporter.ErrShutdown) {
+		if errors.Is(err, exporter.ErrShutdown) || p.ctx.Err() != nil {
 			return nil, exporter.Info{}, otelfr.SkipStopped
 		}
 		p.c.errors[stageStore].Add(1)
@@ -226,7 +212,7 @@ func (p *Processor) deliver(info exporter.Info, data []byte, covered []anomaly) 
 			TraceID: sc.TraceID().String(), SpanID: sc.SpanID().String(), Name: a.span.Name(),
 			Start: a.span.StartTime(), End: a.span.EndTime(), Reason: a.reason,
 		}
-		if p.cfg.diagnoser != nil && data != nil {
+		if p.cfg.diagnoser != nil && data != nil && p.ctx.Err() == nil {
 			verdict, attrs, events, err := p.cfg.diagnoser.Diagnose(p.ctx, data, a.span)
 			if err != nil {
 				otel.Handle(fmt.Errorf("otelfr/spanprocessor: diagnosing span %s in snapshot %s: %w", sc.SpanID(), info.ID, err))
@@ -235,17 +221,23 @@ func (p *Processor) deliver(info exporter.Info, data []byte, covered []anomaly) 
 			atts[i].Attributes, atts[i].Events = attrs, events
 		}
 	}
-	if err := p.exp.AddSpans(p.ctx, info.ID, refs); err != nil && !errors.Is(err, exporter.ErrShutdown) {
+	if err := p.exp.AddSpans(p.ctx, info.ID, refs); err != nil && !p.shuttingDown(err) {
 		p.c.errors[stageStore].Add(1)
 		otel.Handle(fmt.Errorf("otelfr/spanprocessor: recording spans of snapshot %s: %w", info.ID, err))
 	}
 	for i, a := range covered {
 		atts[i].Span = p.link(info, a, refs[i].Verdict)
 	}
-	if err := p.exp.Attach(p.ctx, info, atts); err != nil && !errors.Is(err, exporter.ErrShutdown) {
+	if err := p.exp.Attach(p.ctx, info, atts); err != nil && !p.shuttingDown(err) {
 		p.c.errors[stageExport].Add(1)
 		otel.Handle(fmt.Errorf("otelfr/spanprocessor: %w", err))
 	}
+}
+
+// shuttingDown reports whether err comes from Shutdown: the exporter is
+// shut down, or Shutdown cancelled the work in progress.
+func (p *Processor) shuttingDown(err error) bool {
+	return errors.Is(err, exporter.ErrShutdown) || p.ctx.Err() != nil
 }
 
 // load reads a stored snapshot's trace for the diagnoser.
@@ -273,23 +265,55 @@ func (p *Processor) link(in exporter.Info, a anomaly, verdict string) sdktrace.R
 		otelfr.SnapshotURLKey.String(url),
 		otelfr.SnapshotReasonKey.String(a.reason),
 	)
-	p.c.linked.Add(1)
-	p.next.OnEnd(d)
-	if f := p.cfg.onAnomaly; f != nil {
-		f(Outcome{Span: d, Reason: a.reason, SnapshotID: in.ID, SnapshotURL: url, Verdict: verdict})
+	if p.forward(d, &p.c.linked) {
+		p.report(Outcome{Span: d, Reason: a.reason, SnapshotID: in.ID, SnapshotURL: url, Verdict: verdict})
 	}
 	return d
 }
 
+// skip forwards a queued span without a snapshot, marked with why.
 func (p *Processor) skip(a anomaly, why string) {
-	p.c.skip(why)
-	d := decorate(a.span,
+	d := skipped(a, why)
+	if p.forward(d, p.c.skipCounter(why)) {
+		p.report(Outcome{Span: d, Reason: a.reason, Skipped: why})
+	}
+}
+
+// skipQueueFull forwards, on OnEnd's goroutine, an anomalous span that
+// found the queue full.
+func (p *Processor) skipQueueFull(a anomaly) {
+	d := skipped(a, otelfr.SkipQueueFull)
+	p.c.skipCounter(otelfr.SkipQueueFull).Add(1)
+	p.next.OnEnd(d)
+	p.report(Outcome{Span: d, Reason: a.reason, Skipped: otelfr.SkipQueueFull})
+}
+
+func skipped(a anomaly, why string) sdktrace.ReadOnlySpan {
+	return decorate(a.span,
 		otelfr.SnapshotReasonKey.String(a.reason),
 		otelfr.SnapshotSkippedKey.String(why),
 	)
+}
+
+// forward hands a span the worker is done with to the wrapped processor,
+// counting it in c, unless Shutdown has given up on the worker and counted
+// the span as abandoned. It reports whether it forwarded the span.
+func (p *Processor) forward(d sdktrace.ReadOnlySpan, c *atomic.Int64) bool {
+	p.fwdMu.Lock()
+	if p.gaveUp {
+		p.fwdMu.Unlock()
+		return false
+	}
+	p.handled++
+	c.Add(1)
+	p.fwdMu.Unlock()
 	p.next.OnEnd(d)
+	return true
+}
+
+func (p *Processor) report(o Outcome) {
 	if f := p.cfg.onAnomaly; f != nil {
-		f(Outcome{Span: d, Reason: a.reason, Skipped: why})
+		f(o)
 	}
 }
 

@@ -15,6 +15,12 @@
 // goroutines that ended them. See package analysis for what each part
 // means.
 //
+// A snapshot's strings are the traced program's: a task, span or function
+// name can hold any bytes. The text output prints one as it is when it holds
+// only printable characters other than quotes and backslashes, else in Go's
+// quoted form ("a\x1b[31m"), so that no name can send the terminal control
+// codes or forge a line; --json keeps the strings as they are, JSON-escaped.
+//
 // Install it with
 //
 //	go install github.com/otelfr/otel-flightrecorder/cmd/otelfr@latest

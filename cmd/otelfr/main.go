@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -156,18 +157,20 @@ func readFile(name string, stdin io.Reader) ([]byte, error) {
 
 // fail reports an analysis error in terms of the command.
 func fail(stderr io.Writer, file string, span analysis.Span, err error) int {
+	// The parser's messages can quote the file's bytes.
+	file, msg := printable(file), printable(err.Error())
 	switch {
 	case errors.Is(err, analysis.ErrMalformed):
-		fmt.Fprintf(stderr, "otelfr: %s: a corrupt or truncated Go execution trace: %v\n", file, err)
+		fmt.Fprintf(stderr, "otelfr: %s: a corrupt or truncated Go execution trace: %s\n", file, msg)
 	case errors.Is(err, analysis.ErrNotTrace):
 		fmt.Fprintf(stderr, "otelfr: %s is not a Go execution trace\n", file)
 	case errors.Is(err, analysis.ErrUnsupportedVersion):
-		fmt.Fprintf(stderr, "otelfr: %s: a Go execution trace this otelfr cannot read: %v\n", file, err)
+		fmt.Fprintf(stderr, "otelfr: %s: a Go execution trace this otelfr cannot read: %s\n", file, msg)
 	case errors.Is(err, analysis.ErrSpanNotFound):
 		fmt.Fprintf(stderr, "otelfr: span %s is not in the window of %s (run `otelfr analyze %s` to list the spans it holds)\n",
 			span.SpanID, file, file)
 	default:
-		fmt.Fprintf(stderr, "otelfr: %s: %v\n", file, err)
+		fmt.Fprintf(stderr, "otelfr: %s: %s\n", file, msg)
 	}
 	return exitError
 }
@@ -183,7 +186,7 @@ func writeJSON(stdout, stderr io.Writer, v any) int {
 }
 
 func printSpans(w io.Writer, file string, infos []analysis.SpanInfo) {
-	fmt.Fprintf(w, "%s: %d spans and tasks\n", file, len(infos))
+	fmt.Fprintf(w, "%s: %d spans and tasks\n", printable(file), len(infos))
 	if len(infos) == 0 {
 		return
 	}
@@ -195,7 +198,7 @@ func printSpans(w io.Writer, file string, infos []analysis.SpanInfo) {
 			sid = in.SpanID.String()
 			tid = in.TraceID.String()
 		}
-		name := in.Name
+		name := printable(in.Name)
 		if name == "" {
 			name = "-"
 		}
@@ -223,12 +226,12 @@ func printDiagnosis(w io.Writer, d *analysis.Diagnosis) {
 	if name == "" {
 		name = "(unnamed)"
 	}
-	fmt.Fprintf(w, "span %s %q", d.Span.SpanID, name)
+	fmt.Fprintf(w, "span %s %s", d.Span.SpanID, strconv.Quote(name))
 	if d.Span.TraceID.IsValid() {
 		fmt.Fprintf(w, " in trace %s", d.Span.TraceID)
 	}
 	fmt.Fprintf(w, ": %s\n", d.Status)
-	fmt.Fprintf(w, "verdict: %s\n\n", d.Verdict)
+	fmt.Fprintf(w, "verdict: %s\n\n", printable(d.Verdict))
 
 	fmt.Fprintf(w, "interval: %s, %s", d.Start.Format(time.RFC3339Nano), round(d.Duration))
 	if d.Task != 0 {
@@ -246,7 +249,7 @@ func printDiagnosis(w io.Writer, d *analysis.Diagnosis) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  GOROUTINE\tROLE\tTIME\tBUCKETS\tENTRY")
 	for _, g := range d.Goroutines {
-		entry := g.Entry
+		entry := printable(g.Entry)
 		if entry == "" {
 			entry = "-"
 		}
@@ -265,7 +268,7 @@ func printDiagnosis(w io.Writer, d *analysis.Diagnosis) {
 	for i, ep := range d.Episodes {
 		fmt.Fprintf(w, "%2d. goroutine %d %s", i+1, ep.Goroutine, ep.State)
 		if ep.Reason != "" {
-			fmt.Fprintf(w, " (%s)", ep.Reason)
+			fmt.Fprintf(w, " (%s)", printable(ep.Reason))
 		}
 		fmt.Fprintf(w, " for %s at +%s\n", round(ep.Duration), round(ep.Start.Sub(d.Start)))
 		printStack(w, ep.Stack)
@@ -306,8 +309,23 @@ func printStack(w io.Writer, frames []analysis.Frame) {
 			fmt.Fprintf(w, "      ... %d more frames\n", len(frames)-maxFrames)
 			return
 		}
-		fmt.Fprintf(w, "      %s\n          %s:%d\n", f.Func, f.File, f.Line)
+		fmt.Fprintf(w, "      %s\n          %s:%d\n", printable(f.Func), printable(f.File), f.Line)
 	}
+}
+
+// printable returns s, a string from the trace or the command line, as it
+// may reach a terminal: unchanged when it holds only printable characters
+// other than `"` and `\`, else quoted with strconv.Quote, as the diagnosis
+// quotes the span's name. A task, span or function name, a wait reason or
+// a file name then cannot recolour the terminal, ring its bell, move the
+// cursor or forge a line or a column of a table; the quotes tell an
+// escaped string from one that only looks like it.
+func printable(s string) string {
+	q := strconv.Quote(s)
+	if q[1:len(q)-1] == s {
+		return s
+	}
+	return q
 }
 
 // round shortens a duration for reading: microseconds below a second.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	rt "runtime/trace"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,13 +17,17 @@ import (
 	"github.com/stretchr/testify/require"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
-	"go.uber.org/goleak"
 
+	"github.com/otelfr/otel-flightrecorder/internal/testutil"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
 )
 
+// handled collects what the package reports to otel.Handle.
+var handled *testutil.ErrorSink
+
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	handled = testutil.InstallErrorSink()
+	testutil.VerifyTestMain(m, handled)
 }
 
 // snapshot is a real flight recorder snapshot holding two spans: slow,
@@ -229,4 +234,66 @@ func TestHelp(t *testing.T) {
 	code, _, errOut := runCmd("analyze", "-h")
 	assert.Equal(t, 0, code)
 	assert.Contains(t, errOut, "-span")
+}
+
+// hostileName is a span name that, printed raw, would recolour the
+// terminal, ring its bell, overwrite its line and forge a table row.
+const hostileName = "evil\x1b[31m\a\rFORGED\tROW\nFORGED 0123456789abcdef"
+
+// writeHostileSnapshot records a snapshot holding a span, and so a
+// runtime/trace task, named hostileName.
+func writeHostileSnapshot(t *testing.T) (string, trace.SpanContext) {
+	t.Helper()
+	fr := rt.NewFlightRecorder(rt.FlightRecorderConfig{MinAge: 5 * time.Second})
+	require.NoError(t, fr.Start())
+	defer fr.Stop()
+	tp := sdktrace.NewTracerProvider()
+	defer tp.Shutdown(context.Background())
+	ctx, sp := tp.Tracer("cmd_test").Start(context.Background(), hostileName)
+	sc := sp.SpanContext()
+	logSpan(ctx, "start", sc)
+	rt.Log(ctx, "app", hostileName) // for any output that prints log messages
+	time.Sleep(5 * time.Millisecond)
+	logSpan(ctx, "end", sc)
+	sp.End()
+	var buf bytes.Buffer
+	_, err := fr.WriteTo(&buf)
+	require.NoError(t, err)
+	name := filepath.Join(t.TempDir(), "hostile.trace")
+	require.NoError(t, os.WriteFile(name, buf.Bytes(), 0o600))
+	return name, sc
+}
+
+// TestAnalyzePrintsTaskNamesRaw pins "otelfr analyze FILE prints task
+// names raw": every string from the trace reaches the terminal escaped, so
+// no control byte passes and no line is forged, in the list and in the
+// diagnosis alike.
+func TestAnalyzePrintsTaskNamesRaw(t *testing.T) {
+	file, sc := writeHostileSnapshot(t)
+	for _, args := range [][]string{
+		{"analyze", file},
+		{"analyze", file, "--span", sc.SpanID().String()},
+	} {
+		code, out, errOut := runCmd(args...)
+		require.Equal(t, 0, code, "%v: %s", args, errOut)
+		for i, line := range strings.Split(out, "\n") {
+			assert.False(t, strings.ContainsFunc(line, func(r rune) bool { return r < 0x20 || r == 0x7f }),
+				"%v: line %d holds a control byte: %q", args, i, line)
+			assert.False(t, strings.HasPrefix(line, "FORGED"), "%v: a forged line: %q", args, line)
+		}
+		assert.Contains(t, out, strconv.Quote(hostileName), "%v: the name, escaped", args)
+	}
+
+	// JSON escapes by itself, and keeps the name as it is.
+	code, out, errOut := runCmd("analyze", file, "--json")
+	require.Equal(t, 0, code, errOut)
+	var infos []struct {
+		Name string `json:"name"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &infos))
+	names := make([]string, len(infos))
+	for i, in := range infos {
+		names[i] = in.Name
+	}
+	assert.Contains(t, names, hostileName)
 }

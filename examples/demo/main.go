@@ -205,13 +205,34 @@ type server struct {
 	s *http.Server
 }
 
+// limits bound what one client, slow or idle, can hold of a server: a
+// request's headers must arrive within readHeader and the whole request
+// within read; its response must be written within write, a minute, enough
+// for a snapshot of tens of MiB on a slow link; a keep-alive connection is
+// closed after idle; headers are at most maxHeaderBytes. A variable so that
+// the tests can shorten them.
+var limits = serverLimits{
+	readHeader:     5 * time.Second,
+	read:           10 * time.Second,
+	write:          time.Minute,
+	idle:           time.Minute,
+	maxHeaderBytes: 64 << 10,
+}
+
+type serverLimits struct {
+	readHeader, read, write, idle time.Duration
+	maxHeaderBytes                int
+}
+
+// newServer returns a server of h within limits.
 func newServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      60 * time.Second, // snapshots can be tens of MiB
-		IdleTimeout:       60 * time.Second,
+		ReadHeaderTimeout: limits.readHeader,
+		ReadTimeout:       limits.read,
+		WriteTimeout:      limits.write,
+		IdleTimeout:       limits.idle,
+		MaxHeaderBytes:    limits.maxHeaderBytes,
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,7 +21,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
-	"go.uber.org/goleak"
 
 	"github.com/otelfr/otel-flightrecorder/internal/otlptest"
 	"github.com/otelfr/otel-flightrecorder/internal/testutil"
@@ -28,8 +28,12 @@ import (
 	"github.com/otelfr/otel-flightrecorder/spanprocessor"
 )
 
+// handled collects what the package reports to otel.Handle.
+var handled *testutil.ErrorSink
+
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	handled = testutil.InstallErrorSink()
+	testutil.VerifyTestMain(m, handled)
 }
 
 // expectedVerdicts holds, for each incident kind that slows requests, a
@@ -372,4 +376,59 @@ func (d *demo) stop(t *testing.T) {
 		t.Fatal("the demo did not exit within 20s of SIGINT")
 	}
 	require.NoError(t, d.cmd.Wait(), "a clean exit on SIGINT")
+}
+
+// TestServersSetOnlyReadHeaderTimeout pins "the example servers set only
+// ReadHeaderTimeout": the demo's three servers, run in-process with their
+// limits shortened, close a connection whose request body dribbles in and
+// an idle keep-alive connection, and refuse oversized headers.
+func TestServersSetOnlyReadHeaderTimeout(t *testing.T) {
+	for _, k := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"} {
+		t.Setenv(k, "") // nothing to export to
+	}
+	saved := limits
+	limits = serverLimits{
+		readHeader:     200 * time.Millisecond,
+		read:           300 * time.Millisecond,
+		write:          time.Second,
+		idle:           300 * time.Millisecond,
+		maxHeaderBytes: 4 << 10,
+	}
+	t.Cleanup(func() { limits = saved })
+
+	o := options{
+		addr:          testutil.FreeAddr(t),
+		inventoryAddr: testutil.FreeAddr(t),
+		snapAddr:      testutil.FreeAddr(t),
+		dir:           t.TempDir(),
+		minInterval:   time.Second,
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, o) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			assert.NoError(t, err)
+		case <-time.After(15 * time.Second):
+			t.Error("run did not return after its context ended")
+		}
+	}()
+	for _, srv := range []struct{ name, addr, path string }{
+		{"orders", o.addr, "/catalog"},
+		{"inventory", o.inventoryAddr, "/reserve"},
+		{"snapshots", o.snapAddr, "/snapshots/"},
+	} {
+		require.Eventually(t, func() bool {
+			c, err := net.Dial("tcp", srv.addr)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		}, 10*time.Second, 10*time.Millisecond, "%s listens", srv.name)
+		t.Run(srv.name, func(t *testing.T) {
+			testutil.AssertDropsSlowClients(t, srv.addr, srv.path, limits.maxHeaderBytes, 3*time.Second)
+		})
+	}
 }

@@ -100,9 +100,41 @@ func run(ctx context.Context, addr, snapAddr, dir string) error {
 
 	log.Printf("service on http://%s (/fast, /slow); snapshots in %s, served on http://%s/snapshots/", addr, dir, snapAddr)
 	return serve(ctx,
-		&http.Server{Addr: addr, Handler: otelhttp.NewHandler(appMux, "http.server"), ReadHeaderTimeout: 5 * time.Second},
-		&http.Server{Addr: snapAddr, Handler: snapMux, ReadHeaderTimeout: 5 * time.Second},
+		newServer(addr, otelhttp.NewHandler(appMux, "http.server")),
+		newServer(snapAddr, snapMux),
 	)
+}
+
+// limits bound what one client, slow or idle, can hold of a server: a
+// request's headers must arrive within readHeader and the whole request
+// within read; its response must be written within write, a minute, enough
+// for a snapshot of tens of MiB on a slow link; a keep-alive connection is
+// closed after idle; headers are at most maxHeaderBytes. A variable so that
+// the tests can shorten them.
+var limits = serverLimits{
+	readHeader:     5 * time.Second,
+	read:           10 * time.Second,
+	write:          time.Minute,
+	idle:           time.Minute,
+	maxHeaderBytes: 64 << 10,
+}
+
+type serverLimits struct {
+	readHeader, read, write, idle time.Duration
+	maxHeaderBytes                int
+}
+
+// newServer returns a server of h on addr, within limits.
+func newServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: limits.readHeader,
+		ReadTimeout:       limits.read,
+		WriteTimeout:      limits.write,
+		IdleTimeout:       limits.idle,
+		MaxHeaderBytes:    limits.maxHeaderBytes,
+	}
 }
 
 func logAnomaly(o spanprocessor.Outcome) {

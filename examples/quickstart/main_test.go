@@ -206,3 +206,51 @@ func TestQuickstart(t *testing.T) {
 	assert.Contains(t, logs.String(), url, "the snapshot's URL is logged")
 	assert.Contains(t, logs.String(), verdict, "and the verdict")
 }
+
+// TestServersSetOnlyReadHeaderTimeout pins "the example servers set only
+// ReadHeaderTimeout": both of the quickstart's servers, run in-process with
+// their limits shortened, close a connection whose request body dribbles
+// in and an idle keep-alive connection, and refuse oversized headers.
+func TestServersSetOnlyReadHeaderTimeout(t *testing.T) {
+	recv := otlptest.NewReceiver(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+recv.Endpoint())
+	saved := limits
+	limits = serverLimits{
+		readHeader:     200 * time.Millisecond,
+		read:           300 * time.Millisecond,
+		write:          time.Second,
+		idle:           300 * time.Millisecond,
+		maxHeaderBytes: 4 << 10,
+	}
+	t.Cleanup(func() { limits = saved })
+
+	addr, snapAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, addr, snapAddr, t.TempDir()) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			assert.NoError(t, err)
+		case <-time.After(15 * time.Second):
+			t.Error("run did not return after its context ended")
+		}
+	}()
+	for _, a := range []string{addr, snapAddr} {
+		require.Eventually(t, func() bool {
+			c, err := net.Dial("tcp", a)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		}, 10*time.Second, 10*time.Millisecond, "%s listens", a)
+	}
+
+	t.Run("service", func(t *testing.T) {
+		testutil.AssertDropsSlowClients(t, addr, "/fast", limits.maxHeaderBytes, 3*time.Second)
+	})
+	t.Run("snapshots", func(t *testing.T) {
+		testutil.AssertDropsSlowClients(t, snapAddr, "/snapshots/", limits.maxHeaderBytes, 3*time.Second)
+	})
+}

@@ -16,6 +16,11 @@
 // script runs. It lives apart from package exporter so that the execution
 // trace parser (package analysis) stays out of programs that only record.
 //
+// The routes that serve a page to browsers and data to other clients
+// (/ and /ID, with any query) send Vary: Accept, and neither answer is
+// cached for long: pages are not stored, the data at /ID is revalidated.
+// Only /ID.trace, whose content never changes, may be cached for a year.
+//
 // # Usage
 //
 //	mux.Handle("/snapshots/", http.StripPrefix("/snapshots", viewer.NewHandler(store)))

@@ -106,7 +106,9 @@ type viewer struct {
 }
 
 // wantsHTML reports whether the client asked for a page rather than data:
-// browsers do, curl and `go tool trace` downloads do not.
+// browsers do, curl and `go tool trace` downloads do not. Every response
+// of a route that asks it carries Vary: Accept, so that no cache serves
+// one kind of client what the other asked for.
 func wantsHTML(r *http.Request) bool {
 	return strings.Contains(r.Header.Get("Accept"), "text/html")
 }
@@ -117,6 +119,7 @@ func (v *viewer) style(w http.ResponseWriter, r *http.Request) {
 }
 
 func (v *viewer) index(w http.ResponseWriter, r *http.Request) {
+	w.Header().Add("Vary", "Accept")
 	if !wantsHTML(r) {
 		v.raw.ServeHTTP(w, r)
 		return
@@ -135,8 +138,13 @@ func (v *viewer) index(w http.ResponseWriter, r *http.Request) {
 
 func (v *viewer) page(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("file")
-	if !wantsHTML(r) || !exporter.ValidID(id) {
-		v.raw.ServeHTTP(w, r) // raw data, or the raw handler's 400/404
+	if !exporter.ValidID(id) {
+		v.raw.ServeHTTP(w, r) // ID.trace, ID.json, or the raw handler's 400
+		return
+	}
+	w.Header().Add("Vary", "Accept")
+	if !wantsHTML(r) {
+		v.raw.ServeHTTP(w, r) // the trace, or the raw handler's 404
 		return
 	}
 	f, info, err := v.store.Open(r.Context(), id)

@@ -21,17 +21,22 @@ import (
 
 	"github.com/otelfr/otel-flightrecorder/exporter"
 	"github.com/otelfr/otel-flightrecorder/exporter/viewer"
+	"github.com/otelfr/otel-flightrecorder/internal/testutil"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
 	"github.com/otelfr/otel-flightrecorder/spanprocessor"
 )
+
+// handled collects what the package reports to otel.Handle.
+var handled *testutil.ErrorSink
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "otelfr-viewer")
 	if err != nil {
 		panic(err)
 	}
+	handled = testutil.InstallErrorSink()
 	shared, fixtureErr = record(dir)
-	code := m.Run()
+	code := handled.Verify(m.Run())
 	os.RemoveAll(dir)
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
@@ -217,6 +222,41 @@ func TestRawRoutesStillServeData(t *testing.T) {
 	resp, body := fetch(t, base, false)
 	assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
 	assert.Contains(t, body, f.id)
+}
+
+// TestNegotiatedURLsAreCachedWrongly pins "negotiated URLs are cached
+// wrongly": a URL that serves a page to browsers and data to other clients
+// says so with Vary: Accept on both, and neither is cached for a year, so
+// that no cache replays the download where the page belongs, or the page
+// where the data does. /ID.trace serves only the trace, and stays
+// immutable.
+func TestNegotiatedURLsAreCachedWrongly(t *testing.T) {
+	srv, f := newServer(t)
+	base := srv.URL + "/snapshots/"
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	negotiated := []string{
+		base,
+		base + f.id,
+		base + f.id + "?span=" + f.spanID,
+		base + f.id + "?trace=" + f.traceID,
+		base + "UNKNOWN",
+	}
+	for _, accept := range []string{"text/html,application/xhtml+xml", "*/*"} {
+		for _, u := range negotiated {
+			req, err := http.NewRequest(http.MethodGet, u, nil)
+			require.NoError(t, err)
+			req.Header.Set("Accept", accept)
+			resp, err := noFollow.Do(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			assert.Contains(t, resp.Header.Values("Vary"), "Accept", "%s, Accept %s: status %d", u, accept, resp.StatusCode)
+			assert.NotContains(t, resp.Header.Get("Cache-Control"), "immutable", "%s, Accept %s", u, accept)
+		}
+		resp, body := fetch(t, base+f.id+".trace", accept != "*/*", "Accept", accept)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.True(t, strings.HasPrefix(body, "go 1."), "the trace, whatever the Accept")
+		assert.Contains(t, resp.Header.Get("Cache-Control"), "immutable", "its own URL never changes content")
+	}
 }
 
 func TestPageErrors(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	rt "runtime/trace"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 	"unsafe"
 
 	"go.opentelemetry.io/otel/trace"
@@ -64,3 +65,26 @@ func AddWrapper() { wrapped.Add(1) }
 // Wrapped reports whether a TracerProvider wrapper has been created in the
 // process.
 func Wrapped() bool { return wrapped.Load() > 0 }
+
+// MaxTaskName is the longest span name that may become the name of a
+// runtime/trace task. The runtime keeps at most 1 KiB of any string in the
+// trace (longer ones are truncated when written), but it first copies the
+// whole string into its string table, and a string of 64 KiB or more makes
+// it throw "traceRegion: alloc too large", killing the process. Span names
+// can come from outside (an HTTP route, a SQL statement), so no longer name
+// may reach runtime/trace.NewTask.
+const MaxTaskName = 1 << 10
+
+// TaskName returns the name to give a span's task: name itself, or its
+// first MaxTaskName bytes cut at a rune boundary (what the trace would keep
+// of it anyway), with long reporting whether it was cut.
+func TaskName(name string) (task string, long bool) {
+	if len(name) <= MaxTaskName {
+		return name, false
+	}
+	n := MaxTaskName
+	for n > 0 && !utf8.RuneStart(name[n]) {
+		n--
+	}
+	return name[:n], true
+}

@@ -3,13 +3,18 @@ package testutil
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
+	"regexp"
 	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel"
+	"go.uber.org/goleak"
 	xtrace "golang.org/x/exp/trace"
 )
 
@@ -33,6 +38,35 @@ func (s *ErrorSink) Handle(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.errs = append(s.errs, err)
+}
+
+// Verify returns code, the result of testing.M.Run, or 1 with the errors
+// printed if errors were handled that no test took with Take: a test
+// expecting an error asserts on it, and any other is a bug.
+func (s *ErrorSink) Verify(code int) int {
+	errs := s.Take()
+	if len(errs) == 0 {
+		return code
+	}
+	fmt.Fprintf(os.Stderr, "FAIL: %d unexpected errors reported to otel.Handle:\n", len(errs))
+	for _, err := range errs {
+		fmt.Fprintf(os.Stderr, "\t%v\n", err)
+	}
+	return 1
+}
+
+// VerifyTestMain runs the tests of m and exits, failing if an error
+// reached sink that no test took (see [ErrorSink.Verify]) or if goroutines
+// leaked (goleak).
+func VerifyTestMain(m *testing.M, sink *ErrorSink) {
+	code := sink.Verify(m.Run())
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 // Take returns the errors handled since the last call.
@@ -70,4 +104,26 @@ func FreeAddr(t testing.TB) string {
 	require.NoError(t, err)
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// envSubprocess names the test that a re-executed test binary runs.
+const envSubprocess = "OTELFR_TEST_SUBPROCESS"
+
+// InSubprocess runs the calling test again in a child process, for what
+// would kill the test binary (a runtime throw is not a panic and cannot be
+// recovered). In the child it returns true: the test then does its work,
+// and any failure, or the process dying, fails the child. In the parent it
+// returns false after the child has exited, failing t if the child failed,
+// with the child's output.
+func InSubprocess(t *testing.T) bool {
+	t.Helper()
+	if os.Getenv(envSubprocess) == t.Name() {
+		return true
+	}
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^"+regexp.QuoteMeta(t.Name())+"$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), envSubprocess+"="+t.Name())
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "the child process failed:\n%s", out)
+	require.Contains(t, string(out), "--- PASS: "+t.Name(), "the child process ran the test:\n%s", out)
+	return false
 }
