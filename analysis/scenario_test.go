@@ -317,7 +317,7 @@ func scenarioAlloc(t *testing.T) outcome {
 	// A large live heap of pointers makes every mark phase long, and a low
 	// GOGC starts one as soon as the previous ends: a goroutine that keeps
 	// allocating then spends most of its time in mark assists.
-	live := make([]*node, 1<<20)
+	live := make([]*node, 1<<21)
 	for i := range live {
 		live[i] = &node{}
 		if i > 0 {
@@ -334,8 +334,8 @@ func scenarioAlloc(t *testing.T) outcome {
 		start := time.Now()
 		for time.Since(start) < scenarioWait {
 			for range 100 {
-				allocSink = append(allocSink, make([]byte, 4<<10))
-				if len(allocSink) > 2000 {
+				allocSink = append(allocSink, make([]byte, 32<<10))
+				if len(allocSink) > 250 {
 					allocSink = allocSink[:0]
 				}
 			}
