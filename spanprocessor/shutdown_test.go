@@ -52,6 +52,20 @@ func (g *gate) Shutdown(ctx context.Context) error {
 	return nil
 }
 
+// shutdownRig starts a recorder (stopped at the end of the test) and a
+// store, and returns what goleak should ignore: the goroutines before the
+// processor under test starts.
+func shutdownRig(t *testing.T) (*otelfr.Recorder, *exporter.DirStore, goleak.Option) {
+	t.Helper()
+	rec, err := otelfr.Start()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = rec.Stop(context.Background()) })
+	before := goleak.IgnoreCurrent()
+	store, err := exporter.NewDirStore(t.TempDir())
+	require.NoError(t, err)
+	return rec, store, before
+}
+
 func total(counts map[string]int64) (n int64) {
 	for _, c := range counts {
 		n += c
@@ -77,12 +91,7 @@ func errorSpan(name string) sdktrace.ReadOnlySpan {
 // checks that every span handed to OnEnd reached the wrapped processor
 // exactly once, or was counted as abandoned or dropped after shutdown.
 func TestShutdownLosesRacingAnomalies(t *testing.T) {
-	rec, err := otelfr.Start()
-	require.NoError(t, err)
-	defer rec.Stop(context.Background())
-	before := goleak.IgnoreCurrent()
-	store, err := exporter.NewDirStore(t.TempDir())
-	require.NoError(t, err)
+	rec, store, before := shutdownRig(t)
 
 	const rounds, senders, perSender = 2000, 4, 25
 	slowPredicate := func(sdktrace.ReadOnlySpan) (string, bool) {
@@ -172,12 +181,7 @@ func TestShutdownLosesRacingAnomalies(t *testing.T) {
 // it blocked, 16 s for a 200 ms ctx, and then handed the wrapped
 // processor's Shutdown an expired ctx.
 func TestShutdownIgnoresItsDeadline(t *testing.T) {
-	rec, err := otelfr.Start()
-	require.NoError(t, err)
-	defer rec.Stop(context.Background())
-	before := goleak.IgnoreCurrent()
-	store, err := exporter.NewDirStore(t.TempDir())
-	require.NoError(t, err)
+	rec, store, before := shutdownRig(t)
 	next := newGate(true)
 	proc := spanprocessor.New(next, rec, exporter.New(store, nil), spanprocessor.WithCoalesceWindow(0))
 	for i := range 3 {
@@ -189,7 +193,7 @@ func TestShutdownIgnoresItsDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	err = proc.Shutdown(ctx)
+	err := proc.Shutdown(ctx)
 	took := time.Since(start)
 	t.Logf("Shutdown(200ms) returned after %v", took)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
@@ -223,12 +227,7 @@ func (blockingExporter) Shutdown(context.Context) error { return nil }
 // worker blocks in the batch processor's OnEnd, and Shutdown took 69–72 s
 // for a 200 ms ctx.
 func TestShutdownIgnoresItsDeadlineOverBlockingBatchProcessor(t *testing.T) {
-	rec, err := otelfr.Start()
-	require.NoError(t, err)
-	defer rec.Stop(context.Background())
-	before := goleak.IgnoreCurrent()
-	store, err := exporter.NewDirStore(t.TempDir())
-	require.NoError(t, err)
+	rec, store, before := shutdownRig(t)
 	hang := blockingExporter{release: make(chan struct{})}
 	bsp := sdktrace.NewBatchSpanProcessor(hang, sdktrace.WithBlocking(), sdktrace.WithMaxQueueSize(1),
 		sdktrace.WithMaxExportBatchSize(1), sdktrace.WithBatchTimeout(time.Millisecond))
@@ -241,7 +240,7 @@ func TestShutdownIgnoresItsDeadlineOverBlockingBatchProcessor(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	err = proc.Shutdown(ctx)
+	err := proc.Shutdown(ctx)
 	took := time.Since(start)
 	t.Logf("Shutdown(200ms) returned after %v: %v", took, err)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
