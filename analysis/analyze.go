@@ -34,6 +34,7 @@ import (
 // error is not.
 func Analyze(data []byte, span Span, opts ...Option) (*Diagnosis, error) {
 	cfg := newConfig(opts)
+	span.Error = oneLine(span.Error, maxErrorSummary)
 	gens, err := generations(data)
 	if err != nil {
 		return nil, err

@@ -146,7 +146,7 @@ func (b *builder) build() (*Diagnosis, error) {
 	d.Episodes = b.episodes()
 	b.gc(&d.GC)
 	d.GOMAXPROCS = b.gomaxprocs()
-	d.Verdict = b.verdict(d, startCut, endCut)
+	d.Verdict = failedVerdict(d.Span.Error, b.verdict(d, startCut, endCut))
 	return d, nil
 }
 

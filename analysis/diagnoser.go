@@ -23,25 +23,33 @@ func NewDiagnoser(opts ...Option) *Diagnoser {
 }
 
 // Diagnose analyzes span in trace, a snapshot that covers it, and returns
-// the verdict, [Diagnosis.Attributes] and [Diagnosis.Events]. When the
-// snapshot does not hold the span, it returns the error (wrapping
-// ErrSpanNotFound) with a single attribute, otelfr.DiagnosisStatusKey set to
-// "not_found", so that the attachment span still says so. It returns
-// ctx.Err() without analyzing if ctx is already done.
+// the verdict, [Diagnosis.Attributes] and [Diagnosis.Events]. A failed
+// span's verdict leads with its [ErrorSummary] (see [Diagnosis.Verdict]).
+// When the snapshot does not hold the span, it returns the error (wrapping
+// ErrSpanNotFound) with otelfr.DiagnosisStatusKey set to "not_found", so
+// that the attachment span still says so; for a failed span, also the
+// verdict "error: " + its summary, as otelfr.DiagnosisVerdictKey too. It
+// returns ctx.Err() without analyzing if ctx is already done.
 func (d *Diagnoser) Diagnose(ctx context.Context, trace []byte, span sdktrace.ReadOnlySpan) (verdict string, attrs []attribute.KeyValue, events []sdktrace.Event, err error) {
 	if err := ctx.Err(); err != nil {
 		return "", nil, nil, err
 	}
 	sc := span.SpanContext()
-	diag, err := Analyze(trace, Span{
+	sp := Span{
 		TraceID: sc.TraceID(),
 		SpanID:  sc.SpanID(),
 		Name:    span.Name(),
 		Start:   span.StartTime(),
 		End:     span.EndTime(),
-	}, d.opts...)
+		Error:   ErrorSummary(span),
+	}
+	diag, err := Analyze(trace, sp, d.opts...)
 	if errors.Is(err, ErrSpanNotFound) {
-		return "", []attribute.KeyValue{otelfr.DiagnosisStatusKey.String(string(StatusNotFound))}, nil, err
+		attrs = []attribute.KeyValue{otelfr.DiagnosisStatusKey.String(string(StatusNotFound))}
+		if verdict = failedVerdict(sp.Error, ""); verdict != "" {
+			attrs = append(attrs, otelfr.DiagnosisVerdictKey.String(verdict))
+		}
+		return verdict, attrs, nil, err
 	}
 	if err != nil {
 		return "", nil, nil, err

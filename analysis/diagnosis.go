@@ -27,7 +27,12 @@ type Diagnosis struct {
 	Status Status `json:"status"`
 	// Verdict is one line explaining why the span took its time, for
 	// example "78% of 240 ms blocked on sync.Mutex in cache.(*Cache).Get;
-	// released by goroutine 41 in cache.(*Cache).refresh".
+	// released by goroutine 41 in cache.(*Cache).refresh". For a failed
+	// span (Span.Error set) it leads with the failure and gives the timing
+	// second: "error: " + Span.Error + "; then " + the timing, as in
+	// "error: Unavailable from inventory.Inventory/Reserve (server.address
+	// inventory:50051): connection refused; then 100% of 57 µs running in
+	// syscall.write".
 	Verdict string `json:"verdict"`
 	// Start and End bound the analyzed interval: the span's interval,
 	// cut to the snapshot's window. Duration is End-Start.

@@ -38,6 +38,16 @@
 // add up to the span, so its shares read as shares of the span, where a sum
 // over goroutines running in parallel would count time twice.
 //
+// A failed span's verdict leads with the failure and gives the timing
+// second, for example
+//
+//	error: Unavailable from inventory.Inventory/Reserve (server.address inventory:50051): connection refused; then 100% of 57 µs running in syscall.write
+//
+// The execution trace does not say whether a span failed: the span does,
+// and [ErrorSummary] reads it (status, exception event, HTTP or gRPC status
+// code, and for a client span the downstream it called) into [Span.Error].
+// [Diagnoser] does so for every span it diagnoses.
+//
 // # Cost
 //
 // A snapshot is a chain of self-contained generations, about one a
@@ -57,6 +67,7 @@
 //		SpanID:  sc.SpanID(),
 //		Start:   ro.StartTime(),
 //		End:     ro.EndTime(),
+//		Error:   analysis.ErrorSummary(ro), // "" unless the span failed
 //	})
 //	if errors.Is(err, analysis.ErrSpanNotFound) {
 //		// The snapshot's window does not hold the span.

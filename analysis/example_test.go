@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelfr/otel-flightrecorder/analysis"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
@@ -57,4 +60,28 @@ func Example() {
 	// Output:
 	// complete slow blocked.sleep
 	// true
+}
+
+func ExampleErrorSummary() {
+	tp := sdktrace.NewTracerProvider()
+	defer tp.Shutdown(context.Background())
+	_, span := tp.Tracer("example").Start(context.Background(), "inventory.Inventory/Reserve",
+		trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(
+			attribute.String("rpc.system", "grpc"),
+			attribute.String("rpc.service", "inventory.Inventory"),
+			attribute.String("rpc.method", "Reserve"),
+			attribute.String("server.address", "inventory"),
+			attribute.Int("server.port", 50051),
+			attribute.Int("rpc.grpc.status_code", 14),
+		))
+	span.SetStatus(codes.Error, "connection refused")
+	span.End()
+
+	// Diagnoser does this for every span it diagnoses; the verdict of a
+	// failed span then starts with "error: " and the summary.
+	fmt.Println(analysis.ErrorSummary(span.(sdktrace.ReadOnlySpan)))
+
+	// Output:
+	// Unavailable from inventory.Inventory/Reserve (server.address inventory:50051): connection refused
 }

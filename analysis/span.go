@@ -18,12 +18,19 @@ import (
 // informational; the diagnosis fills it in from the
 // span's runtime/trace task when it is empty and the task's start is in
 // the window.
+//
+// Error says how the span failed, "" when it did not: the execution trace
+// does not tell, so the caller does, typically with [ErrorSummary]. When it
+// is set, the verdict leads with it (see [Diagnosis.Verdict]); the
+// diagnosis keeps it on one line and within 400 bytes, as ErrorSummary
+// does.
 type Span struct {
 	TraceID trace.TraceID `json:"trace_id,omitzero"`
 	SpanID  trace.SpanID  `json:"span_id"`
 	Name    string        `json:"name,omitempty"`
 	Start   time.Time     `json:"start,omitzero"`
 	End     time.Time     `json:"end,omitzero"`
+	Error   string        `json:"error,omitempty"`
 }
 
 // Status says how much of a span a snapshot holds.

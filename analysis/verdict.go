@@ -17,6 +17,19 @@ import (
 // the waker of its dominant wait and, for runnable time, the goroutine that
 // used the CPU.
 
+// failedVerdict puts a failed span's error summary ahead of its timing:
+// "error: SUMMARY; then TIMING", or "error: SUMMARY" without a timing. It
+// returns timing when the span did not fail.
+func failedVerdict(summary, timing string) string {
+	switch {
+	case summary == "":
+		return timing
+	case timing == "":
+		return "error: " + summary
+	}
+	return "error: " + summary + "; then " + timing
+}
+
 // Thresholds for the verdict's GC clause, as shares of the interval.
 const (
 	gcMarkNotable = 0.2
