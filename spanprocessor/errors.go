@@ -20,8 +20,10 @@ const (
 	// HTTPServerError: a server span whose http.response.status_code (or
 	// the older http.status_code) is 500 or more. Reason "http.server_error".
 	HTTPServerError
-	// GRPCError: a span whose rpc.grpc.status_code is one of the server
-	// error codes (see [WithGRPCErrorCodes]). Reason "grpc.error".
+	// GRPCError: a span whose gRPC status code is one of the server error
+	// codes (see [WithGRPCErrorCodes]): in rpc.response.status_code, the
+	// code's canonical name ("UNAVAILABLE", as otelgrpc v0.72 sets it), or
+	// in the older integer rpc.grpc.status_code. Reason "grpc.error".
 	GRPCError
 
 	// DefaultErrorConditions is every condition.
@@ -57,10 +59,11 @@ const (
 	keyHTTPStatus    = attribute.Key("http.response.status_code")
 	keyHTTPStatusOld = attribute.Key("http.status_code")
 	keyGRPCStatus    = attribute.Key("rpc.grpc.status_code")
+	keyRPCStatus     = attribute.Key("rpc.response.status_code")
 	exceptionEvent   = "exception"
 
 	// statusKeyLens has bit n set for the length n of each status key.
-	statusKeyLens = 1<<len(keyHTTPStatus) | 1<<len(keyHTTPStatusOld) | 1<<len(keyGRPCStatus)
+	statusKeyLens = 1<<len(keyHTTPStatus) | 1<<len(keyHTTPStatusOld) | 1<<len(keyGRPCStatus) | 1<<len(keyRPCStatus)
 )
 
 // WithErrorConditions sets what the error trigger treats as an error; the
@@ -123,6 +126,12 @@ func (p *Processor) classifyError(s sdktrace.ReadOnlySpan) (string, bool) {
 				if c := kv.Value.AsInt64(); conds&GRPCError != 0 && c >= 0 && c < 32 && p.cfg.grpcCodes&(1<<c) != 0 {
 					return ReasonGRPCError, true
 				}
+			case keyRPCStatus:
+				if conds&GRPCError != 0 && kv.Value.Type() == attribute.STRING {
+					if c, ok := grpcCode(kv.Value.AsString()); ok && p.cfg.grpcCodes&(1<<c) != 0 {
+						return ReasonGRPCError, true
+					}
+				}
 			}
 		}
 	}
@@ -135,4 +144,47 @@ func (p *Processor) classifyError(s sdktrace.ReadOnlySpan) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// grpcCode returns the gRPC status code whose canonical name is name, as
+// the semantic conventions put it in rpc.response.status_code for gRPC. A
+// value of another RPC system (a JSON-RPC number, say) matches none.
+func grpcCode(name string) (uint32, bool) {
+	switch name {
+	case "OK":
+		return 0, true
+	case "CANCELLED":
+		return 1, true
+	case "UNKNOWN":
+		return 2, true
+	case "INVALID_ARGUMENT":
+		return 3, true
+	case "DEADLINE_EXCEEDED":
+		return 4, true
+	case "NOT_FOUND":
+		return 5, true
+	case "ALREADY_EXISTS":
+		return 6, true
+	case "PERMISSION_DENIED":
+		return 7, true
+	case "RESOURCE_EXHAUSTED":
+		return 8, true
+	case "FAILED_PRECONDITION":
+		return 9, true
+	case "ABORTED":
+		return 10, true
+	case "OUT_OF_RANGE":
+		return 11, true
+	case "UNIMPLEMENTED":
+		return 12, true
+	case "INTERNAL":
+		return 13, true
+	case "UNAVAILABLE":
+		return 14, true
+	case "DATA_LOSS":
+		return 15, true
+	case "UNAUTHENTICATED":
+		return 16, true
+	}
+	return 0, false
 }

@@ -19,4 +19,11 @@
 // [WithExportError] makes every Export fail with a chosen gRPC status code,
 // and [WithHang] makes every Export block until the caller gives up or the
 // receiver is closed.
+//
+// [NewHTTPReceiver] starts the same receiver for OTLP/HTTP (protobuf, plain
+// or gzip, POSTed to [TracesPath]), for otlptracehttp.WithEndpoint with
+// otlptracehttp.WithInsecure or OTEL_EXPORTER_OTLP_ENDPOINT="http://" +
+// Endpoint() with OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf. Its faults
+// answer with the HTTP statuses an OTLP/HTTP exporter treats as it treats
+// the gRPC codes.
 package otlptest
