@@ -180,12 +180,17 @@ func TestJaeger(t *testing.T) {
 			a := children[0]
 			assert.Equal(t, []link{{TraceID: s.TraceID, SpanID: s.SpanID}}, a.Links, "the attachment links to %s", s)
 			assert.Equal(t, s.Service, a.Service, "the attachment is in the span's service")
-			for _, k := range []attribute.Key{otelfr.SnapshotIDKey, otelfr.SnapshotURLKey, otelfr.SnapshotReasonKey} {
+			for _, k := range []attribute.Key{otelfr.SnapshotIDKey, otelfr.SnapshotURLKey, otelfr.SnapshotSpanIDKey, otelfr.SnapshotReasonKey} {
 				assert.Equal(t, s.Attrs[string(k)], a.Attrs[string(k)], "%s of %s", k, s)
 			}
-			for _, k := range []attribute.Key{otelfr.SnapshotSizeKey, otelfr.SnapshotSHA256Key, otelfr.SnapshotWindowStartKey, otelfr.SnapshotWindowEndKey} {
+			for _, k := range []attribute.Key{otelfr.SnapshotSizeKey, otelfr.SnapshotSHA256Key, otelfr.SnapshotTakenAtKey, otelfr.SnapshotWindowStartKey, otelfr.SnapshotWindowEndKey} {
 				assert.NotEmpty(t, a.Attrs[string(k)], "%s of the attachment of %s", k, s)
 			}
+			// Within its parent: Jaeger neither stretches the trace nor
+			// warns of clock skew.
+			assert.False(t, a.Start.Before(s.Start), "the attachment of %s starts %v before it", s, s.Start.Sub(a.Start))
+			assert.False(t, a.End.After(s.End), "the attachment of %s ends %v after it", s, a.End.Sub(s.End))
+			assert.Empty(t, a.List[jaegerWarnings], "Jaeger's warnings on the attachment of %s", s)
 		}
 		for _, a := range attachments {
 			_, ok := byID[a.ParentSpanID]
@@ -214,35 +219,76 @@ func TestJaeger(t *testing.T) {
 			data := get(t, u.String())
 			assert.Equal(t, a.Attrs[string(otelfr.SnapshotSizeKey)], strconv.Itoa(len(data)), "the size the attachment gives")
 			assertGoTrace(t, data, link)
-
-			// A browser following the link lands on the span's page, or,
-			// when several anomalous spans of the trace share the
-			// snapshot, on the snapshot's page, which links to each.
-			var siblings []span
-			for _, s := range anomalous {
-				if s.TraceID == a.TraceID && s.Attrs[string(otelfr.SnapshotIDKey)] == id {
-					siblings = append(siblings, s)
-				}
-			}
-			req, err := http.NewRequest(http.MethodGet, u.String(), nil)
-			require.NoError(t, err)
-			req.Header.Set("Accept", "text/html")
-			resp, err := client.Do(req)
-			require.NoError(t, err)
-			page, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			require.NoError(t, err)
-			assert.Equal(t, http.StatusOK, resp.StatusCode, link)
-			if len(siblings) == 1 {
-				assert.Equal(t, spanURL.RawQuery, resp.Request.URL.RawQuery, "the link leads to the page of span %s", a.ParentSpanID)
-				assert.Contains(t, string(page), `<svg class="timeline"`, "with its goroutine timeline")
-				continue
-			}
-			for _, s := range siblings {
-				assert.Contains(t, string(page), `?span=`+s.SpanID+`"`, "the snapshot's page links to %s", s)
-			}
 		}
 		assert.NotEmpty(t, done)
+	})
+
+	t.Run("traces with several anomalous spans land on the wrong page", func(t *testing.T) {
+		// The link named the trace, not the span (issue 13), so in a trace
+		// with several anomalous spans it opened the snapshot's page: every
+		// span's link, the UI's way, must open its own page.
+		perTrace := map[string]int{}
+		for _, s := range anomalous {
+			perTrace[s.TraceID]++
+		}
+		var checked, landed, inShared int
+		// An attachment carries the tag too, so the UI links from it as
+		// well: to its parent's page.
+		for _, s := range append(slices.Clone(anomalous), attachments...) {
+			want := s.SpanID
+			if s.Name == otelfr.AttachmentSpanName {
+				want = s.ParentSpanID
+			}
+			checked++
+			if perTrace[s.TraceID] > 1 {
+				inShared++
+			}
+			if landsOnSpanPage(t, pattern, s, snapAddr, want) {
+				landed++
+			}
+		}
+		shared := 0
+		for _, n := range perTrace {
+			if n > 1 {
+				shared++
+			}
+		}
+		t.Logf("UI links: %d of %d landed on their span's own page (%d anomalous spans, %d attachments; %d links in the %d of %d traces with several anomalous spans)",
+			landed, checked, len(anomalous), len(attachments), inShared, shared, len(perTrace))
+		assert.Equal(t, checked, landed, "every link lands on its span's page")
+		assert.Positive(t, shared, "traces with several anomalous spans (the demo's error traces have three)")
+	})
+
+	t.Run("attachments stretch their traces", func(t *testing.T) {
+		// An attachment timed by its snapshot outlived its parent (issue
+		// 13): no trace may be longer than its own spans by more than 1ms.
+		byTrace := map[string][]span{}
+		for _, s := range spans {
+			byTrace[s.TraceID] = append(byTrace[s.TraceID], s)
+		}
+		var traces, warned int
+		var maxStretch time.Duration
+		for id, ss := range byTrace {
+			var own, all []span
+			for _, s := range ss {
+				all = append(all, s)
+				if s.Name != otelfr.AttachmentSpanName {
+					own = append(own, s)
+				}
+				if slices.ContainsFunc(s.List[jaegerWarnings], func(w string) bool { return strings.Contains(w, "clock skew") }) {
+					warned++
+				}
+			}
+			if len(own) == len(all) || len(own) == 0 {
+				continue
+			}
+			traces++
+			stretch := extent(all) - extent(own)
+			maxStretch = max(maxStretch, stretch)
+			assert.LessOrEqual(t, stretch, time.Millisecond, "trace %s: %v long, %v without its attachments", id, extent(all), extent(own))
+		}
+		t.Logf("%d traces with attachments: the longest stretch by attachments is %v; %d spans with a clock-skew warning", traces, maxStretch, warned)
+		assert.Positive(t, traces)
 	})
 
 	t.Run("normal spans have no snapshot", func(t *testing.T) {
@@ -303,6 +349,46 @@ func checkUIConfig(t *testing.T, query, path string) linkPattern {
 	return p
 }
 
+// jaegerWarnings is the attribute in which Jaeger's query service puts the
+// warnings of its adjusters, such as clock skew.
+const jaegerWarnings = "@jaeger@warnings"
+
+// landsOnSpanPage follows s's UI link as a browser does, on the handler at
+// snapAddr, and reports whether it lands on the page of span want.
+func landsOnSpanPage(t *testing.T, pattern linkPattern, s span, snapAddr, want string) bool {
+	t.Helper()
+	link := pattern.expand(s.Attrs, s.TraceID)
+	u, err := url.Parse(link)
+	require.NoError(t, err)
+	u.Host = snapAddr // the template names the port docker-compose.yml publishes
+	req, err := http.NewRequest(http.MethodGet, u.String(), nil)
+	require.NoError(t, err)
+	req.Header.Set("Accept", "text/html")
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	page, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	return assert.Equal(t, http.StatusOK, resp.StatusCode, "%s: %s", s, link) &&
+		assert.Equal(t, want, resp.Request.URL.Query().Get("span"), "%s: %s lands on the page of span %s", s, link, want) &&
+		assert.Contains(t, string(page), "› span <code>"+want+"</code>", "%s: the page is span %s's", s, want)
+}
+
+// extent is how long the spans last together, from the first start to the
+// last end.
+func extent(spans []span) time.Duration {
+	first, last := spans[0].Start, spans[0].End
+	for _, s := range spans[1:] {
+		if s.Start.Before(first) {
+			first = s.Start
+		}
+		if s.End.After(last) {
+			last = s.End
+		}
+	}
+	return last.Sub(first)
+}
+
 type uiConfig struct {
 	LinkPatterns []linkPattern `json:"linkPatterns"`
 }
@@ -337,6 +423,7 @@ func (p linkPattern) expand(attrs map[string]string, traceID string) string {
 type span struct {
 	TraceID, SpanID, ParentSpanID string
 	Name, Service                 string
+	Start, End                    time.Time
 	Duration                      time.Duration
 	Error                         bool
 	Attrs                         map[string]string   // scalar values, as strings
@@ -487,6 +574,7 @@ func decodeSpans(t *testing.T, body []byte) []span {
 					TraceID: strings.ToLower(s.TraceID), SpanID: strings.ToLower(s.SpanID),
 					ParentSpanID: strings.ToLower(s.ParentSpanID),
 					Name:         s.Name, Service: service,
+					Start: time.Unix(0, start), End: time.Unix(0, end),
 					Duration: time.Duration(end - start),
 					// OTLP's STATUS_CODE_ERROR, by number or by name.
 					Error: string(s.Status.Code) == "2" || strings.Contains(string(s.Status.Code), "ERROR"),

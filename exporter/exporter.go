@@ -67,9 +67,23 @@ type Anomaly struct {
 // Exporter stores snapshots and exports, for every anomalous span a
 // snapshot covers, an attachment span: a span named
 // [otelfr.AttachmentSpanName] in the anomalous span's trace, its child, with
-// a span link to it, carrying the snapshot's ID, URL, size, SHA-256, window
-// and the span's anomaly reason. Attachment spans carry the anomalous
+// a span link to it, carrying the snapshot's ID, URL, size, SHA-256, time
+// and window, the anomalous span's ID and its anomaly reason. Attachment spans carry the anomalous
 // span's resource, so a backend shows them under the same service.
+//
+// An attachment's timestamps say where it sits in its trace, not when the
+// snapshot was taken ([otelfr.SnapshotTakenAtKey] says that). The
+// attachment of a finished span (Anomaly.Span) lasts 1µs and ends 1µs
+// before that span's end (or spans the whole of a span shorter than 2µs),
+// so that it never starts before its parent, never ends after it, and
+// never makes its trace longer: the snapshot itself is taken after the
+// span ends, by up to a coalesce window and the write. The
+// attachment of a snapshot taken on request (Anomaly.Span nil) lasts the
+// snapshot's write out of the flight recorder, from Info.TakenAt for
+// Info.WriteDuration: within Anomaly.Parent when that span is still running
+// at Attach (the span in the context given to the processor's Snapshot
+// is, until Snapshot returns), or the whole of its own trace when there is
+// no parent.
 //
 // It is safe for concurrent use; exports through the span exporter are
 // serialized.
@@ -289,17 +303,27 @@ func (e *Exporter) attachment(info Info, a Anomaly) sdktrace.ReadOnlySpan {
 		binary.LittleEndian.PutUint64(cfg.TraceID[8:], rand.Uint64()|1)
 		cfg.TraceFlags = trace.FlagsSampled
 	}
-	attrs := make([]attribute.KeyValue, 0, 7+len(a.Attributes))
-	link := e.URL(info.ID)
+	attrs := make([]attribute.KeyValue, 0, 9+len(a.Attributes))
+	link, spanID := e.URL(info.ID), ""
+	if parent.IsValid() {
+		spanID = parent.SpanID().String()
+	}
+	// Timed as the Exporter's doc says: a child that outlived its finished
+	// parent would lengthen the trace, and tracing UIs flag it as clock
+	// skew.
+	start, end := info.TakenAt, info.TakenAt.Add(info.WriteDuration)
 	if a.Span != nil {
 		link = e.SpanURL(info.ID, parent.SpanID())
+		start, end = insideEnd(a.Span.StartTime(), a.Span.EndTime())
 	}
 	attrs = append(attrs,
 		otelfr.SnapshotIDKey.String(info.ID),
 		otelfr.SnapshotURLKey.String(link),
+		otelfr.SnapshotSpanIDKey.String(spanID),
 		otelfr.SnapshotReasonKey.String(a.Reason),
 		otelfr.SnapshotSizeKey.Int64(info.Size),
 		otelfr.SnapshotSHA256Key.String(info.SHA256),
+		otelfr.SnapshotTakenAtKey.String(info.TakenAt.UTC().Format(time.RFC3339Nano)),
 		otelfr.SnapshotWindowStartKey.String(info.WindowStart.UTC().Format(time.RFC3339Nano)),
 		otelfr.SnapshotWindowEndKey.String(info.WindowEnd.UTC().Format(time.RFC3339Nano)),
 	)
@@ -309,8 +333,8 @@ func (e *Exporter) attachment(info Info, a Anomaly) sdktrace.ReadOnlySpan {
 		SpanContext: trace.NewSpanContext(cfg),
 		Parent:      parent,
 		SpanKind:    trace.SpanKindInternal,
-		StartTime:   info.TakenAt,
-		EndTime:     info.TakenAt.Add(info.WriteDuration),
+		StartTime:   start,
+		EndTime:     end,
 		Attributes:  attrs,
 		Events:      a.Events,
 		Links:       links,
@@ -320,6 +344,23 @@ func (e *Exporter) attachment(info Info, a Anomaly) sdktrace.ReadOnlySpan {
 			Version: otelfr.Version,
 		},
 	}.Snapshot()
+}
+
+// attachmentLength is the duration of the attachment of a finished span,
+// which ends as long before that span's end. Not zero: Jaeger takes a
+// zero-length span for a negative one and moves its end 1ns on, past its
+// parent's, then warns of clock skew. Whole microseconds: backends that
+// keep microseconds (Jaeger's own model, Zipkin) still see it inside.
+const attachmentLength = time.Microsecond
+
+// insideEnd returns the interval of the attachment of a span that ran from
+// start to end: attachmentLength long, attachmentLength before its end, or
+// the whole span when it is shorter than both.
+func insideEnd(start, end time.Time) (time.Time, time.Time) {
+	if end.Sub(start) < 2*attachmentLength {
+		return start, end
+	}
+	return end.Add(-2 * attachmentLength), end.Add(-attachmentLength)
 }
 
 func randomSpanID() trace.SpanID {

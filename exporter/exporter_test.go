@@ -69,17 +69,48 @@ func TestAttach(t *testing.T) {
 	assert.Equal(t, parent.SpanContext(), a.Links[0].SpanContext, "linked to the anomalous span")
 	assert.Equal(t, parent.Resource(), a.Resource, "same service")
 	assert.Equal(t, exporter.ScopeName, a.InstrumentationScope.Name)
-	assert.True(t, a.StartTime.Equal(snap.TakenAt))
-	assert.Equal(t, 5*time.Millisecond, a.EndTime.Sub(a.StartTime))
+	assert.True(t, a.EndTime.Equal(parent.EndTime().Add(-time.Microsecond)), "just before the slow span's end")
+	assert.Equal(t, time.Microsecond, a.EndTime.Sub(a.StartTime), "never zero-length")
 
 	attrs := attrMap(a.Attributes)
 	assert.Equal(t, "SNAP03", attrs[otelfr.SnapshotIDKey].AsString())
 	assert.Equal(t, "http://viewer.local:8081/snapshots/SNAP03?span="+parent.SpanContext().SpanID().String(), attrs[otelfr.SnapshotURLKey].AsString())
+	assert.Equal(t, parent.SpanContext().SpanID().String(), attrs[otelfr.SnapshotSpanIDKey].AsString())
 	assert.Equal(t, "latency", attrs[otelfr.SnapshotReasonKey].AsString())
 	assert.Equal(t, int64(64), attrs[otelfr.SnapshotSizeKey].AsInt64())
+	assert.Equal(t, "2026-11-26T12:00:03Z", attrs[otelfr.SnapshotTakenAtKey].AsString())
 	assert.Equal(t, info.SHA256, attrs[otelfr.SnapshotSHA256Key].AsString())
 	assert.Equal(t, "2026-11-26T11:59:53Z", attrs[otelfr.SnapshotWindowStartKey].AsString())
 	assert.Equal(t, "2026-11-26T12:00:03Z", attrs[otelfr.SnapshotWindowEndKey].AsString())
+}
+
+// TestAttachmentsStretchTheirTraces pins "attachments stretch their
+// traces": an attachment lasted the snapshot's write, which begins after
+// the slow span has ended (by the coalesce window and more), so a 200 ms
+// request showed as a trace of over a second, and Jaeger warned of clock
+// skew for a child that outlived its parent. The attachment must lie
+// within the slow span, and the snapshot's time move to an attribute.
+func TestAttachmentsStretchTheirTraces(t *testing.T) {
+	st, err := exporter.NewDirStore(t.TempDir())
+	require.NoError(t, err)
+	mem := tracetest.NewInMemoryExporter()
+	e := exporter.New(st, mem)
+	snap := fakeSnapshot(1, 64) // taken a second after the slow span ended
+	snap.WriteDuration = 30 * time.Millisecond
+	info, err := e.Save(t.Context(), snap)
+	require.NoError(t, err)
+	slow := anomalousSpan()
+	require.True(t, info.TakenAt.After(slow.EndTime()))
+
+	require.NoError(t, e.Attach(t.Context(), info, []exporter.Anomaly{{Span: slow, Reason: "latency"}}))
+	got := mem.GetSpans()
+	require.Len(t, got, 1)
+	a := got[0]
+	assert.False(t, a.StartTime.Before(slow.StartTime()), "starts within its parent: %v < %v", a.StartTime, slow.StartTime())
+	assert.False(t, a.EndTime.After(slow.EndTime()), "ends within its parent: %v > %v", a.EndTime, slow.EndTime())
+	assert.True(t, a.EndTime.After(a.StartTime), "not zero-length: Jaeger would push its end past its parent's")
+	assert.Equal(t, snap.TakenAt.UTC().Format(time.RFC3339Nano), attrMap(a.Attributes)[otelfr.SnapshotTakenAtKey].AsString(),
+		"the snapshot's own time")
 }
 
 func TestBaseURL(t *testing.T) {
@@ -216,7 +247,7 @@ func TestAttachWithoutFinishedSpan(t *testing.T) {
 	mem := tracetest.NewInMemoryExporter()
 	res := resource.NewSchemaless(attribute.String("service.name", "manual"))
 	e := exporter.New(st, mem, exporter.WithResource(res))
-	info := exporter.Info{ID: "M1", TakenAt: epoch}
+	info := exporter.Info{ID: "M1", TakenAt: epoch, WriteDuration: 7 * time.Millisecond}
 	current := anomalousSpan().SpanContext()
 
 	require.NoError(t, e.Attach(t.Context(), info, []exporter.Anomaly{
@@ -235,12 +266,19 @@ func TestAttachWithoutFinishedSpan(t *testing.T) {
 	assert.Empty(t, own.Links)
 	assert.Equal(t, res, own.Resource)
 	assert.Equal(t, "signal", attrMap(own.Attributes)[otelfr.SnapshotReasonKey].AsString())
+	sid, ok := attrMap(own.Attributes)[otelfr.SnapshotSpanIDKey]
+	assert.True(t, ok && sid.AsString() == "", "no span: empty, so that a link template still resolves; got %v", sid)
+	for _, a := range got {
+		assert.True(t, a.StartTime.Equal(epoch), "%s: from the snapshot's write", a.Name)
+		assert.Equal(t, 7*time.Millisecond, a.EndTime.Sub(a.StartTime), "for its duration")
+	}
 
 	child := got[1]
 	assert.Equal(t, current.TraceID(), child.SpanContext.TraceID())
 	assert.Equal(t, current, child.Parent)
 	require.Len(t, child.Links, 1)
 	assert.Equal(t, "all good", attrMap(child.Attributes)[otelfr.DiagnosisVerdictKey].AsString())
+	assert.Equal(t, current.SpanID().String(), attrMap(child.Attributes)[otelfr.SnapshotSpanIDKey].AsString(), "the current span's page")
 	require.Len(t, child.Events, 1)
 	assert.Equal(t, otelfr.EpisodeEventName, child.Events[0].Name)
 }

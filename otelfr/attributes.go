@@ -5,19 +5,28 @@ import "go.opentelemetry.io/otel/attribute"
 // Attribute keys emitted by otelfr, all in the "otelfr." namespace.
 //
 // On an anomalous span (added by package spanprocessor):
-//   - SnapshotIDKey, SnapshotURLKey and SnapshotReasonKey when a snapshot
-//     covers the span;
+//   - SnapshotIDKey, SnapshotURLKey, SnapshotSpanIDKey and SnapshotReasonKey
+//     when a snapshot covers the span;
 //   - SnapshotSkippedKey, with one of the Skip* values, when none does.
 //
 // On the attachment span named [AttachmentSpanName] (added by package
-// exporter): SnapshotIDKey, SnapshotURLKey, SnapshotReasonKey,
-// SnapshotSizeKey, SnapshotSHA256Key, SnapshotWindowStartKey and
-// SnapshotWindowEndKey.
+// exporter): SnapshotIDKey, SnapshotURLKey, SnapshotSpanIDKey,
+// SnapshotReasonKey, SnapshotSizeKey, SnapshotSHA256Key, SnapshotTakenAtKey,
+// SnapshotWindowStartKey and SnapshotWindowEndKey.
 const (
 	// SnapshotIDKey is the snapshot's ID, a string.
 	SnapshotIDKey = attribute.Key("otelfr.snapshot.id")
 	// SnapshotURLKey is where the snapshot is served, a string.
 	SnapshotURLKey = attribute.Key("otelfr.snapshot.url")
+	// SnapshotSpanIDKey names the span whose page in the snapshot's viewer
+	// a link opens: 16 lowercase hex digits. On an anomalous span it is the
+	// span's own ID, on its attachment the anomalous span's (the
+	// attachment's parent), on the attachment of a snapshot taken on
+	// request the span that was current, and the empty string when there
+	// was none. It exists for link templates that can read a span's
+	// attributes but not its ID, such as the Jaeger UI's link patterns;
+	// the empty value keeps such a link resolvable.
+	SnapshotSpanIDKey = attribute.Key("otelfr.snapshot.span_id")
 	// SnapshotReasonKey says why the span was anomalous: "latency", "error"
 	// or a predicate's reason.
 	SnapshotReasonKey = attribute.Key("otelfr.snapshot.reason")
@@ -28,6 +37,12 @@ const (
 	SnapshotSizeKey = attribute.Key("otelfr.snapshot.size")
 	// SnapshotSHA256Key is the hex SHA-256 of the snapshot's bytes.
 	SnapshotSHA256Key = attribute.Key("otelfr.snapshot.sha256")
+	// SnapshotTakenAtKey is when the snapshot's write out of the flight
+	// recorder began, an RFC 3339 string with nanoseconds. An attachment
+	// of a finished span is timed within that span, not at the snapshot,
+	// so that it never lengthens its trace; this is the snapshot's own
+	// time.
+	SnapshotTakenAtKey = attribute.Key("otelfr.snapshot.taken_at")
 	// SnapshotWindowStartKey and SnapshotWindowEndKey are the wall-clock
 	// window the snapshot covers, RFC 3339 strings with nanoseconds.
 	SnapshotWindowStartKey = attribute.Key("otelfr.snapshot.window.start")
@@ -40,7 +55,8 @@ const (
 // Diagnosis attributes, on the attachment span when an analyzer is wired
 // in (see package analysis).
 const (
-	// DiagnosisVerdictKey is a one-line explanation of why the span was slow.
+	// DiagnosisVerdictKey is a one-line explanation of where the span's
+	// time went; for a failed span it leads with the error.
 	DiagnosisVerdictKey = attribute.Key("otelfr.diagnosis.verdict")
 	// DiagnosisStatusKey is "complete" when the snapshot holds the whole
 	// span, "partial" when the window cuts it, "not_found" when the span's

@@ -50,6 +50,7 @@ func TestREADMEAttributeTable(t *testing.T) {
 		string(otelfr.SnapshotIDKey), string(otelfr.SnapshotURLKey), string(otelfr.SnapshotReasonKey),
 		string(otelfr.SnapshotSkippedKey), string(otelfr.SnapshotSizeKey), string(otelfr.SnapshotSHA256Key),
 		string(otelfr.SnapshotWindowStartKey), otelfr.AttachmentSpanName,
+		string(otelfr.SnapshotSpanIDKey), string(otelfr.SnapshotTakenAtKey),
 		otelfr.SkipRateLimited, otelfr.SkipByteBudget, otelfr.SkipQueueFull,
 		otelfr.SkipOutsideWindow, otelfr.SkipStopped, otelfr.SkipError, otelfr.SkipCooldown,
 		string(otelfr.SampledKey),

@@ -33,10 +33,12 @@ const (
 // worker, which takes one snapshot for all anomalies that arrive within the
 // coalesce window (or reuses the latest snapshot if it already covers the
 // span), stores it, decorates each covered span with
-// [otelfr.SnapshotIDKey], [otelfr.SnapshotURLKey] and
-// [otelfr.SnapshotReasonKey], forwards it, and exports its attachment span.
-// A span that gets no snapshot is forwarded with [otelfr.SnapshotSkippedKey]
-// saying why. Every span reaches the wrapped processor exactly once.
+// [otelfr.SnapshotIDKey], [otelfr.SnapshotURLKey],
+// [otelfr.SnapshotSpanIDKey] and [otelfr.SnapshotReasonKey], forwards it,
+// and exports its attachment span. A span that gets no snapshot is
+// forwarded with [otelfr.SnapshotSkippedKey] saying why. Every span reaches
+// the wrapped processor exactly once, unless Shutdown has begun (see
+// [Processor.Shutdown]: such spans are counted in [Stats]).
 type Processor struct {
 	next     sdktrace.SpanProcessor
 	rec      *otelfr.Recorder

@@ -259,10 +259,15 @@ func (p *Processor) load(id string) []byte {
 // link forwards the span decorated with the snapshot, and returns it as
 // forwarded. verdict is the diagnoser's, if any.
 func (p *Processor) link(in exporter.Info, a anomaly, verdict string) sdktrace.ReadOnlySpan {
-	url := p.exp.SpanURL(in.ID, a.span.SpanContext().SpanID())
+	sid := a.span.SpanContext().SpanID()
+	url := p.exp.SpanURL(in.ID, sid)
 	d := decorate(a.span,
 		otelfr.SnapshotIDKey.String(in.ID),
 		otelfr.SnapshotURLKey.String(url),
+		// A tracing UI's link template can read the span's attributes,
+		// not its ID: with this, each anomalous span of a trace links to
+		// its own page.
+		otelfr.SnapshotSpanIDKey.String(sid.String()),
 		otelfr.SnapshotReasonKey.String(a.reason),
 	)
 	if p.forward(d, &p.c.linked) {

@@ -76,11 +76,11 @@ func TestComposeFile(t *testing.T) {
 		// demo puts on the span: the one its snapshot handler serves.
 		pattern := snapshotLinkPattern(t, filepath.Join(root, "deploy", "jaeger", "ui.json"))
 		assert.Equal(t, string(otelfr.SnapshotIDKey), pattern.Key, "the link hangs on the attribute the code emits")
-		// The UI fills #{trace.traceID} from the trace; the viewer sends a browser
-		// on to the page of the trace's anomalous span.
-		const id, traceID = "Q4ZK3JX2N5ABCDEFGHIJKLMNOP", "4bf92f3577b34da6a3ce929d0e0e4736"
-		assert.Equal(t, env(demo, "OTELFR_SNAPSHOT_BASE_URL")+id+"?trace="+traceID,
-			pattern.expand(map[string]string{pattern.Key: id, "trace.traceID": traceID}))
+		// The UI fills #{trace.traceID} from the trace and the rest from the
+		// span's attributes: the span's own ID leads to its own page.
+		const id, spanID, traceID = "Q4ZK3JX2N5ABCDEFGHIJKLMNOP", "00f067aa0ba902b7", "4bf92f3577b34da6a3ce929d0e0e4736"
+		assert.Equal(t, env(demo, "OTELFR_SNAPSHOT_BASE_URL")+id+"?span="+spanID+"&trace="+traceID,
+			pattern.expand(map[string]string{pattern.Key: id, string(otelfr.SnapshotSpanIDKey): spanID, "trace.traceID": traceID}))
 	})
 }
 

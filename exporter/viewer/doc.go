@@ -5,11 +5,17 @@
 // [NewHandler] serves, under the prefix it is mounted at:
 //
 //	/                  index: snapshots newest first, with the spans each covers and their verdicts
-//	/ID                snapshot page: window, recorder settings, anomalous spans, download, `go tool trace` command
-//	/ID?span=SPANID    span page: the diagnosis and a timeline with one lane per goroutine
-//	/ID?trace=TRACEID  redirects to the span page of the trace's one anomalous span (a Jaeger link pattern on a span tag can name the trace, as #{trace.traceID}, not the span)
+//	/ID                snapshot page: window, recorder settings, anomalous spans with their trace IDs, download, `go tool trace` command
+//	/ID?span=SPANID    span page: the diagnosis and a timeline with one lane per goroutine (any trace parameter is ignored)
+//	/ID?trace=TRACEID  redirects to the span page of the trace's anomalous span when the snapshot holds one; otherwise the snapshot page, listing only that trace's spans
 //	/ID.trace          the raw execution trace (and /ID for clients that do not ask for HTML)
 //	/ID.json, /snapshots.json, POST /   as served by exporter.NewHandler
+//
+// A Jaeger link pattern on a span tag can read the span's tags and its
+// trace (#{trace.traceID}), not the span's ID: the span's ID reaches it as
+// the tag otelfr.snapshot.span_id, and the link is
+// /ID?span=#{otelfr.snapshot.span_id}&trace=#{trace.traceID}. An empty span
+// parameter counts as none.
 //
 // Everything works offline: pages are rendered on the server with
 // html/template, the timeline is SVG, the stylesheet is embedded, and no

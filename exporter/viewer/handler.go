@@ -155,16 +155,24 @@ func (v *viewer) page(w http.ResponseWriter, r *http.Request) {
 	defer f.Close()
 	spanHex := r.URL.Query().Get("span")
 	if spanHex == "" {
-		// A tracing UI's link that knows the trace but not the span (a
-		// Jaeger link pattern on a span tag can use #{trace.traceID}, not
-		// the span's ID): the span page when the snapshot covers one
-		// anomalous span of that trace.
-		if sid, ok := onlySpanOf(info, r.URL.Query().Get("trace")); ok {
+		traceHex := strings.ToLower(r.URL.Query().Get("trace"))
+		if traceHex != "" {
+			if _, err := trace.TraceIDFromHex(traceHex); err != nil {
+				v.fail(w, r, errBadTrace)
+				return
+			}
+		}
+		// A link that knows the trace but not the span (one made before
+		// otelfr.snapshot.span_id, or by hand): the span page when the
+		// snapshot covers one anomalous span of that trace, else the
+		// snapshot's page narrowed to that trace, never another trace's
+		// spans in its place.
+		if sid, ok := onlySpanOf(info, traceHex); ok {
 			w.Header().Set("Location", "?span="+sid) // relative: keeps the mount prefix
 			w.WriteHeader(http.StatusSeeOther)
 			return
 		}
-		v.render(w, http.StatusOK, "snapshot.html", newSnapshotPage(info, r))
+		v.render(w, http.StatusOK, "snapshot.html", newSnapshotPage(info, traceHex, r))
 		return
 	}
 	sid, err := trace.SpanIDFromHex(spanHex)
@@ -214,11 +222,14 @@ func (v *viewer) spanPage(ctx context.Context, f io.Reader, info exporter.Info, 
 	return page, nil
 }
 
-var errBadSpan = errors.New("span must be 16 hex digits")
+var (
+	errBadSpan  = errors.New("span must be 16 hex digits")
+	errBadTrace = errors.New("trace must be 32 hex digits")
+)
 
 // onlySpanOf returns the span ID of the one anomalous span of the trace
-// traceHex that the snapshot covers; false when there is none or more than
-// one.
+// traceHex (lowercase) that the snapshot covers; false when there is none
+// or more than one.
 func onlySpanOf(info exporter.Info, traceHex string) (string, bool) {
 	if traceHex == "" {
 		return "", false
@@ -244,7 +255,7 @@ func (v *viewer) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, exporter.ErrNotFound):
 		status, msg = http.StatusNotFound, "No such snapshot: the ID is unknown, or retention has removed it."
-	case errors.Is(err, exporter.ErrInvalidID), errors.Is(err, errBadSpan):
+	case errors.Is(err, exporter.ErrInvalidID), errors.Is(err, errBadSpan), errors.Is(err, errBadTrace):
 		status, msg = http.StatusBadRequest, err.Error()
 	default:
 		otel.Handle(err)

@@ -94,9 +94,17 @@ type snapshotPage struct {
 	Window      time.Duration
 	DownloadURL string // absolute, for the command line
 	FileName    string
+	// Trace, when not empty, narrows Spans to that trace's; Others counts
+	// the spans of other traces left out.
+	Trace  string
+	Spans  []exporter.SpanRef
+	Others int
 }
 
-func newSnapshotPage(info exporter.Info, r *http.Request) snapshotPage {
+// newSnapshotPage describes the snapshot, with its anomalous spans, or
+// only those of the trace traceHex (lowercase hex) when not empty: a
+// link from one trace must not list another's spans as if they were its.
+func newSnapshotPage(info exporter.Info, traceHex string, r *http.Request) snapshotPage {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
@@ -106,12 +114,24 @@ func newSnapshotPage(info exporter.Info, r *http.Request) snapshotPage {
 	if !strings.HasSuffix(dir, "/") {
 		dir += "/"
 	}
-	return snapshotPage{
+	p := snapshotPage{
 		Info:        info,
 		Window:      info.WindowEnd.Sub(info.WindowStart),
 		DownloadURL: scheme + "://" + r.Host + dir + info.ID + ".trace",
 		FileName:    "otelfr-" + info.ID + ".trace",
+		Trace:       traceHex,
+		Spans:       info.Spans,
 	}
+	if traceHex != "" {
+		p.Spans = nil
+		for _, s := range info.Spans {
+			if strings.EqualFold(s.TraceID, traceHex) {
+				p.Spans = append(p.Spans, s)
+			}
+		}
+		p.Others = len(info.Spans) - len(p.Spans)
+	}
+	return p
 }
 
 type spanPage struct {
@@ -138,6 +158,11 @@ func newSpanPage(info exporter.Info, sid trace.SpanID, data []byte) spanPage {
 	if err != nil {
 		p.Err = err.Error()
 		return p
+	}
+	if p.Ref != nil && p.Ref.Verdict != "" {
+		// Made when the span ended, from the span itself: it leads with
+		// the error of a failed span, which the trace does not hold.
+		d.Verdict = p.Ref.Verdict
 	}
 	p.Diag = d
 	p.Timeline = renderTimeline(d)

@@ -2,11 +2,16 @@ package viewer_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
 
 	"github.com/otelfr/otel-flightrecorder/exporter"
@@ -47,13 +53,20 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// fixture is a store holding one real snapshot of a span slowed by a
-// contended mutex, recorded through the whole otelfr pipeline.
+// fixture is a store holding one real snapshot of spans slowed by a
+// contended mutex, recorded through the whole otelfr pipeline: the span
+// "GET /checkout", alone in its trace, and two anomalous spans of another
+// trace, a server span and its client child, as a failing call makes.
 type fixture struct {
 	store   *exporter.DirStore
 	id      string
 	spanID  string
 	traceID string
+
+	// multiTraceID is the trace with two anomalous spans; multi maps each
+	// one's span ID to its attributes as the processor forwarded it.
+	multiTraceID string
+	multi        map[string]map[string]string
 }
 
 // shared is recorded once, in TestMain: one flight recorder per process.
@@ -78,14 +91,25 @@ func record(dir string) (fixture, error) {
 	if err != nil {
 		return fixture{}, err
 	}
-	var out fixture
-	out.store = store
+	out := fixture{store: store, multi: map[string]map[string]string{}}
 	proc := spanprocessor.New(sdktrace.NewSimpleSpanProcessor(tracetest.NewNoopExporter()), rec,
 		exporter.New(store, nil),
 		spanprocessor.WithLatencyThreshold(50*time.Millisecond),
 		spanprocessor.WithOnAnomaly(func(o spanprocessor.Outcome) {
+			if o.SnapshotID == "" {
+				return // skipped: the tests require every span linked
+			}
 			sc := o.Span.SpanContext()
-			out.id, out.spanID, out.traceID = o.SnapshotID, sc.SpanID().String(), sc.TraceID().String()
+			out.id = o.SnapshotID
+			if o.Span.Name() == "GET /checkout" {
+				out.spanID, out.traceID = sc.SpanID().String(), sc.TraceID().String()
+				return
+			}
+			attrs := map[string]string{}
+			for _, kv := range o.Span.Attributes() {
+				attrs[string(kv.Key)] = kv.Value.String()
+			}
+			out.multiTraceID, out.multi[sc.SpanID().String()] = sc.TraceID().String(), attrs
 		}))
 	tp := otelfr.WrapTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(proc)))
 	defer tp.Unwrap().(*sdktrace.TracerProvider).Shutdown(context.Background())
@@ -106,12 +130,28 @@ func record(dir string) (fixture, error) {
 		mu.Unlock()
 	}()
 	<-held
-	_, s := tp.Tracer("viewer").Start(context.Background(), "GET /checkout")
+	tracer := tp.Tracer("viewer")
+	// Another trace waits on the same lock: its server span and the client
+	// span it made both end slow, within the coalesce window of the
+	// checkout's, so all three share the snapshot.
+	other := make(chan struct{})
+	go func() {
+		defer close(other)
+		ctx, server := tracer.Start(context.Background(), "POST /orders", trace.WithSpanKind(trace.SpanKindServer))
+		_, client := tracer.Start(ctx, "GET /inventory", trace.WithSpanKind(trace.SpanKindClient))
+		mu.Lock()
+		//lint:ignore SA2001 waiting for the lock is the point
+		mu.Unlock()
+		client.End()
+		server.End()
+	}()
+	_, s := tracer.Start(context.Background(), "GET /checkout")
 	mu.Lock()
 	//lint:ignore SA2001 waiting for the lock is the point
 	mu.Unlock()
 	s.End()
 	<-done
+	<-other
 	if err := proc.ForceFlush(context.Background()); err != nil {
 		return fixture{}, err
 	}
@@ -210,6 +250,85 @@ func TestTraceLink(t *testing.T) {
 	assert.True(t, strings.HasPrefix(body, "go 1."), "other clients get the trace")
 }
 
+// TestSeveralAnomalousSpansOfATraceLandOnTheWrongPage pins "traces with
+// several anomalous spans land on the wrong page": the Jaeger UI's link,
+// filled in from each span's attributes as deploy/jaeger/ui.json says,
+// opened the snapshot's page, which listed the spans of every trace in the
+// snapshot without their trace IDs. Each span's link must open its own
+// page, and a link that names only the trace must list that trace's spans
+// alone, with its ID.
+func TestSeveralAnomalousSpansOfATraceLandOnTheWrongPage(t *testing.T) {
+	srv, f := newServer(t)
+	require.Len(t, f.multi, 2, "two anomalous spans of one trace share the snapshot")
+	base := srv.URL + "/snapshots/"
+	pattern := jaegerLinkPattern(t)
+
+	for sid, attrs := range f.multi {
+		assert.Equal(t, sid, attrs[string(otelfr.SnapshotSpanIDKey)], "the span carries its own ID for the link")
+		link := pattern.fill(t, attrs, f.multiTraceID)
+		u, err := url.Parse(link)
+		require.NoError(t, err)
+		resp, body := fetch(t, base+strings.TrimPrefix(u.Path, "/snapshots/")+"?"+u.RawQuery, true)
+		require.Equal(t, http.StatusOK, resp.StatusCode, link)
+		assert.Equal(t, sid, resp.Request.URL.Query().Get("span"), "%s lands on the page of span %s", link, sid)
+		assert.Contains(t, body, `id="verdict"`, "with its verdict")
+		assert.Contains(t, body, "<code>"+f.multiTraceID+"</code>", "of its trace")
+	}
+
+	// A link that names the trace only, as the pattern did before.
+	resp, body := fetch(t, base+f.id+"?trace="+f.multiTraceID, true)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Empty(t, resp.Request.URL.Query().Get("span"), "two spans: no one span page to send the browser to")
+	for sid := range f.multi {
+		assert.Contains(t, body, `?span=`+sid+`"`, "lists the trace's span %s", sid)
+	}
+	assert.Equal(t, 2, strings.Count(body, "<code class=\"muted\">"+f.multiTraceID+"</code>"), "each with its trace ID")
+	assert.NotContains(t, body, f.spanID, "and no span of another trace")
+	assert.NotContains(t, body, f.traceID)
+	assert.Contains(t, body, "1 anomalous span of other traces in this snapshot is not listed")
+
+	// Without a trace, the snapshot's page lists all three, with their traces.
+	_, body = fetch(t, base+f.id, true)
+	for _, sid := range append(slices.Collect(maps.Keys(f.multi)), f.spanID) {
+		assert.Contains(t, body, `?span=`+sid+`"`)
+	}
+	assert.Contains(t, body, "<code class=\"muted\">"+f.traceID+"</code>")
+}
+
+// uiLinkPattern is the link pattern of deploy/jaeger/ui.json.
+type uiLinkPattern struct{ URL, Key string }
+
+func jaegerLinkPattern(t *testing.T) uiLinkPattern {
+	t.Helper()
+	data, err := os.ReadFile("../../deploy/jaeger/ui.json")
+	require.NoError(t, err)
+	var cfg struct {
+		LinkPatterns []uiLinkPattern `json:"linkPatterns"`
+	}
+	require.NoError(t, json.Unmarshal(data, &cfg))
+	require.Len(t, cfg.LinkPatterns, 1)
+	require.Equal(t, string(otelfr.SnapshotIDKey), cfg.LinkPatterns[0].Key)
+	return cfg.LinkPatterns[0]
+}
+
+// fill fills in the template as the Jaeger UI does, for values that URL
+// encoding leaves alone (IDs in hex and base32): #{trace.traceID} is the
+// trace's ID, any other #{key} the span's attribute. A missing attribute
+// fails the test: the UI would show no link.
+func (p uiLinkPattern) fill(t *testing.T, attrs map[string]string, traceID string) string {
+	t.Helper()
+	return regexp.MustCompile(`#\{([^}]+)\}`).ReplaceAllStringFunc(p.URL, func(m string) string {
+		name := m[2 : len(m)-1]
+		v, ok := attrs[name]
+		if name == "trace.traceID" {
+			v, ok = traceID, true
+		}
+		require.True(t, ok, "the span has %s for the link", name)
+		require.Equal(t, url.QueryEscape(v), v, "%s needs no encoding", name)
+		return v
+	})
+}
+
 func TestRawRoutesStillServeData(t *testing.T) {
 	srv, f := newServer(t)
 	base := srv.URL + "/snapshots/"
@@ -268,6 +387,7 @@ func TestPageErrors(t *testing.T) {
 	}{
 		{"UNKNOWN", http.StatusNotFound},
 		{f.id + "?span=nothex", http.StatusBadRequest},
+		{f.id + "?trace=nothex", http.StatusBadRequest},
 		{"..%2f..%2fetc%2fpasswd", http.StatusBadRequest},
 		{"a%00b", http.StatusBadRequest},
 	}
@@ -371,4 +491,33 @@ func TestIndexIsCapped(t *testing.T) {
 	assert.Contains(t, body, "OLD0198")
 	assert.NotContains(t, body, "OLD0199", "200 at most")
 	assert.Contains(t, body, "51 older snapshots are not listed here")
+}
+
+// storedVerdict is a store whose spans carry a verdict, as a diagnoser
+// leaves them.
+type storedVerdict struct {
+	exporter.Store
+	verdict string
+}
+
+func (s storedVerdict) Open(ctx context.Context, id string) (io.ReadSeekCloser, exporter.Info, error) {
+	r, info, err := s.Store.Open(ctx, id)
+	for i := range info.Spans {
+		info.Spans[i].Verdict = s.verdict
+	}
+	return r, info, err
+}
+
+// The span page re-ran the analysis from the trace alone, which does not
+// hold a span's status: a failed span's page lost the error its stored
+// verdict leads with.
+func TestSpanPageDropsTheErrorOfAFailedSpan(t *testing.T) {
+	f := newFixture(t)
+	const verdict = "error: Unavailable from inventory.Inventory/Reserve: connection refused; then 97% blocked on sync.Mutex"
+	srv := httptest.NewServer(http.StripPrefix("/snapshots", viewer.NewHandler(storedVerdict{f.store, verdict})))
+	defer srv.Close()
+	resp, body := fetch(t, srv.URL+"/snapshots/"+f.id+"?span="+f.spanID, true)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, body, "error: Unavailable from inventory.Inventory/Reserve: connection refused")
+	assert.Contains(t, body, "blocked.mutex", "with the timeline of the analysis")
 }
