@@ -190,7 +190,18 @@ func TestJaeger(t *testing.T) {
 			// warns of clock skew.
 			assert.False(t, a.Start.Before(s.Start), "the attachment of %s starts %v before it", s, s.Start.Sub(a.Start))
 			assert.False(t, a.End.After(s.End), "the attachment of %s ends %v after it", s, a.End.Sub(s.End))
-			assert.Empty(t, a.List[jaegerWarnings], "Jaeger's warnings on the attachment of %s", s)
+			for _, w := range a.List[jaegerWarnings] {
+				// Jaeger's API can return a trace in chunks as its spans
+				// arrived, and adjusts each on its own: an attachment
+				// exported before its parent's batch then sits in a chunk
+				// without its parent ("parent span ID=… is not in the
+				// trace"). That says nothing of the attachment's times; a
+				// clock-skew delta does.
+				assert.NotContains(t, w, "delta", "Jaeger's warning on the attachment of %s", s)
+				if !strings.Contains(w, "delta") {
+					t.Logf("Jaeger's warning on the attachment of %s: %s", s, w)
+				}
+			}
 		}
 		for _, a := range attachments {
 			_, ok := byID[a.ParentSpanID]
