@@ -2,11 +2,14 @@ package spanprocessor_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/otelfr/otel-flightrecorder/exporter"
@@ -73,5 +76,25 @@ func BenchmarkOnEndStorm(b *testing.B) {
 		b.ReportMetric(float64(all[len(all)/2].Nanoseconds()), "p50-ns")
 		b.ReportMetric(float64(all[len(all)*99/100].Nanoseconds()), "p99-ns")
 		b.ReportMetric(float64(all[len(all)-1].Nanoseconds()), "max-ns")
+	}
+}
+
+// BenchmarkSpanRecorderOn is a whole span through the SDK with the
+// Processor alone (no wrapper) while the flight recorder runs: a name of
+// ordinary length, and one over the 1 KiB bound that OnStart renames and
+// OnEnd restores.
+func BenchmarkSpanRecorderOn(b *testing.B) {
+	proc, stop := benchProcessor(b)
+	defer stop()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(proc))
+	tracer := tp.Tracer("bench")
+	for _, name := range []string{"GET /users/{id}", strings.Repeat("x", 2048)} {
+		b.Run(fmt.Sprintf("name=%dB", len(name)), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_, s := tracer.Start(context.Background(), name)
+				s.End()
+			}
+		})
 	}
 }
