@@ -77,14 +77,7 @@ func TestCollector(t *testing.T) {
 		"--set=processors.tail_sampling.decision_wait="+decisionWait.String(),
 	)
 	query := "http://" + queryAddr
-	require.Eventually(t, func() bool {
-		resp, err := client.Get(query + "/api/v3/services")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 60*time.Second, 200*time.Millisecond, "the storing Jaeger's query API answers")
+	waitForQuery(t, query)
 	collector.waitFor(t, "Everything is ready", 60*time.Second)
 
 	startTime := time.Now()

@@ -90,14 +90,7 @@ func TestJaeger(t *testing.T) {
 		"--set=receivers.otlp.protocols.http.endpoint="+jaegerAddrs[3],
 	)
 	query := "http://" + queryAddr
-	require.Eventually(t, func() bool {
-		resp, err := client.Get(query + "/api/v3/services")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 60*time.Second, 200*time.Millisecond, "Jaeger's query API answers")
+	waitForQuery(t, query)
 	pattern := checkUIConfig(t, query, uiConfig)
 
 	// The demo, under load, exporting to Jaeger.
@@ -339,6 +332,19 @@ func TestJaeger(t *testing.T) {
 
 // checkUIConfig checks that Jaeger serves the UI config with its link
 // pattern, and returns the pattern.
+// waitForQuery waits for the query API of the Jaeger at query to answer.
+func waitForQuery(t *testing.T, query string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		resp, err := client.Get(query + "/api/v3/services")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 60*time.Second, 200*time.Millisecond, "Jaeger's query API at %s answers", query)
+}
+
 func checkUIConfig(t *testing.T, query, path string) linkPattern {
 	t.Helper()
 	data, err := os.ReadFile(path)
