@@ -1,0 +1,485 @@
+package bucketstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+
+	"github.com/otelfr/otel-flightrecorder/exporter"
+	"github.com/otelfr/otel-flightrecorder/otelfr"
+)
+
+var (
+	// ErrExists is returned by Save for an ID whose trace the bucket
+	// already holds: a trace object is written once and never replaced.
+	ErrExists = errors.New("otelfr/bucketstore: snapshot exists")
+
+	// ErrBadPageToken is returned by ListPage for a token it did not
+	// return.
+	ErrBadPageToken = errors.New("otelfr/bucketstore: invalid page token")
+)
+
+const (
+	// DefaultPageSize is ListPage's page size when it is given n <= 0.
+	DefaultPageSize = 50
+
+	// listPageSize is List's page size. Services return at most 1000 keys
+	// a request whatever is asked; fileblob walks the directory tree from
+	// the start for every page, so fewer pages list faster.
+	listPageSize = 10_000
+
+	// readers bounds the metadata objects read at once by a listing.
+	readers = 16
+)
+
+// Store is an [exporter.Store] over a bucket of object storage. See the
+// package documentation for its key layout and guarantees. It is safe for
+// concurrent use.
+type Store struct {
+	b   *blob.Bucket
+	res Resource
+
+	locks idLocks // serializes AddSpans per snapshot
+
+	cacheMu sync.Mutex
+	cache   map[string]cached // by metadata key
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ exporter.Store = (*Store)(nil)
+
+// cached is a metadata object as read, valid while a listing reports the
+// same size, modification time and MD5.
+type cached struct {
+	size int64
+	mod  time.Time
+	md5  []byte
+	meta Meta
+}
+
+// Open returns a Store over the bucket that urlstr names, opened with
+// [blob.OpenBucket]: the scheme (s3, gs, azblob, file, mem) picks the
+// driver, which the program must have linked with a blank import (see the
+// package documentation); the query may set a key prefix with
+// prefix=DIR/ besides the driver's parameters. Open does not write to the
+// bucket and need not reach it: an unreachable bucket is reported by the
+// first operation. The Store owns the bucket: [Store.Close] closes it.
+func Open(ctx context.Context, urlstr string, opts ...Option) (*Store, error) {
+	b, err := blob.OpenBucket(ctx, urlstr)
+	if err != nil {
+		return nil, fmt.Errorf("otelfr/bucketstore: opening bucket: %w", err)
+	}
+	return New(b, opts...), nil
+}
+
+// New returns a Store over b, for a bucket opened otherwise than by URL:
+// with a client configured in code, or wrapped by [blob.PrefixedBucket].
+// The Store owns b: [Store.Close] closes it.
+func New(b *blob.Bucket, opts ...Option) *Store {
+	c := newConfig(opts)
+	return &Store{b: b, res: resourceOf(c.res), cache: map[string]cached{}}
+}
+
+// Close closes the bucket. Operations after Close fail. Close is
+// idempotent: later calls return the first call's result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		if err := s.b.Close(); err != nil {
+			s.closeErr = fmt.Errorf("otelfr/bucketstore: closing bucket: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// Save implements [exporter.Store]. It writes the trace object, with
+// IfNotExist so that it is never replaced, then the metadata object; the
+// snapshot is listed and served from the moment the metadata is written.
+// It returns [ErrExists] for an ID the bucket holds. When writing the
+// metadata fails, it removes the trace; if that fails too, the trace is
+// left behind, never listed or served, for the bucket's lifecycle rules.
+func (s *Store) Save(ctx context.Context, snap *otelfr.Snapshot) (exporter.Info, error) {
+	if !exporter.ValidID(snap.ID) {
+		return exporter.Info{}, exporter.ErrInvalidID
+	}
+	if err := ctx.Err(); err != nil {
+		return exporter.Info{}, err
+	}
+	m := Meta{Info: exporter.Info{
+		ID:            snap.ID,
+		Reason:        snap.Reason,
+		Size:          snap.Size(),
+		SHA256:        hash(snap.Data),
+		WindowStart:   snap.Start,
+		WindowEnd:     snap.End,
+		TakenAt:       snap.TakenAt,
+		WriteDuration: snap.WriteDuration,
+		MinAge:        snap.MinAge,
+		MaxBytes:      snap.MaxBytes,
+	}, Resource: s.res}
+	meta, err := json.Marshal(m)
+	if err != nil {
+		return exporter.Info{}, fmt.Errorf("otelfr/bucketstore: saving %s: %w", snap.ID, err)
+	}
+	mk := metaKey(snap.ID, snap.TakenAt)
+	tk := traceKey(snap.ID)
+	err = s.b.WriteAll(ctx, tk, snap.Data, &blob.WriterOptions{
+		ContentType: "application/octet-stream",
+		Metadata:    map[string]string{metaKeyAttr: mk},
+		IfNotExist:  true,
+	})
+	if gcerrors.Code(err) == gcerrors.FailedPrecondition {
+		return exporter.Info{}, fmt.Errorf("otelfr/bucketstore: saving %s: %w", snap.ID, ErrExists)
+	}
+	if err != nil {
+		return exporter.Info{}, fmt.Errorf("otelfr/bucketstore: saving %s: %w", snap.ID, err)
+	}
+	if err := s.b.WriteAll(ctx, mk, meta, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
+		err = fmt.Errorf("otelfr/bucketstore: saving %s: %w", snap.ID, err)
+		if derr := s.b.Delete(context.WithoutCancel(ctx), tk); derr != nil {
+			err = errors.Join(err, fmt.Errorf("otelfr/bucketstore: removing the trace of %s: %w", snap.ID, derr))
+		}
+		return exporter.Info{}, err
+	}
+	return m.Info, nil
+}
+
+// hash returns the hex SHA-256 of data. It hashes in pieces: one call over
+// a whole snapshot cannot be preempted, and would hold up every
+// stop-the-world pause while it runs.
+func hash(data []byte) string {
+	h := sha256.New()
+	for len(data) > 0 {
+		n := min(len(data), 256<<10)
+		h.Write(data[:n])
+		data = data[n:]
+		runtime.Gosched()
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// List implements [exporter.Store]. It lists every key under the metadata
+// prefix, and reads the metadata objects it has not read before or that
+// changed since, 16 at a time; a listing does not read the traces. Listing is
+// eventually consistent on some services: a snapshot just saved may be
+// missing for a moment.
+func (s *Store) List(ctx context.Context) ([]exporter.Info, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var objs []*blob.ListObject
+	for tok := blob.FirstPageToken; ; {
+		page, next, err := s.b.ListPage(ctx, tok, listPageSize, &blob.ListOptions{Prefix: metaPrefix})
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("otelfr/bucketstore: listing snapshots: %w", err)
+		}
+		objs = append(objs, page...)
+		if len(next) == 0 {
+			break
+		}
+		tok = next
+	}
+	metas, err := s.readMetas(ctx, objs, true)
+	if err != nil {
+		return nil, err
+	}
+	infos := make([]exporter.Info, len(metas))
+	for i, m := range metas {
+		infos[i] = m.Info
+	}
+	return infos, nil
+}
+
+// ListPage returns at most n snapshots' metadata, newest first, starting
+// at token: "" for the newest. It returns the token of the next page, ""
+// after the last. It costs one listing request and at most n reads,
+// however many snapshots the bucket holds; n <= 0 means
+// [DefaultPageSize]. It returns [ErrBadPageToken] for a token it did not
+// return. A snapshot saved after the first page was read may be missing
+// from the pages after it.
+func (s *Store) ListPage(ctx context.Context, token string, n int) ([]Meta, string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, "", err
+	}
+	if n <= 0 {
+		n = DefaultPageSize
+	}
+	tok := blob.FirstPageToken
+	if token != "" {
+		var err error
+		if tok, err = base64.RawURLEncoding.DecodeString(token); err != nil || len(tok) == 0 {
+			return nil, "", ErrBadPageToken
+		}
+	}
+	objs, next, err := s.b.ListPage(ctx, tok, n, &blob.ListOptions{Prefix: metaPrefix})
+	if err == io.EOF {
+		return nil, "", nil
+	}
+	if gcerrors.Code(err) == gcerrors.InvalidArgument && token != "" {
+		return nil, "", fmt.Errorf("%w: %w", ErrBadPageToken, err)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("otelfr/bucketstore: listing snapshots: %w", err)
+	}
+	metas, err := s.readMetas(ctx, objs, false)
+	if err != nil {
+		return nil, "", err
+	}
+	return metas, base64.RawURLEncoding.EncodeToString(next), nil
+}
+
+// readMetas returns the metadata of the snapshots whose metadata objects
+// are objs, in the order of objs, leaving out keys not laid out by
+// metaKey and objects removed meanwhile; a key with unreadable metadata is
+// left out too, and reported to otel.Handle. It reads them from the cache
+// when unchanged. With replace, objs is a whole listing and the cache is
+// replaced by what it holds, so that it holds no snapshot removed since;
+// without, the cache is left as it is.
+func (s *Store) readMetas(ctx context.Context, objs []*blob.ListObject, replace bool) ([]Meta, error) {
+	type slot struct {
+		key, id string
+		ok      bool
+		c       cached
+	}
+	slots := make([]slot, 0, len(objs))
+	var todo []int
+	s.cacheMu.Lock()
+	for _, o := range objs {
+		id, ok := idOfMetaKey(o.Key)
+		if !ok {
+			continue
+		}
+		sl := slot{key: o.Key, id: id, c: cached{size: o.Size, mod: o.ModTime, md5: o.MD5}}
+		if c, ok := s.cache[o.Key]; ok && c.size == o.Size && c.mod.Equal(o.ModTime) && bytes.Equal(c.md5, o.MD5) {
+			sl.c.meta, sl.ok = c.meta, true
+		} else {
+			todo = append(todo, len(slots))
+		}
+		slots = append(slots, sl)
+	}
+	s.cacheMu.Unlock()
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(readers, len(todo)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(todo) || ctx.Err() != nil {
+					return
+				}
+				sl := &slots[todo[i]]
+				m, err := s.readMeta(ctx, sl.key, sl.id)
+				switch {
+				case err == nil:
+					sl.c.meta, sl.ok = m, true
+				case errors.Is(err, exporter.ErrNotFound):
+					// removed since the listing
+				case ctx.Err() != nil, !errors.Is(err, errBadMeta):
+					cancel(err)
+					return
+				default:
+					otel.Handle(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return nil, fmt.Errorf("otelfr/bucketstore: listing snapshots: %w", err)
+	}
+
+	metas := make([]Meta, 0, len(slots))
+	fresh := make(map[string]cached, len(slots))
+	for _, sl := range slots {
+		if sl.ok {
+			metas = append(metas, clone(sl.c.meta))
+			fresh[sl.key] = sl.c
+		}
+	}
+	if replace {
+		s.cacheMu.Lock()
+		s.cache = fresh
+		s.cacheMu.Unlock()
+	}
+	return metas, nil
+}
+
+// clone returns m with its own Spans, so that callers cannot modify the
+// cache.
+func clone(m Meta) Meta {
+	m.Spans = slices.Clone(m.Spans)
+	return m
+}
+
+// errBadMeta marks a metadata object that is not one the store wrote.
+var errBadMeta = errors.New("otelfr/bucketstore: bad snapshot metadata")
+
+// readMeta reads the metadata object key of snapshot id. It returns
+// [exporter.ErrNotFound] if there is none.
+// A failed read is tried again twice, for fileblob: it rewrites an
+// object's attributes file in place, so a read racing AddSpans can fail.
+func (s *Store) readMeta(ctx context.Context, key, id string) (Meta, error) {
+	var b []byte
+	var err error
+	for try := 1; ; try++ {
+		b, err = s.b.ReadAll(ctx, key)
+		if err == nil || gcerrors.Code(err) == gcerrors.NotFound || try == 3 || ctx.Err() != nil {
+			break
+		}
+		t := time.NewTimer(time.Duration(try) * 5 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return Meta{}, fmt.Errorf("otelfr/bucketstore: snapshot %s: %w", id, exporter.ErrNotFound)
+	}
+	if err != nil {
+		return Meta{}, fmt.Errorf("otelfr/bucketstore: reading the metadata of %s: %w", id, err)
+	}
+	var m Meta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return Meta{}, fmt.Errorf("%w: %s: %w", errBadMeta, key, err)
+	}
+	if m.ID != id {
+		return Meta{}, fmt.Errorf("%w: %s names %q", errBadMeta, key, m.ID)
+	}
+	return m, nil
+}
+
+// Meta returns the metadata of snapshot id, with the resource of the
+// process that took it. It costs two requests and no listing: the trace
+// object's attributes name its metadata object. It returns
+// [exporter.ErrNotFound] for an unknown ID or a snapshot whose Save has not
+// completed.
+func (s *Store) Meta(ctx context.Context, id string) (Meta, error) {
+	_, m, err := s.lookup(ctx, id)
+	return m, err
+}
+
+// lookup returns the key and contents of snapshot id's metadata object.
+func (s *Store) lookup(ctx context.Context, id string) (string, Meta, error) {
+	if !exporter.ValidID(id) {
+		return "", Meta{}, exporter.ErrInvalidID
+	}
+	if err := ctx.Err(); err != nil {
+		return "", Meta{}, err
+	}
+	a, err := s.b.Attributes(ctx, traceKey(id))
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return "", Meta{}, fmt.Errorf("otelfr/bucketstore: snapshot %s: %w", id, exporter.ErrNotFound)
+	}
+	if err != nil {
+		return "", Meta{}, fmt.Errorf("otelfr/bucketstore: snapshot %s: %w", id, err)
+	}
+	key := a.Metadata[metaKeyAttr]
+	if got, ok := idOfMetaKey(key); !ok || got != id {
+		return "", Meta{}, fmt.Errorf("%w: the trace of %s names metadata %q", errBadMeta, id, key)
+	}
+	m, err := s.readMeta(ctx, key, id)
+	return key, m, err
+}
+
+// Open implements [exporter.Store]. The reader is the bucket's: it reads
+// under ctx, so cancelling ctx fails its later reads, and a Seek costs a
+// new range request at the next Read. Info.Path is empty.
+func (s *Store) Open(ctx context.Context, id string) (io.ReadSeekCloser, exporter.Info, error) {
+	_, m, err := s.lookup(ctx, id)
+	if err != nil {
+		return nil, exporter.Info{}, err
+	}
+	r, err := s.b.NewReader(ctx, traceKey(id), nil)
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return nil, exporter.Info{}, fmt.Errorf("otelfr/bucketstore: snapshot %s: %w", id, exporter.ErrNotFound)
+	}
+	if err != nil {
+		return nil, exporter.Info{}, fmt.Errorf("otelfr/bucketstore: opening %s: %w", id, err)
+	}
+	return r, m.Info, nil
+}
+
+// AddSpans implements [exporter.Store]. It rewrites the snapshot's metadata
+// object, never its trace. Calls in one process are serialized per
+// snapshot; calls for one snapshot from two processes at once may lose
+// one's spans, the last write winning, as object storage has no append.
+// Spans reach a snapshot from the process that took it, so this does not
+// arise with the exporter.
+func (s *Store) AddSpans(ctx context.Context, id string, spans []exporter.SpanRef) error {
+	if !exporter.ValidID(id) {
+		return exporter.ErrInvalidID
+	}
+	unlock := s.locks.lock(id)
+	defer unlock()
+	key, m, err := s.lookup(ctx, id)
+	if err != nil || len(spans) == 0 {
+		return err
+	}
+	m.Spans = append(m.Spans, spans...)
+	meta, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("otelfr/bucketstore: adding spans to %s: %w", id, err)
+	}
+	if err := s.b.WriteAll(ctx, key, meta, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
+		return fmt.Errorf("otelfr/bucketstore: adding spans to %s: %w", id, err)
+	}
+	return nil
+}
+
+// idLocks is a mutex per key, held while in use.
+type idLocks struct {
+	mu sync.Mutex
+	m  map[string]*idLock
+}
+
+type idLock struct {
+	sync.Mutex
+	users int
+}
+
+// lock locks id's mutex and returns its unlock.
+func (l *idLocks) lock(id string) func() {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[string]*idLock{}
+	}
+	k := l.m[id]
+	if k == nil {
+		k = &idLock{}
+		l.m[id] = k
+	}
+	k.users++
+	l.mu.Unlock()
+	k.Lock()
+	return func() {
+		k.Unlock()
+		l.mu.Lock()
+		if k.users--; k.users == 0 {
+			delete(l.m, id)
+		}
+		l.mu.Unlock()
+	}
+}
