@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine, and nothing that is
 # already there: Debian's chromium (the viewer's real-browser tests) and the
-# Go modules of the three modules in this repository (the main one,
-# tools/jaeger for the end-to-end test, bench for the benchmarks).
+# Go modules of the four modules in this repository (the main one,
+# tools/jaeger and tools/seaweedfs for the servers the tests run, bench for
+# the benchmarks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,4 +20,5 @@ fi
 
 go mod download
 (cd tools/jaeger && go mod download)
+(cd tools/seaweedfs && go mod download)
 (cd bench && go mod download)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: vet, the unit and integration tests with the race detector,
 # the fuzzers briefly, the benchmarks briefly, and the end-to-end test
-# against a real Jaeger (built once from the Go module proxy and cached).
+# against a real Jaeger (Jaeger and SeaweedFS are built once from the Go
+# module proxy and cached).
 # scripts/setup.sh first installs what is missing (chromium, Go modules).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,10 @@ scripts/setup.sh
 go vet ./...
 go vet -tags e2e ./e2e/
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+# A real S3 server for the object-storage tests: SeaweedFS, built once from
+# the Go module proxy and cached like Jaeger (scripts/seaweedfs.sh).
+OTELFR_WEED_BIN=$(scripts/seaweedfs.sh)
+export OTELFR_WEED_BIN
 go test -race -count=1 ./...
 
 # Fuzzers run briefly, to prove they still run; seed corpora are committed.

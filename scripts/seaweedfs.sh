@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Prints the path of a SeaweedFS `weed` binary, the S3-compatible server the
+# object-storage tests start as a process (internal/testutil.StartS3).
+# Builds it from the Go module proxy once (tools/seaweedfs pins it in a
+# module of its own) and caches it outside the repository.
+#
+#	export OTELFR_WEED_BIN=$(scripts/seaweedfs.sh)
+#	OTELFR_WEED_BIN=/path/to/weed scripts/seaweedfs.sh   # bring your own: printed as is
+#
+# The first run builds weed: about 7 minutes on 2 cores, ~230 MB, kept in
+# ${XDG_CACHE_HOME:-$HOME/.cache}/otelfr/. Later runs only print the path.
+# Progress goes to stderr; stdout carries the path alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -n "${OTELFR_WEED_BIN:-}" ]; then
+	echo "$OTELFR_WEED_BIN"
+	exit 0
+fi
+
+export GOFLAGS="${GOFLAGS:--buildvcs=false}"
+
+version=$(cd tools/seaweedfs && go list -m -f '{{.Version}}' github.com/seaweedfs/seaweedfs)
+# The cache key covers the whole module graph, not only SeaweedFS's version.
+sum=$(sha256sum tools/seaweedfs/go.mod tools/seaweedfs/go.sum | sha256sum | cut -c1-12)
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/otelfr"
+bin="$cache/weed-$version-$sum"
+if [ ! -x "$bin" ]; then
+	mkdir -p "$cache"
+	echo "seaweedfs: building weed $version into $bin (about 7 minutes the first time)" >&2
+	start=$(date +%s)
+	tmp="$bin.tmp.$$"
+	trap 'rm -f "$tmp"' EXIT
+	(cd tools/seaweedfs && go build -trimpath -o "$tmp" github.com/seaweedfs/seaweedfs/weed) >&2
+	mv "$tmp" "$bin"
+	echo "seaweedfs: built weed in $(( $(date +%s) - start ))s" >&2
+fi
+echo "$bin"
