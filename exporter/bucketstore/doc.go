@@ -114,7 +114,53 @@
 //	}
 //	defer store.Close()
 //
-// Pass store wherever an [exporter.Store] goes. Save waits for the
-// bucket, so a program whose snapshot path must not wait on the network
-// puts a local spool in front of it.
+// Pass store wherever an [exporter.Store] goes. Without a spool, Save
+// waits for the bucket; with [WithSpool], it does not.
+//
+// # Spool
+//
+// With [WithSpool], Save writes the snapshot to a local directory, the
+// spool, and returns without waiting on the network, however slow or down
+// the bucket is. A background uploader, started by [New] or [Open],
+// uploads the spooled snapshots one at a time, oldest first, and removes
+// each from the spool once its metadata is in the bucket. A failed upload
+// (one that takes over 5 minutes is cancelled, so that a connection that
+// hangs without failing holds up the spool for a while only) is retried
+// after a wait that doubles from 1 s up to 30 s, each wait
+// drawn between half and all of that, so that replicas that lost the
+// bucket together do not retry together; a success resets it. The oldest
+// snapshot is retried until it goes through or is dropped, so that the
+// bucket receives the snapshots in order.
+//
+// The spool holds at most the bytes given to WithSpool: to spool a
+// snapshot, the oldest spooled ones are dropped first, until it fits; one
+// larger than the bound is spooled alone. A snapshot dropped while it is
+// being uploaded has its upload cancelled. [Store.Stats] counts the
+// uploads, the drops and the failed uploads, and the same counts are
+// published as metrics (otelfr.spool.uploaded, otelfr.spool.dropped,
+// otelfr.spool.upload_errors, with the gauges otelfr.spool.snapshots and
+// otelfr.spool.size) through [WithMeterProvider]'s MeterProvider. Upload
+// failures go to otel.Handle, but not one per retry: the first of a run,
+// then at most one a minute while the run lasts, saying how many failed
+// since the last.
+//
+// This Store lists and serves the spooled snapshots beside the bucket's,
+// each once, newest first, with [Meta.Pending] set; AddSpans on a spooled
+// snapshot rewrites its spooled metadata, so that its spans are uploaded
+// with it. Other processes see a snapshot only once its upload has
+// finished: a central viewer over the bucket, such as `otelfr serve`, does
+// not list it and answers 404 Not Found for its URL until then, so that an
+// attachment's link followed at once from Jaeger may miss a snapshot for
+// as long as the bucket is down, and find it once the upload is through.
+//
+// The spool survives the process: each snapshot is two files, written
+// under temporary names and renamed, so that a crash leaves no partial
+// one. A Store over a directory that a previous process left snapshots in
+// uploads them; one whose upload finished before the crash could remove
+// it is recognized by its SHA-256 and not uploaded twice. A spooled ID
+// that the bucket holds with another trace is dropped and reported.
+// [Store.Shutdown] waits for the spool to empty, up to its context's
+// deadline, and [Store.Close] stops the uploader at once; what they leave
+// is uploaded by the next Store over the directory, which belongs to one
+// Store at a time.
 package bucketstore

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -75,4 +76,36 @@ func ExampleOpen_s3() {
 	defer store.Close()
 	fmt.Println("opened")
 	// Output: opened
+}
+
+// With a spool, Save returns once the snapshot is on local disk; the
+// uploader moves it to the bucket, and Shutdown waits for the spool to
+// empty, up to its context's deadline.
+func ExampleWithSpool() {
+	ctx := context.Background()
+	spool, err := os.MkdirTemp("", "otelfr-spool")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(spool)
+	store, err := bucketstore.Open(ctx, "mem://", bucketstore.WithSpool(spool, 64<<20))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	snap := &otelfr.Snapshot{ID: "SNAP1", Reason: "latency", Data: []byte("trace bytes"), TakenAt: time.Now()}
+	if _, err := store.Save(ctx, snap); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := store.Shutdown(ctx); err != nil {
+		fmt.Println("left in the spool:", err)
+	}
+	st := store.Stats()
+	fmt.Printf("uploaded %d, dropped %d, still spooled %d\n", st.Uploaded, st.Dropped, st.Spooled)
+	// Output: uploaded 1, dropped 0, still spooled 0
 }

@@ -14,6 +14,13 @@ import (
 type Meta struct {
 	exporter.Info
 	Resource Resource `json:"resource"`
+
+	// Pending is set on a snapshot still in this Store's spool (see
+	// [WithSpool]): it is not in the bucket yet, and a viewer reading the
+	// bucket, such as a fleet's central viewer, does not list it and
+	// answers 404 Not Found for it until its upload completes. It is never
+	// set in the bucket.
+	Pending bool `json:"pending,omitempty"`
 }
 
 // Resource holds the resource attributes that tell a fleet's processes

@@ -12,11 +12,13 @@ import (
 	"io"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
@@ -32,6 +34,10 @@ var (
 	// ErrBadPageToken is returned by ListPage for a token it did not
 	// return.
 	ErrBadPageToken = errors.New("otelfr/bucketstore: invalid page token")
+
+	// ErrClosed is returned by Save on a spooling Store after Close or
+	// Shutdown began.
+	ErrClosed = errors.New("otelfr/bucketstore: store closed")
 )
 
 const (
@@ -59,6 +65,19 @@ type Store struct {
 	cacheMu sync.Mutex
 	cache   map[string]cached // by metadata key
 
+	// With WithSpool: the spool, or the error opening it; the uploader's
+	// context, cancelled to stop it; drain, closed when Shutdown begins;
+	// wake, to tell it of a new snapshot; done, closed when it returns.
+	spool    *spool
+	spoolErr error
+	runCtx   context.Context
+	stop     context.CancelFunc
+	drain    chan struct{}
+	wake     chan struct{}
+	done     chan struct{}
+	reg      metric.Registration
+	closed   atomic.Bool
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -81,31 +100,113 @@ type cached struct {
 // prefix=DIR/ besides the driver's parameters. Open does not write to the
 // bucket and need not reach it: an unreachable bucket is reported by the
 // first operation. The Store owns the bucket: [Store.Close] closes it.
+// With [WithSpool], Open fails if the spool directory cannot be created
+// or read.
 func Open(ctx context.Context, urlstr string, opts ...Option) (*Store, error) {
 	b, err := blob.OpenBucket(ctx, urlstr)
 	if err != nil {
 		return nil, fmt.Errorf("otelfr/bucketstore: opening bucket: %w", err)
 	}
-	return New(b, opts...), nil
+	s := newStore(b, newConfig(opts))
+	if s.spoolErr != nil {
+		err := s.spoolErr
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // New returns a Store over b, for a bucket opened otherwise than by URL:
 // with a client configured in code, or wrapped by [blob.PrefixedBucket].
-// The Store owns b: [Store.Close] closes it.
+// The Store owns b: [Store.Close] closes it. With [WithSpool], New starts
+// the uploader, which Close or Shutdown stops; if the spool cannot be
+// opened, New reports the error to otel.Handle and every Save returns it
+// ([Open] returns it instead).
 func New(b *blob.Bucket, opts ...Option) *Store {
-	c := newConfig(opts)
-	return &Store{b: b, res: resourceOf(c.res), cache: map[string]cached{}}
+	s := newStore(b, newConfig(opts))
+	if s.spoolErr != nil {
+		otel.Handle(s.spoolErr)
+	}
+	return s
 }
 
-// Close closes the bucket. Operations after Close fail. Close is
-// idempotent: later calls return the first call's result.
+func newStore(b *blob.Bucket, c config) *Store {
+	s := &Store{b: b, res: resourceOf(c.res), cache: map[string]cached{}}
+	if c.spoolDir == "" {
+		return s
+	}
+	s.spool, s.spoolErr = openSpool(c.spoolDir, c.spoolBytes)
+	if s.spoolErr != nil {
+		return s
+	}
+	s.runCtx, s.stop = context.WithCancel(context.Background())
+	s.drain = make(chan struct{})
+	s.wake = make(chan struct{}, 1)
+	s.done = make(chan struct{})
+	reg, err := s.registerMetrics(c.mp)
+	if err != nil {
+		otel.Handle(fmt.Errorf("otelfr/bucketstore: registering metrics: %w", err))
+	}
+	s.reg = reg
+	go s.upload()
+	return s
+}
+
+// Close stops the uploader at once, leaving in the spool what it holds
+// for the next Store over the same spool directory, then closes the
+// bucket. Operations after Close fail. Close and Shutdown are idempotent:
+// later calls return the first call's result.
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() {
-		if err := s.b.Close(); err != nil {
-			s.closeErr = fmt.Errorf("otelfr/bucketstore: closing bucket: %w", err)
-		}
-	})
+	s.shutdown(context.Background(), false)
 	return s.closeErr
+}
+
+// Shutdown lets the uploader upload what the spool holds, retrying with
+// backoff, until the spool is empty or ctx is done; then it cancels the
+// upload in flight, and closes the bucket. It returns ctx.Err() if ctx
+// ended first, the snapshots not uploaded being left in the spool for the
+// next Store over its directory. It relies on the bucket's driver
+// returning promptly once an upload's context is cancelled, as
+// gocloud.dev's drivers do. Operations after Shutdown fail. Without a
+// spool, Shutdown is Close. Shutdown and Close are idempotent: later calls
+// return the first call's result.
+func (s *Store) Shutdown(ctx context.Context) error {
+	s.shutdown(ctx, true)
+	return s.closeErr
+}
+
+// shutdown stops the uploader, letting it empty the spool first until
+// ctx is done if drain is set, and closes the bucket.
+func (s *Store) shutdown(ctx context.Context, drain bool) {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		var errs []error
+		if s.done != nil {
+			if !drain {
+				s.stop()
+			}
+			close(s.drain)
+			select {
+			case <-s.done:
+			case <-ctx.Done():
+				s.stop()
+				<-s.done
+				if drain && s.spool.stats().Spooled > 0 {
+					errs = append(errs, fmt.Errorf("otelfr/bucketstore: stopping the uploader: %w", ctx.Err()))
+				}
+			}
+			s.stop()
+			if s.reg != nil {
+				if err := s.reg.Unregister(); err != nil {
+					errs = append(errs, fmt.Errorf("otelfr/bucketstore: unregistering metrics: %w", err))
+				}
+			}
+		}
+		if err := s.b.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("otelfr/bucketstore: closing bucket: %w", err))
+		}
+		s.closeErr = errors.Join(errs...)
+	})
 }
 
 // Save implements [exporter.Store]. It writes the trace object, with
@@ -114,6 +215,13 @@ func (s *Store) Close() error {
 // It returns [ErrExists] for an ID the bucket holds. When writing the
 // metadata fails, it removes the trace; if that fails too, the trace is
 // left behind, never listed or served, for the bucket's lifecycle rules.
+//
+// With [WithSpool], Save writes the snapshot to the spool instead, and
+// returns without waiting on the network; the uploader writes it to the
+// bucket as above. It returns [ErrExists] for an ID the spool holds; an ID
+// the bucket already holds is found by the upload, which drops the
+// snapshot and reports it. After Close or Shutdown began it returns
+// [ErrClosed].
 func (s *Store) Save(ctx context.Context, snap *otelfr.Snapshot) (exporter.Info, error) {
 	if !exporter.ValidID(snap.ID) {
 		return exporter.Info{}, exporter.ErrInvalidID
@@ -133,6 +241,12 @@ func (s *Store) Save(ctx context.Context, snap *otelfr.Snapshot) (exporter.Info,
 		MinAge:        snap.MinAge,
 		MaxBytes:      snap.MaxBytes,
 	}, Resource: s.res}
+	if s.spoolErr != nil {
+		return exporter.Info{}, s.spoolErr
+	}
+	if s.spool != nil {
+		return s.spoolSave(m, snap.Data)
+	}
 	meta, err := json.Marshal(m)
 	if err != nil {
 		return exporter.Info{}, fmt.Errorf("otelfr/bucketstore: saving %s: %w", snap.ID, err)
@@ -160,6 +274,20 @@ func (s *Store) Save(ctx context.Context, snap *otelfr.Snapshot) (exporter.Info,
 	return m.Info, nil
 }
 
+func (s *Store) spoolSave(m Meta, data []byte) (exporter.Info, error) {
+	if s.closed.Load() {
+		return exporter.Info{}, ErrClosed
+	}
+	if err := s.spool.put(m, data); err != nil {
+		return exporter.Info{}, fmt.Errorf("otelfr/bucketstore: saving %s: %w", m.ID, err)
+	}
+	select {
+	case s.wake <- struct{}{}:
+	default: // the uploader is awake, or already told
+	}
+	return m.Info, nil
+}
+
 // hash returns the hex SHA-256 of data. It hashes in pieces: one call over
 // a whole snapshot cannot be preempted, and would hold up every
 // stop-the-world pause while it runs.
@@ -178,7 +306,9 @@ func hash(data []byte) string {
 // prefix, and reads the metadata objects it has not read before or that
 // changed since, 16 at a time; a listing does not read the traces. Listing is
 // eventually consistent on some services: a snapshot just saved may be
-// missing for a moment.
+// missing for a moment. With [WithSpool], the list holds the spooled
+// snapshots too, each once, in their places; it fails if the bucket
+// cannot be listed.
 func (s *Store) List(ctx context.Context) ([]exporter.Info, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -202,6 +332,7 @@ func (s *Store) List(ctx context.Context) ([]exporter.Info, error) {
 	if err != nil {
 		return nil, err
 	}
+	metas = s.withPending(metas, "", "")
 	infos := make([]exporter.Info, len(metas))
 	for i, m := range metas {
 		infos[i] = m.Info
@@ -216,6 +347,11 @@ func (s *Store) List(ctx context.Context) ([]exporter.Info, error) {
 // [DefaultPageSize]. It returns [ErrBadPageToken] for a token it did not
 // return. A snapshot saved after the first page was read may be missing
 // from the pages after it.
+//
+// With [WithSpool], a page also holds the spooled snapshots that sort
+// among the bucket's on it, marked [Meta.Pending], so that it may hold
+// more than n; each snapshot is on one page only, whether its upload
+// finishes between two pages or not.
 func (s *Store) ListPage(ctx context.Context, token string, n int) ([]Meta, string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, "", err
@@ -224,15 +360,16 @@ func (s *Store) ListPage(ctx context.Context, token string, n int) ([]Meta, stri
 		n = DefaultPageSize
 	}
 	tok := blob.FirstPageToken
+	var after string // the last key of the previous page
 	if token != "" {
-		var err error
-		if tok, err = base64.RawURLEncoding.DecodeString(token); err != nil || len(tok) == 0 {
+		var ok bool
+		if after, tok, ok = decodeToken(token); !ok {
 			return nil, "", ErrBadPageToken
 		}
 	}
 	objs, next, err := s.b.ListPage(ctx, tok, n, &blob.ListOptions{Prefix: metaPrefix})
 	if err == io.EOF {
-		return nil, "", nil
+		objs, next, err = nil, nil, nil
 	}
 	if gcerrors.Code(err) == gcerrors.InvalidArgument && token != "" {
 		return nil, "", fmt.Errorf("%w: %w", ErrBadPageToken, err)
@@ -244,7 +381,64 @@ func (s *Store) ListPage(ctx context.Context, token string, n int) ([]Meta, stri
 	if err != nil {
 		return nil, "", err
 	}
-	return metas, base64.RawURLEncoding.EncodeToString(next), nil
+	if len(next) == 0 {
+		return s.withPending(metas, after, ""), "", nil
+	}
+	last := objs[len(objs)-1].Key
+	return s.withPending(metas, after, last), encodeToken(last, next), nil
+}
+
+// A page token is the last key of its page and the bucket's token, each in
+// base64url, joined by a dot.
+func encodeToken(last string, tok []byte) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(last)) + "." + base64.RawURLEncoding.EncodeToString(tok)
+}
+
+func decodeToken(token string) (last string, tok []byte, ok bool) {
+	l, t, found := strings.Cut(token, ".")
+	if !found {
+		return "", nil, false
+	}
+	lb, err1 := base64.RawURLEncoding.DecodeString(l)
+	tok, err2 := base64.RawURLEncoding.DecodeString(t)
+	if err1 != nil || err2 != nil || len(tok) == 0 || !strings.HasPrefix(string(lb), metaPrefix) {
+		return "", nil, false
+	}
+	return string(lb), tok, true
+}
+
+// withPending merges into metas, the bucket's in key order, the spooled
+// snapshots whose keys are after after and, unless upTo is "", at most
+// upTo. A snapshot in both, uploaded since the spool was read, appears
+// once, as spooled: its spooled copy is the newer.
+func (s *Store) withPending(metas []Meta, after, upTo string) []Meta {
+	if s.spool == nil {
+		return metas
+	}
+	var pending []keyed
+	ids := map[string]bool{}
+	for _, k := range s.spool.list() {
+		if k.key > after && (upTo == "" || k.key <= upTo) {
+			pending = append(pending, k)
+			ids[k.meta.ID] = true
+		}
+	}
+	if len(pending) == 0 {
+		return metas
+	}
+	all := make([]keyed, 0, len(metas)+len(pending))
+	for _, m := range metas {
+		if !ids[m.ID] {
+			all = append(all, keyed{key: metaKey(m.ID, m.TakenAt), meta: m})
+		}
+	}
+	all = append(all, pending...)
+	slices.SortStableFunc(all, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
+	out := make([]Meta, len(all))
+	for i, k := range all {
+		out[i] = k.meta
+	}
+	return out
 }
 
 // readMetas returns the metadata of the snapshots whose metadata objects
@@ -375,8 +569,14 @@ func (s *Store) readMeta(ctx context.Context, key, id string) (Meta, error) {
 // process that took it. It costs two requests and no listing: the trace
 // object's attributes name its metadata object. It returns
 // [exporter.ErrNotFound] for an unknown ID or a snapshot whose Save has not
-// completed.
+// completed. A spooled snapshot's comes from the spool, marked
+// [Meta.Pending].
 func (s *Store) Meta(ctx context.Context, id string) (Meta, error) {
+	if s.spool != nil && exporter.ValidID(id) && ctx.Err() == nil {
+		if m, ok := s.spool.get(id); ok {
+			return m, nil
+		}
+	}
 	_, m, err := s.lookup(ctx, id)
 	return m, err
 }
@@ -406,8 +606,16 @@ func (s *Store) lookup(ctx context.Context, id string) (string, Meta, error) {
 
 // Open implements [exporter.Store]. The reader is the bucket's: it reads
 // under ctx, so cancelling ctx fails its later reads, and a Seek costs a
-// new range request at the next Read. Info.Path is empty.
+// new range request at the next Read. Info.Path is empty. A spooled
+// snapshot is read from its spool file, which stays readable through the
+// reader if the upload finishes meanwhile.
 func (s *Store) Open(ctx context.Context, id string) (io.ReadSeekCloser, exporter.Info, error) {
+	if s.spool != nil && exporter.ValidID(id) && ctx.Err() == nil {
+		f, m, ok, err := s.spool.open(id)
+		if ok {
+			return f, m.Info, err
+		}
+	}
 	_, m, err := s.lookup(ctx, id)
 	if err != nil {
 		return nil, exporter.Info{}, err
@@ -428,9 +636,21 @@ func (s *Store) Open(ctx context.Context, id string) (io.ReadSeekCloser, exporte
 // one's spans, the last write winning, as object storage has no append.
 // Spans reach a snapshot from the process that took it, so this does not
 // arise with the exporter.
+//
+// For a spooled snapshot, AddSpans rewrites its spooled metadata, without
+// waiting on the network: the spans are uploaded with it, or, if its
+// upload is in flight, its metadata is uploaded again after.
 func (s *Store) AddSpans(ctx context.Context, id string, spans []exporter.SpanRef) error {
 	if !exporter.ValidID(id) {
 		return exporter.ErrInvalidID
+	}
+	if s.spool != nil {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if ok, err := s.spool.addSpans(id, spans); ok {
+			return err
+		}
 	}
 	unlock := s.locks.lock(id)
 	defer unlock()

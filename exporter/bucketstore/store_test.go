@@ -492,6 +492,7 @@ func TestSaveFailureRemovesTrace(t *testing.T) {
 	require.NoError(t, os.Remove(blocker))
 	_, err = s.Save(t.Context(), snapshot("SNAP1", t0))
 	require.NoError(t, err, "the ID can be saved again")
-	_, _, err = s.Open(t.Context(), "SNAP1")
+	r, _, err := s.Open(t.Context(), "SNAP1")
 	require.NoError(t, err)
+	require.NoError(t, r.Close())
 }

@@ -348,7 +348,6 @@ func (s *S3Server) notReady(client *http.Client, from int) string {
 	return ""
 }
 
-
 // identities is the -s3.config file: one identity that may do anything,
 // and anonymous requests that may read.
 func (s *S3Server) identities() []byte {
