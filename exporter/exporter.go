@@ -68,8 +68,9 @@ type Anomaly struct {
 // snapshot covers, an attachment span: a span named
 // [otelfr.AttachmentSpanName] in the anomalous span's trace, its child, with
 // a span link to it, carrying the snapshot's ID, URL, size, SHA-256, time
-// and window, the anomalous span's ID and its anomaly reason. Attachment spans carry the anomalous
-// span's resource, so a backend shows them under the same service.
+// and window, the anomalous span's ID and its anomaly reason. Attachment
+// spans carry the anomalous span's resource, so a backend shows them under
+// the same service.
 //
 // An attachment's timestamps say where it sits in its trace, not when the
 // snapshot was taken ([otelfr.SnapshotTakenAtKey] says that). The
