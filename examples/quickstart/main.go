@@ -183,7 +183,8 @@ func slow(w http.ResponseWriter, _ *http.Request) {
 }
 
 // serve runs the servers until ctx ends or one fails, then shuts them all
-// down.
+// down: requests in flight get 5s to finish, and connections still busy
+// then (a client that stopped reading a download, say) are closed.
 func serve(ctx context.Context, servers ...*http.Server) error {
 	errc := make(chan error, len(servers))
 	for _, s := range servers {
@@ -197,7 +198,12 @@ func serve(ctx context.Context, servers ...*http.Server) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, s := range servers {
-		if serr := s.Shutdown(shutdownCtx); serr != nil && err == nil {
+		serr := s.Shutdown(shutdownCtx)
+		if errors.Is(serr, context.DeadlineExceeded) {
+			log.Printf("closing the connections still busy on %s after 5s", s.Addr)
+			serr = s.Close()
+		}
+		if serr != nil && err == nil {
 			err = serr
 		}
 	}
