@@ -15,23 +15,12 @@ cd "$(dirname "$0")/.."
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 
 if [ -z "${OTELFR_JAEGER_BIN:-}" ]; then
+	# shellcheck source=scripts/cached-build.sh
+	. scripts/cached-build.sh
 	version=$(cd tools/jaeger && go list -m -f '{{.Version}}' github.com/jaegertracing/jaeger)
-	# The cache key covers the whole module graph, not only Jaeger's version.
-	sum=$(sha256sum tools/jaeger/go.mod tools/jaeger/go.sum | sha256sum | cut -c1-12)
-	cache="${XDG_CACHE_HOME:-$HOME/.cache}/otelfr"
-	OTELFR_JAEGER_BIN="$cache/jaeger-$version-$sum"
-	if [ ! -x "$OTELFR_JAEGER_BIN" ]; then
-		mkdir -p "$cache"
-		echo "e2e: building Jaeger $version into $OTELFR_JAEGER_BIN (several minutes the first time)" >&2
-		start=$(date +%s)
-		tmp="$OTELFR_JAEGER_BIN.tmp.$$"
-		trap 'rm -f "$tmp"' EXIT
-		(cd tools/jaeger && go build -trimpath \
-			-ldflags "-X github.com/jaegertracing/jaeger/internal/version.latestVersion=$version" \
-			-o "$tmp" github.com/jaegertracing/jaeger/cmd/jaeger)
-		mv "$tmp" "$OTELFR_JAEGER_BIN"
-		echo "e2e: built Jaeger in $(( $(date +%s) - start ))s" >&2
-	fi
+	OTELFR_JAEGER_BIN=$(cached_build jaeger tools/jaeger github.com/jaegertracing/jaeger \
+		github.com/jaegertracing/jaeger/cmd/jaeger \
+		-ldflags "-X github.com/jaegertracing/jaeger/internal/version.latestVersion=$version")
 fi
 export OTELFR_JAEGER_BIN
 

@@ -20,19 +20,6 @@ fi
 
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 
-version=$(cd tools/seaweedfs && go list -m -f '{{.Version}}' github.com/seaweedfs/seaweedfs)
-# The cache key covers the whole module graph, not only SeaweedFS's version.
-sum=$(sha256sum tools/seaweedfs/go.mod tools/seaweedfs/go.sum | sha256sum | cut -c1-12)
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/otelfr"
-bin="$cache/weed-$version-$sum"
-if [ ! -x "$bin" ]; then
-	mkdir -p "$cache"
-	echo "seaweedfs: building weed $version into $bin (about 7 minutes the first time)" >&2
-	start=$(date +%s)
-	tmp="$bin.tmp.$$"
-	trap 'rm -f "$tmp"' EXIT
-	(cd tools/seaweedfs && go build -trimpath -o "$tmp" github.com/seaweedfs/seaweedfs/weed) >&2
-	mv "$tmp" "$bin"
-	echo "seaweedfs: built weed in $(( $(date +%s) - start ))s" >&2
-fi
-echo "$bin"
+# shellcheck source=scripts/cached-build.sh
+. scripts/cached-build.sh
+cached_build weed tools/seaweedfs github.com/seaweedfs/seaweedfs github.com/seaweedfs/seaweedfs/weed
