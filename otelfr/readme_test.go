@@ -2,6 +2,7 @@ package otelfr_test
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelfr/otel-flightrecorder/exporter"
+	"github.com/otelfr/otel-flightrecorder/exporter/bucketstore"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
 	"github.com/otelfr/otel-flightrecorder/spanprocessor"
 )
@@ -33,6 +35,7 @@ func TestREADMEConfigurationTable(t *testing.T) {
 		otelfr.EnvBudgetPeriod:            "1h",
 		spanprocessor.EnvLatencyThreshold: spanprocessor.DefaultLatencyThreshold.String(),
 		exporter.EnvBaseURL:               exporter.DefaultBaseURL,
+		bucketstore.EnvStore:              filepath.Join("$TMPDIR", strings.TrimPrefix(bucketstore.DefaultDir("PROGRAM"), os.TempDir())),
 	}
 	assert.Equal(t, int64(16<<20), int64(otelfr.DefaultMaxBytes))
 	assert.Equal(t, int64(256<<20), int64(otelfr.DefaultByteBudget))

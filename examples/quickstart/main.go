@@ -9,9 +9,15 @@
 // Spans go to the collector named by the standard OTEL_EXPORTER_OTLP_*
 // variables (default localhost:4317); with none reachable, snapshots are
 // still stored and served.
+//
+// Snapshots go to the store that -store names, by default $OTELFR_STORE,
+// else $TMPDIR/otelfr-quickstart: a directory, or a bucket URL such as
+// s3://BUCKET?region=REGION or file:///DIR (see package
+// exporter/bucketstore). The viewer serves from the same store.
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -21,7 +27,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -32,9 +37,12 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	_ "gocloud.dev/blob/fileblob" // file:// stores
+	_ "gocloud.dev/blob/s3blob"   // s3:// stores
 
 	"github.com/otelfr/otel-flightrecorder/analysis"
 	"github.com/otelfr/otel-flightrecorder/exporter"
+	"github.com/otelfr/otel-flightrecorder/exporter/bucketstore"
 	"github.com/otelfr/otel-flightrecorder/exporter/viewer"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
 	"github.com/otelfr/otel-flightrecorder/spanprocessor"
@@ -43,27 +51,45 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "address of the service")
 	snapAddr := flag.String("snapshot-addr", "127.0.0.1:8081", "address of the snapshot handler")
-	dir := flag.String("dir", filepath.Join(os.TempDir(), "otelfr-quickstart"), "directory for snapshots")
+	store := flag.String("store",
+		cmp.Or(os.Getenv(bucketstore.EnvStore), bucketstore.DefaultDir("quickstart")),
+		"where snapshots are kept: a directory or a bucket URL (default $"+bucketstore.EnvStore+")")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *addr, *snapAddr, *dir); err != nil {
+	if err := run(ctx, *addr, *snapAddr, *store); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(ctx context.Context, addr, snapAddr, dir string) error {
+func run(ctx context.Context, addr, snapAddr, location string) error {
 	// The otelfr setup: recorder, store, OTLP exporter, anomaly processor.
 	rec, err := otelfr.Start(otelfr.WithMinInterval(time.Second))
 	if err != nil {
 		return err
 	}
 	defer rec.Stop(context.Background())
-	store, err := exporter.NewDirStore(dir)
+	res, err := resource.New(ctx,
+		resource.WithAttributes(attribute.String("service.name", "quickstart")),
+		resource.WithFromEnv()) // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win
 	if err != nil {
 		return err
 	}
+	store, shutdownStore, err := bucketstore.OpenStore(ctx, location, bucketstore.WithResource(res))
+	if err != nil {
+		return err
+	}
+	// Deferred before the tracer provider's shutdown, so that it runs
+	// after it: the snapshots still being saved reach the store, then a
+	// bucket's spool is drained.
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := shutdownStore(ctx); err != nil {
+			log.Printf("shutting down the store: %v", err)
+		}
+	}()
 	otlp, err := otlptracegrpc.New(ctx) // reads OTEL_EXPORTER_OTLP_*
 	if err != nil {
 		return err
@@ -76,12 +102,6 @@ func run(ctx context.Context, addr, snapAddr, dir string) error {
 		spanprocessor.WithDiagnoser(analysis.NewDiagnoser()), // explains each slow span
 		spanprocessor.WithOnAnomaly(logAnomaly),
 	)
-	res, err := resource.New(ctx,
-		resource.WithAttributes(attribute.String("service.name", "quickstart")),
-		resource.WithFromEnv()) // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win
-	if err != nil {
-		return err
-	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(proc), sdktrace.WithResource(res))
 	otel.SetTracerProvider(otelfr.WrapTracerProvider(tp)) // ties goroutines to spans
 	defer func() {
@@ -98,7 +118,7 @@ func run(ctx context.Context, addr, snapAddr, dir string) error {
 	appMux.HandleFunc("GET /fast", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "fast") })
 	appMux.HandleFunc("GET /slow", slow)
 
-	log.Printf("service on http://%s (/fast, /slow); snapshots in %s, served on http://%s/snapshots/", addr, dir, snapAddr)
+	log.Printf("service on http://%s (/fast, /slow); snapshots in %s, served on http://%s/snapshots/", addr, location, snapAddr)
 	return serve(ctx,
 		newServer(addr, otelhttp.NewHandler(appMux, "http.server")),
 		newServer(snapAddr, snapMux),

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +20,10 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	_ "gocloud.dev/blob/fileblob"
 
+	"github.com/otelfr/otel-flightrecorder/exporter"
+	"github.com/otelfr/otel-flightrecorder/exporter/bucketstore"
 	"github.com/otelfr/otel-flightrecorder/internal/browsertest"
 	"github.com/otelfr/otel-flightrecorder/internal/otlptest"
 	"github.com/otelfr/otel-flightrecorder/internal/testutil"
@@ -36,19 +40,26 @@ func httpGet(t *testing.T, url string) (int, []byte) {
 	return resp.StatusCode, b
 }
 
+// build builds the quickstart and returns the binary's path.
+func build(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "quickstart")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Run())
+	return bin
+}
+
 // TestQuickstart runs the quickstart as a user would, against a real OTLP
 // receiver: a slow request produces a decorated span, an attachment span
 // that is its child and links to it, and a URL serving a trace that
 // parses; a fast request produces no snapshot; SIGINT flushes and exits.
 func TestQuickstart(t *testing.T) {
 	recv := otlptest.NewReceiver(t)
-	bin := filepath.Join(t.TempDir(), "quickstart")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
+	bin := build(t)
 
 	addr, snapAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
-	cmd := exec.Command(bin, "-addr", addr, "-snapshot-addr", snapAddr, "-dir", t.TempDir())
+	cmd := exec.Command(bin, "-addr", addr, "-snapshot-addr", snapAddr, "-store", t.TempDir())
 	cmd.Env = append(os.Environ(),
 		"OTEL_EXPORTER_OTLP_ENDPOINT=http://"+recv.Endpoint(),
 		"OTEL_SERVICE_NAME=quickstart-test",
@@ -253,4 +264,65 @@ func TestServersSetOnlyReadHeaderTimeout(t *testing.T) {
 	t.Run("snapshots", func(t *testing.T) {
 		testutil.AssertDropsSlowClients(t, snapAddr, "/snapshots/", limits.maxHeaderBytes, 3*time.Second)
 	})
+}
+
+// TestQuickstartBucketStore runs the quickstart with -store naming a
+// bucket: the viewer serves the snapshot from the bucket store, and
+// SIGINT drains the spool into the bucket before the process exits.
+func TestQuickstartBucketStore(t *testing.T) {
+	recv := otlptest.NewReceiver(t)
+	bin := build(t)
+	bucket := (&url.URL{Scheme: "file", Path: t.TempDir()}).String()
+
+	addr, snapAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
+	cmd := exec.Command(bin, "-addr", addr, "-snapshot-addr", snapAddr, "-store", bucket)
+	cmd.Env = append(os.Environ(),
+		"OTEL_EXPORTER_OTLP_ENDPOINT=http://"+recv.Endpoint(),
+		"OTEL_BSP_SCHEDULE_DELAY=100",
+		"XDG_CACHE_HOME="+t.TempDir(), // the spool's parent
+	)
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	require.NoError(t, cmd.Start())
+	exited := false
+	t.Cleanup(func() {
+		if !exited {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	for _, a := range []string{addr, snapAddr} {
+		require.Eventually(t, func() bool {
+			c, err := net.Dial("tcp", a)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		}, 30*time.Second, 20*time.Millisecond, "%s listens", a)
+	}
+
+	code, _ := httpGet(t, "http://"+addr+"/slow")
+	require.Equal(t, http.StatusOK, code)
+	var list []exporter.Info
+	require.Eventually(t, func() bool {
+		code, body := httpGet(t, "http://"+snapAddr+"/snapshots/snapshots.json")
+		return code == http.StatusOK && json.Unmarshal(body, &list) == nil && len(list) == 1
+	}, 30*time.Second, 50*time.Millisecond, "the viewer lists the snapshot")
+	id := list[0].ID
+	code, trace := httpGet(t, "http://"+snapAddr+"/snapshots/"+id+".trace")
+	require.Equal(t, http.StatusOK, code)
+	assert.NotEmpty(t, testutil.ReadTrace(t, trace), "the viewer serves a trace that parses")
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	require.NoError(t, cmd.Wait(), "a clean exit on SIGINT: %s", &logs)
+	exited = true
+	assert.Contains(t, logs.String(), "snapshots in "+bucket)
+
+	store, err := bucketstore.Open(t.Context(), bucket)
+	require.NoError(t, err)
+	defer store.Close()
+	r, info, err := store.Open(t.Context(), id)
+	require.NoError(t, err, "the snapshot is in the bucket after shutdown")
+	defer r.Close()
+	assert.Equal(t, int64(len(trace)), info.Size)
 }

@@ -117,6 +117,11 @@
 // Pass store wherever an [exporter.Store] goes. Without a spool, Save
 // waits for the bucket; with [WithSpool], it does not.
 //
+// A program that lets its user choose between a local directory and a
+// bucket, with one string, calls [OpenStore] on the value of [EnvStore]
+// (OTELFR_STORE) or of a -store flag: a directory path gives an
+// [exporter.DirStore], a URL a spooled Store.
+//
 // # Spool
 //
 // With [WithSpool], Save writes the snapshot to a local directory, the

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -108,4 +109,28 @@ func ExampleWithSpool() {
 	st := store.Stats()
 	fmt.Printf("uploaded %d, dropped %d, still spooled %d\n", st.Uploaded, st.Dropped, st.Spooled)
 	// Output: uploaded 1, dropped 0, still spooled 0
+}
+
+// OpenStore takes a directory path or a bucket URL, as OTELFR_STORE does;
+// the shutdown it returns drains a bucket's spool.
+func ExampleOpenStore() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "otelfr-example")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+	for _, location := range []string{filepath.Join(dir, "snapshots"), "mem://"} {
+		store, shutdown, err := bucketstore.OpenStore(ctx, location, bucketstore.WithSpool(filepath.Join(dir, "spool"), 0))
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		_, err = store.Save(ctx, &otelfr.Snapshot{ID: "SNAP", Reason: "latency", Data: []byte("trace bytes"), TakenAt: time.Now()})
+		fmt.Printf("%T %v %v\n", store, err, shutdown(ctx))
+	}
+	// Output:
+	// *exporter.DirStore <nil> <nil>
+	// *bucketstore.Store <nil> <nil>
 }
