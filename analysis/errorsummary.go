@@ -10,6 +10,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelfr/otel-flightrecorder/internal/rpccode"
 )
 
 // A failed span's verdict leads with the failure: someone opening an error
@@ -305,18 +307,9 @@ var genericGoError = map[string]bool{
 	"*errors.joinError":   true,
 }
 
-// grpcCodes are the names of the gRPC status codes, as package
-// google.golang.org/grpc/codes spells them.
-var grpcCodes = [...]string{
-	"OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded",
-	"NotFound", "AlreadyExists", "PermissionDenied", "ResourceExhausted",
-	"FailedPrecondition", "Aborted", "OutOfRange", "Unimplemented",
-	"Internal", "Unavailable", "DataLoss", "Unauthenticated",
-}
-
 func grpcCodeName(c int64) string {
-	if c >= 0 && c < int64(len(grpcCodes)) {
-		return grpcCodes[c]
+	if name, ok := rpccode.Name(c); ok {
+		return name
 	}
 	return "gRPC code " + strconv.FormatInt(c, 10)
 }
@@ -335,16 +328,23 @@ func grpcCodeOf(v attribute.Value) (int64, bool) {
 	if c, err := strconv.ParseInt(s, 10, 64); err == nil {
 		return c, c >= 0 && c < 32
 	}
+	if c, ok := rpccode.Parse(s); ok {
+		return int64(c), true
+	}
+	// Otherwise as Go spells it, or in another case.
 	name := strings.ReplaceAll(s, "_", "")
 	if strings.EqualFold(name, "CANCELLED") {
 		return 1, true
 	}
-	for c, n := range grpcCodes {
+	for c := int64(0); ; c++ {
+		n, ok := rpccode.Name(c)
+		if !ok {
+			return 0, false
+		}
 		if strings.EqualFold(name, n) {
-			return int64(c), true
+			return c, true
 		}
 	}
-	return 0, false
 }
 
 // intValue reads an integer attribute, or its decimal string; 0 otherwise.

@@ -5,6 +5,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelfr/otel-flightrecorder/internal/rpccode"
 )
 
 // ErrorCondition is a set of conditions under which the error trigger
@@ -128,7 +130,7 @@ func (p *Processor) classifyError(s sdktrace.ReadOnlySpan) (string, bool) {
 				}
 			case keyRPCStatus:
 				if conds&GRPCError != 0 && kv.Value.Type() == attribute.STRING {
-					if c, ok := grpcCode(kv.Value.AsString()); ok && p.cfg.grpcCodes&(1<<c) != 0 {
+					if c, ok := rpccode.Parse(kv.Value.AsString()); ok && p.cfg.grpcCodes&(1<<c) != 0 {
 						return ReasonGRPCError, true
 					}
 				}
@@ -144,47 +146,4 @@ func (p *Processor) classifyError(s sdktrace.ReadOnlySpan) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// grpcCode returns the gRPC status code whose canonical name is name, as
-// the semantic conventions put it in rpc.response.status_code for gRPC. A
-// value of another RPC system (a JSON-RPC number, say) matches none.
-func grpcCode(name string) (uint32, bool) {
-	switch name {
-	case "OK":
-		return 0, true
-	case "CANCELLED":
-		return 1, true
-	case "UNKNOWN":
-		return 2, true
-	case "INVALID_ARGUMENT":
-		return 3, true
-	case "DEADLINE_EXCEEDED":
-		return 4, true
-	case "NOT_FOUND":
-		return 5, true
-	case "ALREADY_EXISTS":
-		return 6, true
-	case "PERMISSION_DENIED":
-		return 7, true
-	case "RESOURCE_EXHAUSTED":
-		return 8, true
-	case "FAILED_PRECONDITION":
-		return 9, true
-	case "ABORTED":
-		return 10, true
-	case "OUT_OF_RANGE":
-		return 11, true
-	case "UNIMPLEMENTED":
-		return 12, true
-	case "INTERNAL":
-		return 13, true
-	case "UNAVAILABLE":
-		return 14, true
-	case "DATA_LOSS":
-		return 15, true
-	case "UNAUTHENTICATED":
-		return 16, true
-	}
-	return 0, false
 }
