@@ -6,8 +6,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-
-	"github.com/otelfr/otel-flightrecorder/otelfr"
 )
 
 // Diagnoser explains anomalous spans for otelfr's span processor: pass it
@@ -26,9 +24,9 @@ func NewDiagnoser(opts ...Option) *Diagnoser {
 // the verdict, [Diagnosis.Attributes] and [Diagnosis.Events]. A failed
 // span's verdict leads with its [ErrorSummary] (see [Diagnosis.Verdict]).
 // When the snapshot does not hold the span, it returns the error (wrapping
-// ErrSpanNotFound) with otelfr.DiagnosisStatusKey set to "not_found", so
+// ErrSpanNotFound) with DiagnosisStatusKey set to "not_found", so
 // that the attachment span still says so; for a failed span, also the
-// verdict "error: " + its summary, as otelfr.DiagnosisVerdictKey too. It
+// verdict "error: " + its summary, as DiagnosisVerdictKey too. It
 // returns ctx.Err() without analyzing if ctx is already done.
 func (d *Diagnoser) Diagnose(ctx context.Context, trace []byte, span sdktrace.ReadOnlySpan) (verdict string, attrs []attribute.KeyValue, events []sdktrace.Event, err error) {
 	if err := ctx.Err(); err != nil {
@@ -45,9 +43,9 @@ func (d *Diagnoser) Diagnose(ctx context.Context, trace []byte, span sdktrace.Re
 	}
 	diag, err := Analyze(trace, sp, d.opts...)
 	if errors.Is(err, ErrSpanNotFound) {
-		attrs = []attribute.KeyValue{otelfr.DiagnosisStatusKey.String(string(StatusNotFound))}
+		attrs = []attribute.KeyValue{DiagnosisStatusKey.String(string(StatusNotFound))}
 		if verdict = failedVerdict(sp.Error, ""); verdict != "" {
-			attrs = append(attrs, otelfr.DiagnosisVerdictKey.String(verdict))
+			attrs = append(attrs, DiagnosisVerdictKey.String(verdict))
 		}
 		return verdict, attrs, nil, err
 	}

@@ -10,8 +10,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-
-	"github.com/otelfr/otel-flightrecorder/otelfr"
 )
 
 // Diagnosis explains where a span's time went, from a snapshot of the
@@ -190,15 +188,15 @@ func (d *Diagnosis) main() *Goroutine {
 const minBucketShare = 0.01
 
 // Attributes returns the diagnosis as attributes for the attachment span,
-// under the otelfr.Diagnosis* keys: the verdict, the status, the number of
-// goroutines and, as otelfr.DiagnosisBucketKeyPrefix + state name, the
+// under the Diagnosis* keys: the verdict, the status, the number of
+// goroutines and, as DiagnosisBucketKeyPrefix + state name, the
 // main goroutine's buckets in milliseconds, largest first, leaving out
 // those under 1% of its time.
 func (d *Diagnosis) Attributes() []attribute.KeyValue {
 	attrs := []attribute.KeyValue{
-		otelfr.DiagnosisVerdictKey.String(d.Verdict),
-		otelfr.DiagnosisStatusKey.String(string(d.Status)),
-		otelfr.DiagnosisGoroutinesKey.Int(len(d.Goroutines)),
+		DiagnosisVerdictKey.String(d.Verdict),
+		DiagnosisStatusKey.String(string(d.Status)),
+		DiagnosisGoroutinesKey.Int(len(d.Goroutines)),
 	}
 	m := d.main()
 	if m == nil {
@@ -216,7 +214,7 @@ func (d *Diagnosis) Attributes() []attribute.KeyValue {
 	}
 	slices.SortStableFunc(bs, func(a, b bucket) int { return cmp.Compare(b.d, a.d) })
 	for _, b := range bs {
-		attrs = append(attrs, attribute.Float64(otelfr.DiagnosisBucketKeyPrefix+b.s.String(), ms(b.d)))
+		attrs = append(attrs, attribute.Float64(DiagnosisBucketKeyPrefix+b.s.String(), ms(b.d)))
 	}
 	return attrs
 }
@@ -224,8 +222,8 @@ func (d *Diagnosis) Attributes() []attribute.KeyValue {
 // maxStackAttrFrames bounds the frames of a stack attribute.
 const maxStackAttrFrames = 16
 
-// Events returns one otelfr.EpisodeEventName span event per episode in
-// d.Episodes, at the episode's start, with the otelfr.Episode*Key
+// Events returns one EpisodeEventName span event per episode in
+// d.Episodes, at the episode's start, with the Episode*Key
 // attributes: state, duration in milliseconds, goroutine, stack and, when
 // known, the waker and its stack. A stack is one "function (file:line)"
 // per line, innermost first, at most 16 frames.
@@ -233,18 +231,18 @@ func (d *Diagnosis) Events() []sdktrace.Event {
 	evs := make([]sdktrace.Event, 0, len(d.Episodes))
 	for _, ep := range d.Episodes {
 		attrs := []attribute.KeyValue{
-			otelfr.EpisodeStateKey.String(ep.State.String()),
-			otelfr.EpisodeDurationKey.Float64(ms(ep.Duration)),
-			otelfr.EpisodeGoroutineKey.Int64(ep.Goroutine),
-			otelfr.EpisodeStackKey.String(formatStack(ep.Stack, maxStackAttrFrames)),
+			EpisodeStateKey.String(ep.State.String()),
+			EpisodeDurationKey.Float64(ms(ep.Duration)),
+			EpisodeGoroutineKey.Int64(ep.Goroutine),
+			EpisodeStackKey.String(formatStack(ep.Stack, maxStackAttrFrames)),
 		}
 		if ep.Waker != nil {
 			attrs = append(attrs,
-				otelfr.EpisodeWakerKey.Int64(ep.Waker.Goroutine),
-				otelfr.EpisodeWakerStackKey.String(formatStack(ep.Waker.Stack, maxStackAttrFrames)),
+				EpisodeWakerKey.Int64(ep.Waker.Goroutine),
+				EpisodeWakerStackKey.String(formatStack(ep.Waker.Stack, maxStackAttrFrames)),
 			)
 		}
-		evs = append(evs, sdktrace.Event{Name: otelfr.EpisodeEventName, Time: ep.Start, Attributes: attrs})
+		evs = append(evs, sdktrace.Event{Name: EpisodeEventName, Time: ep.Start, Attributes: attrs})
 	}
 	return evs
 }

@@ -15,7 +15,6 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/otelfr/otel-flightrecorder/analysis"
-	"github.com/otelfr/otel-flightrecorder/otelfr"
 	"github.com/otelfr/otel-flightrecorder/spanprocessor"
 )
 
@@ -57,21 +56,21 @@ func TestDiagnosisAttributesAndEvents(t *testing.T) {
 	blockedMs, sleptMs := float64(blocked)/1e6, float64(slept)/1e6
 
 	attrs := attrMap(d.Attributes())
-	assert.Equal(t, d.Verdict, attrs[otelfr.DiagnosisVerdictKey].AsString())
-	assert.Equal(t, "complete", attrs[otelfr.DiagnosisStatusKey].AsString())
-	assert.Equal(t, int64(len(d.Goroutines)), attrs[otelfr.DiagnosisGoroutinesKey].AsInt64())
-	mutex := attrs[attribute.Key(otelfr.DiagnosisBucketKeyPrefix+"blocked.mutex")]
+	assert.Equal(t, d.Verdict, attrs[analysis.DiagnosisVerdictKey].AsString())
+	assert.Equal(t, "complete", attrs[analysis.DiagnosisStatusKey].AsString())
+	assert.Equal(t, int64(len(d.Goroutines)), attrs[analysis.DiagnosisGoroutinesKey].AsInt64())
+	mutex := attrs[attribute.Key(analysis.DiagnosisBucketKeyPrefix+"blocked.mutex")]
 	assert.InEpsilon(t, blockedMs, mutex.AsFloat64(), 0.1, "milliseconds")
-	sleep := attrs[attribute.Key(otelfr.DiagnosisBucketKeyPrefix+"blocked.sleep")]
+	sleep := attrs[attribute.Key(analysis.DiagnosisBucketKeyPrefix+"blocked.sleep")]
 	assert.InEpsilon(t, sleptMs, sleep.AsFloat64(), 0.1)
 	for k := range attrs {
-		if name, ok := strings.CutPrefix(string(k), otelfr.DiagnosisBucketKeyPrefix); ok {
+		if name, ok := strings.CutPrefix(string(k), analysis.DiagnosisBucketKeyPrefix); ok {
 			assert.Contains(t, []string{"running", "runnable", "blocked.mutex", "blocked.sleep"}, name)
 		}
 	}
 	if blocked > slept {
 		first := d.Attributes()[3]
-		assert.Equal(t, otelfr.DiagnosisBucketKeyPrefix+"blocked.mutex", string(first.Key), "largest bucket first")
+		assert.Equal(t, analysis.DiagnosisBucketKeyPrefix+"blocked.mutex", string(first.Key), "largest bucket first")
 	}
 
 	evs := d.Events()
@@ -79,19 +78,19 @@ func TestDiagnosisAttributesAndEvents(t *testing.T) {
 	i := slices.IndexFunc(d.Episodes, func(ep analysis.Episode) bool { return ep.State == analysis.StateBlockedMutex })
 	require.GreaterOrEqual(t, i, 0, "the mutex episode")
 	ev := evs[i]
-	assert.Equal(t, otelfr.EpisodeEventName, ev.Name)
+	assert.Equal(t, analysis.EpisodeEventName, ev.Name)
 	assert.Equal(t, d.Episodes[i].Start, ev.Time)
 	ea := attrMap(ev.Attributes)
-	assert.Equal(t, "blocked.mutex", ea[otelfr.EpisodeStateKey].AsString())
-	assert.InEpsilon(t, blockedMs, ea[otelfr.EpisodeDurationKey].AsFloat64(), 0.1)
-	assert.Equal(t, d.MainGoroutine, ea[otelfr.EpisodeGoroutineKey].AsInt64())
-	assert.Contains(t, ea[otelfr.EpisodeStackKey].AsString(), "sync.(*Mutex).Lock (")
-	assert.Contains(t, ea[otelfr.EpisodeStackKey].AsString(), "\ngithub.com/otelfr/otel-flightrecorder/analysis_test.(*cache).get (")
-	assert.Equal(t, d.Episodes[i].Waker.Goroutine, ea[otelfr.EpisodeWakerKey].AsInt64())
-	assert.Contains(t, ea[otelfr.EpisodeWakerStackKey].AsString(), "(*cache).refresh")
+	assert.Equal(t, "blocked.mutex", ea[analysis.EpisodeStateKey].AsString())
+	assert.InEpsilon(t, blockedMs, ea[analysis.EpisodeDurationKey].AsFloat64(), 0.1)
+	assert.Equal(t, d.MainGoroutine, ea[analysis.EpisodeGoroutineKey].AsInt64())
+	assert.Contains(t, ea[analysis.EpisodeStackKey].AsString(), "sync.(*Mutex).Lock (")
+	assert.Contains(t, ea[analysis.EpisodeStackKey].AsString(), "\ngithub.com/otelfr/otel-flightrecorder/analysis_test.(*cache).get (")
+	assert.Equal(t, d.Episodes[i].Waker.Goroutine, ea[analysis.EpisodeWakerKey].AsInt64())
+	assert.Contains(t, ea[analysis.EpisodeWakerStackKey].AsString(), "(*cache).refresh")
 	for _, ev := range evs {
-		if ea := attrMap(ev.Attributes); ea[otelfr.EpisodeStateKey].AsString() == "blocked.sleep" {
-			_, ok := ea[otelfr.EpisodeWakerKey]
+		if ea := attrMap(ev.Attributes); ea[analysis.EpisodeStateKey].AsString() == "blocked.sleep" {
+			_, ok := ea[analysis.EpisodeWakerKey]
 			assert.False(t, ok, "no waker for a sleep")
 		}
 	}
@@ -205,13 +204,13 @@ func TestDiagnoser(t *testing.T) {
 	verdict, attrs, events, err := dg.Diagnose(t.Context(), data, s.(sdktrace.ReadOnlySpan))
 	require.NoError(t, err)
 	assert.Contains(t, verdict, "sleeping")
-	assert.Equal(t, verdict, attrMap(attrs)[otelfr.DiagnosisVerdictKey].AsString())
+	assert.Equal(t, verdict, attrMap(attrs)[analysis.DiagnosisVerdictKey].AsString())
 	assert.Len(t, events, 1)
 
 	verdict, attrs, events, err = dg.Diagnose(t.Context(), data, unlogged.(sdktrace.ReadOnlySpan))
 	assert.ErrorIs(t, err, analysis.ErrSpanNotFound)
 	assert.Empty(t, verdict)
-	assert.Equal(t, []attribute.KeyValue{otelfr.DiagnosisStatusKey.String("not_found")}, attrs)
+	assert.Equal(t, []attribute.KeyValue{analysis.DiagnosisStatusKey.String("not_found")}, attrs)
 	assert.Empty(t, events)
 
 	ctx, cancel := context.WithCancel(t.Context())

@@ -21,7 +21,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelfr/otel-flightrecorder/analysis"
-	"github.com/otelfr/otel-flightrecorder/otelfr"
 )
 
 // TestErrorSpanGetsLatencyVerdict pins issue 13, item 4: a 57 µs error
@@ -125,7 +124,7 @@ func TestErrorSpanGetsLatencyVerdict(t *testing.T) {
 				want = "error: " + tt.want + "; then " + timing.Verdict
 			}
 			assert.Equal(t, want, verdict, "the error first, the timing second")
-			assert.Equal(t, verdict, attrMap(attrs)[otelfr.DiagnosisVerdictKey].AsString())
+			assert.Equal(t, verdict, attrMap(attrs)[analysis.DiagnosisVerdictKey].AsString())
 		})
 	}
 }
@@ -143,8 +142,8 @@ func TestDiagnoserFailedSpanNotFound(t *testing.T) {
 	assert.ErrorIs(t, err, analysis.ErrSpanNotFound)
 	assert.Equal(t, "error: boom", verdict)
 	assert.Equal(t, []attribute.KeyValue{
-		otelfr.DiagnosisStatusKey.String("not_found"),
-		otelfr.DiagnosisVerdictKey.String("error: boom"),
+		analysis.DiagnosisStatusKey.String("not_found"),
+		analysis.DiagnosisVerdictKey.String("error: boom"),
 	}, attrs)
 	assert.Empty(t, events)
 }

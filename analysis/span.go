@@ -44,7 +44,7 @@ const (
 	// diagnosis then covers the part inside the window.
 	StatusPartial Status = "partial"
 	// StatusNotFound: the span is not in the snapshot. Analyze reports it
-	// as ErrSpanNotFound; the value exists for otelfr.DiagnosisStatusKey.
+	// as ErrSpanNotFound; the value exists for DiagnosisStatusKey.
 	StatusNotFound Status = "not_found"
 )
 

@@ -72,7 +72,7 @@ var stateNames = [numStates]string{
 }
 
 // String returns the state's name, as used in attribute keys after
-// otelfr.DiagnosisBucketKeyPrefix and in JSON: "running", "runnable",
+// DiagnosisBucketKeyPrefix and in JSON: "running", "runnable",
 // "syscall", "blocked.chan", "blocked.select", "blocked.mutex",
 // "blocked.cond", "blocked.sleep", "blocked.network", "gc_assist",
 // "blocked.other".

@@ -29,6 +29,7 @@ import (
 	"github.com/otelfr/otel-flightrecorder/exporter"
 	"github.com/otelfr/otel-flightrecorder/internal/testutil"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
+	"github.com/otelfr/otel-flightrecorder/snapstore"
 	"github.com/otelfr/otel-flightrecorder/spanprocessor"
 )
 
@@ -260,7 +261,7 @@ func sendTraces(t *testing.T, endpoint string) []sentTrace {
 	rec, err := otelfr.Start(otelfr.WithMinInterval(0))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = rec.Stop(context.Background()) })
-	store, err := exporter.NewDirStore(t.TempDir())
+	store, err := snapstore.NewDirStore(t.TempDir())
 	require.NoError(t, err)
 	otlp, err := otlptracegrpc.New(t.Context(), otlptracegrpc.WithEndpoint(endpoint), otlptracegrpc.WithInsecure())
 	require.NoError(t, err)

@@ -302,7 +302,7 @@ func TestJaeger(t *testing.T) {
 				continue
 			}
 			_, linked := s.Attrs[string(otelfr.SnapshotIDKey)]
-			_, skipped := s.Attrs[string(otelfr.SnapshotSkippedKey)]
+			_, skipped := s.Attrs[string(spanprocessor.SnapshotSkippedKey)]
 			switch {
 			case s.Error:
 				assert.True(t, linked || skipped, "the failed span %s has a snapshot or says why not", s)

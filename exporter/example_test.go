@@ -3,40 +3,59 @@ package exporter_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
+	"time"
+
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelfr/otel-flightrecorder/exporter"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
+	"github.com/otelfr/otel-flightrecorder/snapstore"
 )
 
-func ExampleNewHandler() {
+// An Exporter saves a snapshot, then exports an attachment span for a
+// snapshot taken on request while a span was current: a child of that
+// span, whose URL names the snapshot's page in the viewer.
+func ExampleExporter_Attach() {
 	dir, _ := os.MkdirTemp("", "otelfr-example")
 	defer os.RemoveAll(dir)
-	store, err := exporter.NewDirStore(dir)
+	store, err := snapstore.NewDirStore(dir)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	_, _ = store.Save(context.Background(), &otelfr.Snapshot{ID: "EXAMPLE", Data: []byte("trace bytes")})
+	spans := tracetest.NewInMemoryExporter() // stands in for an OTLP exporter
+	exp := exporter.New(store, spans, exporter.WithBaseURL("https://otelfr.example.com/snapshots/"))
+	defer exp.Shutdown(context.Background())
 
-	mux := http.NewServeMux()
-	mux.Handle("/snapshots/", http.StripPrefix("/snapshots", exporter.NewHandler(store)))
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-
-	resp, err := http.Get(srv.URL + "/snapshots/EXAMPLE.trace")
+	now := time.Now()
+	info, err := exp.Save(context.Background(), &otelfr.Snapshot{
+		ID: "EXAMPLE", Reason: "latency", Data: []byte("trace bytes"),
+		Start: now.Add(-10 * time.Second), End: now, TakenAt: now,
+	})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	fmt.Println(resp.Header.Get("Content-Disposition"))
-	fmt.Println(string(body))
+	slow := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID:    trace.TraceID{0x4b, 0xf9},
+		SpanID:     trace.SpanID{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7},
+		TraceFlags: trace.FlagsSampled,
+	})
+	if err := exp.Attach(context.Background(), info, []exporter.Anomaly{{Parent: slow, Reason: "latency"}}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, s := range spans.GetSpans() {
+		for _, kv := range s.Attributes {
+			switch kv.Key {
+			case otelfr.SnapshotURLKey, otelfr.SnapshotSpanIDKey:
+				fmt.Println(kv.Key, kv.Value.AsString())
+			}
+		}
+	}
 	// Output:
-	// attachment; filename="otelfr-EXAMPLE.trace"
-	// trace bytes
+	// otelfr.snapshot.url https://otelfr.example.com/snapshots/EXAMPLE
+	// otelfr.snapshot.span_id 00f067aa0ba902b7
 }

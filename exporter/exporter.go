@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelfr/otel-flightrecorder/otelfr"
+	"github.com/otelfr/otel-flightrecorder/snapstore"
 )
 
 // ScopeName is the instrumentation scope of attachment spans.
@@ -89,7 +90,7 @@ type Anomaly struct {
 // It is safe for concurrent use; exports through the span exporter are
 // serialized.
 type Exporter struct {
-	store    Store
+	store    snapstore.Store
 	exp      sdktrace.SpanExporter
 	baseURL  string
 	timeout  time.Duration
@@ -181,7 +182,7 @@ func normalizeBaseURL(s string) (string, error) {
 //
 // The Exporter does not shut exp down; whoever created exp does (usually
 // the BatchSpanProcessor it was given to).
-func New(store Store, exp sdktrace.SpanExporter, opts ...Option) *Exporter {
+func New(store snapstore.Store, exp sdktrace.SpanExporter, opts ...Option) *Exporter {
 	c := config{baseURL: DefaultBaseURL, timeout: DefaultTimeout, resource: resource.Default()}
 	if v, ok := os.LookupEnv(EnvBaseURL); ok && v != "" {
 		if b, err := normalizeBaseURL(v); err != nil {
@@ -226,9 +227,9 @@ func (e *Exporter) SpanURL(id string, span trace.SpanID) string {
 }
 
 // Save stores the snapshot and returns its description.
-func (e *Exporter) Save(ctx context.Context, s *otelfr.Snapshot) (Info, error) {
+func (e *Exporter) Save(ctx context.Context, s *otelfr.Snapshot) (snapstore.Info, error) {
 	if e.stopped.Load() {
-		return Info{}, ErrShutdown
+		return snapstore.Info{}, ErrShutdown
 	}
 	return e.store.Save(ctx, s)
 }
@@ -240,7 +241,7 @@ func (e *Exporter) Open(ctx context.Context, id string) (io.ReadCloser, error) {
 }
 
 // AddSpans records in the store the spans linked to a stored snapshot.
-func (e *Exporter) AddSpans(ctx context.Context, id string, spans []SpanRef) error {
+func (e *Exporter) AddSpans(ctx context.Context, id string, spans []snapstore.SpanRef) error {
 	if e.stopped.Load() {
 		return ErrShutdown
 	}
@@ -250,7 +251,7 @@ func (e *Exporter) AddSpans(ctx context.Context, id string, spans []SpanRef) err
 // Attach exports one attachment span for each anomaly, linking it to the
 // stored snapshot described by info. It waits at most the configured
 // timeout (and no longer than ctx allows) for the span exporter.
-func (e *Exporter) Attach(ctx context.Context, info Info, anomalies []Anomaly) error {
+func (e *Exporter) Attach(ctx context.Context, info snapstore.Info, anomalies []Anomaly) error {
 	if e.stopped.Load() {
 		return ErrShutdown
 	}
@@ -284,7 +285,7 @@ func (e *Exporter) Attach(ctx context.Context, info Info, anomalies []Anomaly) e
 	return nil
 }
 
-func (e *Exporter) attachment(info Info, a Anomaly) sdktrace.ReadOnlySpan {
+func (e *Exporter) attachment(info snapstore.Info, a Anomaly) sdktrace.ReadOnlySpan {
 	parent, res := a.Parent, e.resource
 	if a.Span != nil {
 		parent, res = a.Span.SpanContext(), a.Span.Resource()

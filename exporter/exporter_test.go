@@ -16,8 +16,11 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelfr/otel-flightrecorder/analysis"
 	"github.com/otelfr/otel-flightrecorder/exporter"
+	"github.com/otelfr/otel-flightrecorder/internal/snaptest"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
+	"github.com/otelfr/otel-flightrecorder/snapstore"
 )
 
 func anomalousSpan() sdktrace.ReadOnlySpan {
@@ -28,8 +31,8 @@ func anomalousSpan() sdktrace.ReadOnlySpan {
 			SpanID:     trace.SpanID{4, 5, 6},
 			TraceFlags: trace.FlagsSampled,
 		}),
-		StartTime: epoch.Add(-200 * time.Millisecond),
-		EndTime:   epoch,
+		StartTime: snaptest.Epoch.Add(-200 * time.Millisecond),
+		EndTime:   snaptest.Epoch,
 		Resource:  resource.NewSchemaless(attribute.String("service.name", "shop")),
 	}.Snapshot()
 }
@@ -43,12 +46,12 @@ func attrMap(kvs []attribute.KeyValue) map[attribute.Key]attribute.Value {
 }
 
 func TestAttach(t *testing.T) {
-	st, err := exporter.NewDirStore(t.TempDir())
+	st, err := snapstore.NewDirStore(t.TempDir())
 	require.NoError(t, err)
 	mem := tracetest.NewInMemoryExporter()
 	e := exporter.New(st, mem, exporter.WithBaseURL("http://viewer.local:8081/snapshots"))
 
-	snap := fakeSnapshot(3, 64)
+	snap := snaptest.Snapshot(3, 64)
 	snap.WriteDuration = 5 * time.Millisecond
 	info, err := e.Save(t.Context(), snap)
 	require.NoError(t, err)
@@ -91,11 +94,11 @@ func TestAttach(t *testing.T) {
 // skew for a child that outlived its parent. The attachment must lie
 // within the slow span, and the snapshot's time move to an attribute.
 func TestAttachmentsStretchTheirTraces(t *testing.T) {
-	st, err := exporter.NewDirStore(t.TempDir())
+	st, err := snapstore.NewDirStore(t.TempDir())
 	require.NoError(t, err)
 	mem := tracetest.NewInMemoryExporter()
 	e := exporter.New(st, mem)
-	snap := fakeSnapshot(1, 64) // taken a second after the slow span ended
+	snap := snaptest.Snapshot(1, 64) // taken a second after the slow span ended
 	snap.WriteDuration = 30 * time.Millisecond
 	info, err := e.Save(t.Context(), snap)
 	require.NoError(t, err)
@@ -114,7 +117,7 @@ func TestAttachmentsStretchTheirTraces(t *testing.T) {
 }
 
 func TestBaseURL(t *testing.T) {
-	st, err := exporter.NewDirStore(t.TempDir())
+	st, err := snapstore.NewDirStore(t.TempDir())
 	require.NoError(t, err)
 	assert.Equal(t, exporter.DefaultBaseURL+"X", exporter.New(st, nil).URL("X"))
 
@@ -147,10 +150,10 @@ func (h hangingExporter) ExportSpans(ctx context.Context, _ []sdktrace.ReadOnlyS
 func (hangingExporter) Shutdown(context.Context) error { return nil }
 
 func TestAttachFailures(t *testing.T) {
-	st, err := exporter.NewDirStore(t.TempDir())
+	st, err := snapstore.NewDirStore(t.TempDir())
 	require.NoError(t, err)
 	anomalies := []exporter.Anomaly{{Span: anomalousSpan(), Reason: "error"}}
-	info := exporter.Info{ID: "X", TakenAt: epoch}
+	info := snapstore.Info{ID: "X", TakenAt: snaptest.Epoch}
 
 	boom := errors.New("boom")
 	err = exporter.New(st, failingExporter{boom}).Attach(t.Context(), info, anomalies)
@@ -166,29 +169,29 @@ func TestAttachFailures(t *testing.T) {
 }
 
 func TestExporterShutdown(t *testing.T) {
-	st, err := exporter.NewDirStore(t.TempDir())
+	st, err := snapstore.NewDirStore(t.TempDir())
 	require.NoError(t, err)
 	mem := tracetest.NewInMemoryExporter()
 	e := exporter.New(st, mem)
 	require.NoError(t, e.Shutdown(t.Context()))
 	require.NoError(t, e.Shutdown(t.Context()), "idempotent")
 
-	_, err = e.Save(t.Context(), fakeSnapshot(1, 1))
+	_, err = e.Save(t.Context(), snaptest.Snapshot(1, 1))
 	require.ErrorIs(t, err, exporter.ErrShutdown)
-	err = e.Attach(t.Context(), exporter.Info{ID: "X"}, []exporter.Anomaly{{Span: anomalousSpan()}})
+	err = e.Attach(t.Context(), snapstore.Info{ID: "X"}, []exporter.Anomaly{{Span: anomalousSpan()}})
 	require.ErrorIs(t, err, exporter.ErrShutdown)
 	assert.Empty(t, mem.GetSpans())
 }
 
 func TestExporterShutdownHonoursContext(t *testing.T) {
-	st, err := exporter.NewDirStore(t.TempDir())
+	st, err := snapstore.NewDirStore(t.TempDir())
 	require.NoError(t, err)
 	entered := make(chan struct{})
 	e := exporter.New(st, hangingExporter{entered}, exporter.WithTimeout(time.Hour))
 	exportCtx, cancelExport := context.WithCancel(t.Context())
 	done := make(chan error)
 	go func() {
-		done <- e.Attach(exportCtx, exporter.Info{ID: "X"}, []exporter.Anomaly{{Span: anomalousSpan()}})
+		done <- e.Attach(exportCtx, snapstore.Info{ID: "X"}, []exporter.Anomaly{{Span: anomalousSpan()}})
 	}()
 	<-entered
 
@@ -219,7 +222,7 @@ func (*lateExporter) Shutdown(context.Context) error { return nil }
 // exported after Shutdown had returned nil, "having waited for the export
 // in progress".
 func TestAttachRacingShutdownExportsAfterIt(t *testing.T) {
-	st, err := exporter.NewDirStore(t.TempDir())
+	st, err := snapstore.NewDirStore(t.TempDir())
 	require.NoError(t, err)
 	anomalies := []exporter.Anomaly{{Span: anomalousSpan(), Reason: "error"}}
 	var late, exports int64
@@ -227,7 +230,7 @@ func TestAttachRacingShutdownExportsAfterIt(t *testing.T) {
 		l := &lateExporter{}
 		e := exporter.New(st, l)
 		attached := make(chan error, 1)
-		go func() { attached <- e.Attach(t.Context(), exporter.Info{ID: "X"}, anomalies) }()
+		go func() { attached <- e.Attach(t.Context(), snapstore.Info{ID: "X"}, anomalies) }()
 		runtime.Gosched()
 		require.NoError(t, e.Shutdown(t.Context()))
 		l.shutdownReturned.Store(true)
@@ -242,19 +245,19 @@ func TestAttachRacingShutdownExportsAfterIt(t *testing.T) {
 }
 
 func TestAttachWithoutFinishedSpan(t *testing.T) {
-	st, err := exporter.NewDirStore(t.TempDir())
+	st, err := snapstore.NewDirStore(t.TempDir())
 	require.NoError(t, err)
 	mem := tracetest.NewInMemoryExporter()
 	res := resource.NewSchemaless(attribute.String("service.name", "manual"))
 	e := exporter.New(st, mem, exporter.WithResource(res))
-	info := exporter.Info{ID: "M1", TakenAt: epoch, WriteDuration: 7 * time.Millisecond}
+	info := snapstore.Info{ID: "M1", TakenAt: snaptest.Epoch, WriteDuration: 7 * time.Millisecond}
 	current := anomalousSpan().SpanContext()
 
 	require.NoError(t, e.Attach(t.Context(), info, []exporter.Anomaly{
 		{Reason: "signal"},
 		{Parent: current, Reason: "manual",
-			Attributes: []attribute.KeyValue{otelfr.DiagnosisVerdictKey.String("all good")},
-			Events:     []sdktrace.Event{{Name: otelfr.EpisodeEventName, Time: epoch}}},
+			Attributes: []attribute.KeyValue{analysis.DiagnosisVerdictKey.String("all good")},
+			Events:     []sdktrace.Event{{Name: analysis.EpisodeEventName, Time: snaptest.Epoch}}},
 	}))
 	got := mem.GetSpans()
 	require.Len(t, got, 2)
@@ -269,7 +272,7 @@ func TestAttachWithoutFinishedSpan(t *testing.T) {
 	sid, ok := attrMap(own.Attributes)[otelfr.SnapshotSpanIDKey]
 	assert.True(t, ok && sid.AsString() == "", "no span: empty, so that a link template still resolves; got %v", sid)
 	for _, a := range got {
-		assert.True(t, a.StartTime.Equal(epoch), "%s: from the snapshot's write", a.Name)
+		assert.True(t, a.StartTime.Equal(snaptest.Epoch), "%s: from the snapshot's write", a.Name)
 		assert.Equal(t, 7*time.Millisecond, a.EndTime.Sub(a.StartTime), "for its duration")
 	}
 
@@ -277,8 +280,8 @@ func TestAttachWithoutFinishedSpan(t *testing.T) {
 	assert.Equal(t, current.TraceID(), child.SpanContext.TraceID())
 	assert.Equal(t, current, child.Parent)
 	require.Len(t, child.Links, 1)
-	assert.Equal(t, "all good", attrMap(child.Attributes)[otelfr.DiagnosisVerdictKey].AsString())
+	assert.Equal(t, "all good", attrMap(child.Attributes)[analysis.DiagnosisVerdictKey].AsString())
 	assert.Equal(t, current.SpanID().String(), attrMap(child.Attributes)[otelfr.SnapshotSpanIDKey].AsString(), "the current span's page")
 	require.Len(t, child.Events, 1)
-	assert.Equal(t, otelfr.EpisodeEventName, child.Events[0].Name)
+	assert.Equal(t, analysis.EpisodeEventName, child.Events[0].Name)
 }

@@ -7,7 +7,7 @@ import "go.opentelemetry.io/otel/attribute"
 // On an anomalous span (added by package spanprocessor):
 //   - SnapshotIDKey, SnapshotURLKey, SnapshotSpanIDKey and SnapshotReasonKey
 //     when a snapshot covers the span;
-//   - SnapshotSkippedKey, with one of the Skip* values, when none does.
+//   - spanprocessor.SnapshotSkippedKey when none does.
 //
 // On the attachment span named [AttachmentSpanName] (added by package
 // exporter): SnapshotIDKey, SnapshotURLKey, SnapshotSpanIDKey,
@@ -30,9 +30,6 @@ const (
 	// SnapshotReasonKey says why the span was anomalous: "latency", "error"
 	// or a predicate's reason.
 	SnapshotReasonKey = attribute.Key("otelfr.snapshot.reason")
-	// SnapshotSkippedKey says why an anomalous span has no snapshot; its
-	// values are the Skip* constants.
-	SnapshotSkippedKey = attribute.Key("otelfr.snapshot.skipped")
 	// SnapshotSizeKey is the snapshot's size in bytes, an int.
 	SnapshotSizeKey = attribute.Key("otelfr.snapshot.size")
 	// SnapshotSHA256Key is the hex SHA-256 of the snapshot's bytes.
@@ -52,59 +49,6 @@ const (
 	SampledKey = attribute.Key("otelfr.sampled")
 )
 
-// Diagnosis attributes, on the attachment span when an analyzer is wired
-// in (see package analysis).
-const (
-	// DiagnosisVerdictKey is a one-line explanation of where the span's
-	// time went; for a failed span it leads with the error.
-	DiagnosisVerdictKey = attribute.Key("otelfr.diagnosis.verdict")
-	// DiagnosisStatusKey is "complete" when the snapshot holds the whole
-	// span, "partial" when the window cuts it, "not_found" when the span's
-	// task or goroutine is not in the snapshot.
-	DiagnosisStatusKey = attribute.Key("otelfr.diagnosis.status")
-	// DiagnosisGoroutinesKey is the number of goroutines that worked for
-	// the span.
-	DiagnosisGoroutinesKey = attribute.Key("otelfr.diagnosis.goroutines")
-	// DiagnosisBucketKeyPrefix prefixes the per-state time attributes, in
-	// milliseconds (float): for example "otelfr.diagnosis.ms.running" or
-	// "otelfr.diagnosis.ms.blocked.mutex".
-	DiagnosisBucketKeyPrefix = "otelfr.diagnosis.ms."
-)
-
-// EpisodeEventName names the span events of the attachment span that
-// describe the top blocking episodes; their attributes use the Episode*Key
-// keys.
-const EpisodeEventName = "otelfr.episode"
-
-// Attributes of an EpisodeEventName event.
-const (
-	EpisodeStateKey      = attribute.Key("otelfr.episode.state")
-	EpisodeDurationKey   = attribute.Key("otelfr.episode.duration_ms")
-	EpisodeGoroutineKey  = attribute.Key("otelfr.episode.goroutine")
-	EpisodeStackKey      = attribute.Key("otelfr.episode.stack")
-	EpisodeWakerKey      = attribute.Key("otelfr.episode.waker.goroutine")
-	EpisodeWakerStackKey = attribute.Key("otelfr.episode.waker.stack")
-)
-
 // AttachmentSpanName is the name of the span that carries a snapshot,
 // a child of the anomalous span with a link to it.
 const AttachmentSpanName = "otelfr.snapshot"
-
-// Values of SnapshotSkippedKey.
-const (
-	// SkipRateLimited: the minimum interval between snapshots had not passed.
-	SkipRateLimited = "rate_limited"
-	// SkipByteBudget: the byte budget of the current period was used up.
-	SkipByteBudget = "byte_budget"
-	// SkipQueueFull: the anomaly queue was full; the span was forwarded at once.
-	SkipQueueFull = "queue_full"
-	// SkipOutsideWindow: the span started before the snapshot's window.
-	SkipOutsideWindow = "outside_window"
-	// SkipStopped: the recorder or the processor was shut down.
-	SkipStopped = "stopped"
-	// SkipError: taking or storing the snapshot failed (see otel.Handle).
-	SkipError = "error"
-	// SkipCooldown: the same trigger for the same span name got a snapshot
-	// less than the processor's cooldown ago.
-	SkipCooldown = "cooldown"
-)

@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelfr/otel-flightrecorder/exporter"
-	"github.com/otelfr/otel-flightrecorder/exporter/bucketstore"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
+	"github.com/otelfr/otel-flightrecorder/snapstore/bucketstore"
 	"github.com/otelfr/otel-flightrecorder/spanprocessor"
 )
 
@@ -51,11 +51,11 @@ func TestREADMEAttributeTable(t *testing.T) {
 	readme := string(b)
 	for _, k := range []string{
 		string(otelfr.SnapshotIDKey), string(otelfr.SnapshotURLKey), string(otelfr.SnapshotReasonKey),
-		string(otelfr.SnapshotSkippedKey), string(otelfr.SnapshotSizeKey), string(otelfr.SnapshotSHA256Key),
+		string(spanprocessor.SnapshotSkippedKey), string(otelfr.SnapshotSizeKey), string(otelfr.SnapshotSHA256Key),
 		string(otelfr.SnapshotWindowStartKey), otelfr.AttachmentSpanName,
 		string(otelfr.SnapshotSpanIDKey), string(otelfr.SnapshotTakenAtKey),
-		otelfr.SkipRateLimited, otelfr.SkipByteBudget, otelfr.SkipQueueFull,
-		otelfr.SkipOutsideWindow, otelfr.SkipStopped, otelfr.SkipError, otelfr.SkipCooldown,
+		spanprocessor.SkipRateLimited, spanprocessor.SkipByteBudget, spanprocessor.SkipQueueFull,
+		spanprocessor.SkipOutsideWindow, spanprocessor.SkipStopped, spanprocessor.SkipError, spanprocessor.SkipCooldown,
 		string(otelfr.SampledKey),
 		spanprocessor.ReasonError, spanprocessor.ReasonLatency, spanprocessor.ReasonAdaptiveLatency,
 		spanprocessor.ReasonHTTPServerError, spanprocessor.ReasonGRPCError, spanprocessor.ReasonException,

@@ -29,9 +29,9 @@ fuzz() {
 }
 fuzz FuzzTraceWindow ./otelfr 100000x
 fuzz FuzzConfigFromEnv ./otelfr 100000x
-fuzz FuzzValidID ./exporter 200000x
-fuzz FuzzHandler ./exporter 50000x
-fuzz FuzzViewer ./exporter/viewer 50000x
+fuzz FuzzValidID ./snapstore 200000x
+fuzz FuzzHandler ./viewer 50000x
+fuzz FuzzViewer ./viewer 50000x
 fuzz FuzzAnalyze ./analysis 500x
 
 # The benchmarks, briefly: they still build and run (numbers: BENCHMARKS.md).

@@ -14,6 +14,7 @@ import (
 
 	"github.com/otelfr/otel-flightrecorder/exporter"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
+	"github.com/otelfr/otel-flightrecorder/snapstore"
 	"github.com/otelfr/otel-flightrecorder/spanprocessor"
 )
 
@@ -22,7 +23,7 @@ func benchProcessor(b *testing.B, opts ...spanprocessor.Option) (*spanprocessor.
 	if err != nil {
 		b.Fatal(err)
 	}
-	store, err := exporter.NewDirStore(b.TempDir(), exporter.WithMaxCount(3))
+	store, err := snapstore.NewDirStore(b.TempDir(), snapstore.WithMaxCount(3))
 	if err != nil {
 		b.Fatal(err)
 	}

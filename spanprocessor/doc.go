@@ -22,7 +22,7 @@
 // # Usage
 //
 //	rec, _ := otelfr.Start()
-//	store, _ := exporter.NewDirStore("/var/lib/myservice/snapshots")
+//	store, _ := snapstore.NewDirStore("/var/lib/myservice/snapshots")
 //	otlp, _ := otlptracegrpc.New(ctx)
 //	proc := spanprocessor.New(
 //		sdktrace.NewBatchSpanProcessor(otlp),

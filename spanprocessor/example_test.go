@@ -14,6 +14,7 @@ import (
 
 	"github.com/otelfr/otel-flightrecorder/exporter"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
+	"github.com/otelfr/otel-flightrecorder/snapstore"
 	"github.com/otelfr/otel-flightrecorder/spanprocessor"
 )
 
@@ -27,7 +28,7 @@ func Example() {
 
 	dir, _ := os.MkdirTemp("", "otelfr-example")
 	defer os.RemoveAll(dir)
-	store, err := exporter.NewDirStore(dir)
+	store, err := snapstore.NewDirStore(dir)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -78,7 +79,7 @@ func ExampleWithAdaptiveLatency() {
 	defer rec.Stop(context.Background())
 	dir, _ := os.MkdirTemp("", "otelfr-example")
 	defer os.RemoveAll(dir)
-	store, _ := exporter.NewDirStore(dir)
+	store, _ := snapstore.NewDirStore(dir)
 
 	proc := spanprocessor.New(
 		sdktrace.NewSimpleSpanProcessor(tracetest.NewNoopExporter()),
@@ -122,7 +123,7 @@ func ExampleRecordUnsampled() {
 	defer rec.Stop(context.Background())
 	dir, _ := os.MkdirTemp("", "otelfr-example")
 	defer os.RemoveAll(dir)
-	store, _ := exporter.NewDirStore(dir)
+	store, _ := snapstore.NewDirStore(dir)
 
 	spans := tracetest.NewInMemoryExporter()
 	proc := spanprocessor.New(sdktrace.NewSimpleSpanProcessor(spans), rec, exporter.New(store, spans))
@@ -164,7 +165,7 @@ func ExampleProcessor_Snapshot() {
 	defer rec.Stop(context.Background())
 	dir, _ := os.MkdirTemp("", "otelfr-example")
 	defer os.RemoveAll(dir)
-	store, _ := exporter.NewDirStore(dir)
+	store, _ := snapstore.NewDirStore(dir)
 
 	spans := tracetest.NewInMemoryExporter()
 	proc := spanprocessor.New(sdktrace.NewSimpleSpanProcessor(spans), rec, exporter.New(store, spans))

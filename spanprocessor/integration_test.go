@@ -21,7 +21,9 @@ import (
 	"github.com/otelfr/otel-flightrecorder/internal/otlptest"
 	"github.com/otelfr/otel-flightrecorder/internal/testutil"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
+	"github.com/otelfr/otel-flightrecorder/snapstore"
 	"github.com/otelfr/otel-flightrecorder/spanprocessor"
+	"github.com/otelfr/otel-flightrecorder/viewer"
 )
 
 // TestOTLPIntegration runs the whole pipeline against a real OTLP/gRPC
@@ -34,10 +36,10 @@ func TestOTLPIntegration(t *testing.T) {
 	require.NoError(t, err)
 	defer rec.Stop(context.Background())
 
-	store, err := exporter.NewDirStore(t.TempDir())
+	store, err := snapstore.NewDirStore(t.TempDir())
 	require.NoError(t, err)
 	mux := http.NewServeMux()
-	mux.Handle("/snapshots/", http.StripPrefix("/snapshots", exporter.NewHandler(store)))
+	mux.Handle("/snapshots/", http.StripPrefix("/snapshots", viewer.NewHandler(store)))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 

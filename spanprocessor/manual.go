@@ -12,6 +12,7 @@ import (
 
 	"github.com/otelfr/otel-flightrecorder/exporter"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
+	"github.com/otelfr/otel-flightrecorder/snapstore"
 )
 
 // ReasonSignal is the reason of snapshots taken by [Processor.SnapshotOnSignal].
@@ -23,25 +24,25 @@ const ReasonSignal = "signal"
 // The recorder's rate limits apply: a refused request returns an error
 // matching [otelfr.ErrRateLimited]. After Shutdown it returns
 // [otelfr.ErrStopped].
-func (p *Processor) Snapshot(ctx context.Context, reason string) (exporter.Info, error) {
+func (p *Processor) Snapshot(ctx context.Context, reason string) (snapstore.Info, error) {
 	if p.stopped.Load() {
-		return exporter.Info{}, otelfr.ErrStopped
+		return snapstore.Info{}, otelfr.ErrStopped
 	}
 	snap, err := p.rec.Snapshot(ctx, reason)
 	if err != nil {
-		return exporter.Info{}, err
+		return snapstore.Info{}, err
 	}
 	info, err := p.exp.Save(ctx, snap)
 	if err != nil {
 		p.c.errors[stageStore].Add(1)
-		return exporter.Info{}, err
+		return snapstore.Info{}, err
 	}
 	p.c.snapshots.Add(1)
 	p.c.snapshotBytes.Add(info.Size)
 	parent := trace.SpanContextFromContext(ctx)
 	if parent.IsValid() {
-		ref := exporter.SpanRef{TraceID: parent.TraceID().String(), SpanID: parent.SpanID().String(), Reason: reason}
-		if err := p.exp.AddSpans(ctx, info.ID, []exporter.SpanRef{ref}); err != nil {
+		ref := snapstore.SpanRef{TraceID: parent.TraceID().String(), SpanID: parent.SpanID().String(), Reason: reason}
+		if err := p.exp.AddSpans(ctx, info.ID, []snapstore.SpanRef{ref}); err != nil {
 			p.c.errors[stageStore].Add(1)
 			return info, err
 		}

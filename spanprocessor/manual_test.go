@@ -24,6 +24,7 @@ import (
 	"github.com/otelfr/otel-flightrecorder/analysis"
 	"github.com/otelfr/otel-flightrecorder/exporter"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
+	"github.com/otelfr/otel-flightrecorder/snapstore"
 	"github.com/otelfr/otel-flightrecorder/spanprocessor"
 )
 
@@ -109,7 +110,7 @@ func signalHelper(dir string) {
 		panic(err)
 	}
 	defer rec.Stop(context.Background())
-	store, err := exporter.NewDirStore(dir)
+	store, err := snapstore.NewDirStore(dir)
 	if err != nil {
 		panic(err)
 	}
@@ -133,7 +134,7 @@ func TestUnsampledAnomalies(t *testing.T) {
 	require.NoError(t, err)
 	defer rec.Stop(context.Background())
 	time.Sleep(100 * time.Millisecond)
-	store, err := exporter.NewDirStore(t.TempDir())
+	store, err := snapstore.NewDirStore(t.TempDir())
 	require.NoError(t, err)
 	mem := tracetest.NewInMemoryExporter()
 	proc := spanprocessor.New(sdktrace.NewSimpleSpanProcessor(mem), rec, exporter.New(store, mem),
@@ -180,7 +181,7 @@ func TestCooldown(t *testing.T) {
 
 	st := p.proc.Stats()
 	assert.Equal(t, int64(2), st.Snapshots, "noisy once, quiet once")
-	assert.Equal(t, int64(1), st.Skipped[otelfr.SkipCooldown])
+	assert.Equal(t, int64(1), st.Skipped[spanprocessor.SkipCooldown])
 	_, linked := attr(p.next.spans()["quiet"], otelfr.SnapshotIDKey)
 	assert.True(t, linked, "the noisy route did not use up the quiet one's snapshot")
 }
@@ -192,7 +193,7 @@ func (f *fakeDiagnoser) Diagnose(_ context.Context, data []byte, s sdktrace.Read
 	f.calls++
 	f.bytes = len(data)
 	v := "blocked on " + s.Name()
-	return v, []attribute.KeyValue{otelfr.DiagnosisVerdictKey.String(v)}, []sdktrace.Event{{Name: otelfr.EpisodeEventName}}, nil
+	return v, []attribute.KeyValue{analysis.DiagnosisVerdictKey.String(v)}, []sdktrace.Event{{Name: analysis.EpisodeEventName}}, nil
 }
 
 func TestDiagnoser(t *testing.T) {
@@ -223,7 +224,7 @@ func TestDiagnoser(t *testing.T) {
 	att := p.mem.GetSpans()
 	require.Len(t, att, 2)
 	for _, a := range att {
-		assert.Contains(t, attrMapOf(a.Attributes)[otelfr.DiagnosisVerdictKey], "blocked on ")
+		assert.Contains(t, attrMapOf(a.Attributes)[analysis.DiagnosisVerdictKey], "blocked on ")
 		assert.Len(t, a.Events, 1)
 	}
 	infos, err := p.store.List(t.Context())
@@ -270,7 +271,7 @@ func TestDiagnoserFailure(t *testing.T) {
 	require.True(t, linked, "the span is still linked")
 	att := p.mem.GetSpans()
 	require.Len(t, att, 1, "the attachment is exported")
-	assert.NotContains(t, attrMapOf(att[0].Attributes), otelfr.DiagnosisVerdictKey)
+	assert.NotContains(t, attrMapOf(att[0].Attributes), analysis.DiagnosisVerdictKey)
 	f, info, err := p.store.Open(t.Context(), id)
 	require.NoError(t, err, "the raw snapshot is kept")
 	defer f.Close()

@@ -36,7 +36,7 @@ const (
 // [otelfr.SnapshotIDKey], [otelfr.SnapshotURLKey],
 // [otelfr.SnapshotSpanIDKey] and [otelfr.SnapshotReasonKey], forwards it,
 // and exports its attachment span. A span that gets no snapshot is
-// forwarded with [otelfr.SnapshotSkippedKey] saying why. Every span reaches
+// forwarded with [SnapshotSkippedKey] saying why. Every span reaches
 // the wrapped processor exactly once, unless Shutdown has begun (see
 // [Processor.Shutdown]: such spans are counted in [Stats]).
 type Processor struct {

@@ -21,6 +21,7 @@ import (
 	"github.com/otelfr/otel-flightrecorder/exporter"
 	"github.com/otelfr/otel-flightrecorder/internal/testutil"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
+	"github.com/otelfr/otel-flightrecorder/snapstore"
 	"github.com/otelfr/otel-flightrecorder/spanprocessor"
 )
 
@@ -30,7 +31,7 @@ import (
 type pipeline struct {
 	next  *recordingProcessor
 	mem   *tracetest.InMemoryExporter
-	store *exporter.DirStore
+	store *snapstore.DirStore
 	rec   *otelfr.Recorder
 	proc  *spanprocessor.Processor
 	tp    *sdktrace.TracerProvider
@@ -46,7 +47,7 @@ func newPipeline(t *testing.T, recOpts []otelfr.Option, opts ...spanprocessor.Op
 	// The test spans are back-dated by up to 100ms: let the recorder's
 	// window reach that far.
 	time.Sleep(100 * time.Millisecond)
-	p.store, err = exporter.NewDirStore(t.TempDir())
+	p.store, err = snapstore.NewDirStore(t.TempDir())
 	require.NoError(t, err)
 	p.proc = spanprocessor.New(p.next, rec, exporter.New(p.store, p.mem), opts...)
 	p.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(p.proc))
@@ -109,11 +110,11 @@ func TestTriggers(t *testing.T) {
 			}
 			assert.Equal(t, tt.wantReason, reason)
 			_, linked := attr(got, otelfr.SnapshotIDKey)
-			skipped, _ := attr(got, otelfr.SnapshotSkippedKey)
+			skipped, _ := attr(got, spanprocessor.SnapshotSkippedKey)
 			if tt.d < 100*time.Millisecond {
 				assert.True(t, linked)
 			} else {
-				assert.Equal(t, otelfr.SkipOutsideWindow, skipped, "the span started before the recorder")
+				assert.Equal(t, spanprocessor.SkipOutsideWindow, skipped, "the span started before the recorder")
 			}
 		})
 	}
@@ -233,8 +234,8 @@ func TestReuseOfCoveringSnapshot(t *testing.T) {
 	first, _ := attr(spans["first"], otelfr.SnapshotIDKey)
 	second, _ := attr(spans["second"], otelfr.SnapshotIDKey)
 	assert.Equal(t, first, second)
-	skipped, _ := attr(spans["third"], otelfr.SnapshotSkippedKey)
-	assert.Equal(t, otelfr.SkipRateLimited, skipped)
+	skipped, _ := attr(spans["third"], spanprocessor.SnapshotSkippedKey)
+	assert.Equal(t, spanprocessor.SkipRateLimited, skipped)
 	reason, _ := attr(spans["third"], otelfr.SnapshotReasonKey)
 	assert.Equal(t, "latency", reason)
 }
@@ -256,8 +257,8 @@ func TestRateLimitedSpansAreMarkedSkipped(t *testing.T) {
 	spans := p.next.spans()
 	_, ok := attr(spans["a"], otelfr.SnapshotIDKey)
 	assert.True(t, ok)
-	skipped, _ := attr(spans["b"], otelfr.SnapshotSkippedKey)
-	assert.Equal(t, otelfr.SkipRateLimited, skipped)
+	skipped, _ := attr(spans["b"], spanprocessor.SnapshotSkippedKey)
+	assert.Equal(t, spanprocessor.SkipRateLimited, skipped)
 	_, ok = attr(spans["b"], otelfr.SnapshotIDKey)
 	assert.False(t, ok)
 	assert.Len(t, p.mem.GetSpans(), 1, "no attachment for a skipped span")
@@ -267,8 +268,8 @@ func TestSpanOutsideWindow(t *testing.T) {
 	p := newPipeline(t, nil, spanprocessor.WithLatencyThreshold(10*time.Millisecond))
 	p.span("long", time.Hour) // started long before the recorder
 	require.NoError(t, p.proc.ForceFlush(t.Context()))
-	skipped, _ := attr(p.next.spans()["long"], otelfr.SnapshotSkippedKey)
-	assert.Equal(t, otelfr.SkipOutsideWindow, skipped)
+	skipped, _ := attr(p.next.spans()["long"], spanprocessor.SnapshotSkippedKey)
+	assert.Equal(t, spanprocessor.SkipOutsideWindow, skipped)
 	assert.Empty(t, p.mem.GetSpans())
 }
 
@@ -290,13 +291,13 @@ func TestQueueFull(t *testing.T) {
 	for i := range 5 {
 		p.span(fmt.Sprint("s", i), 20*time.Millisecond)
 	}
-	assert.Equal(t, int64(3), p.proc.Stats().Skipped[otelfr.SkipQueueFull])
+	assert.Equal(t, int64(3), p.proc.Stats().Skipped[spanprocessor.SkipQueueFull])
 	close(release)
 	require.NoError(t, p.proc.ForceFlush(t.Context()))
 
 	full := 0
 	for name, s := range p.next.spans() {
-		if v, _ := attr(s, otelfr.SnapshotSkippedKey); v == otelfr.SkipQueueFull {
+		if v, _ := attr(s, spanprocessor.SnapshotSkippedKey); v == spanprocessor.SkipQueueFull {
 			full++
 			continue
 		}
@@ -334,8 +335,8 @@ func TestShutdownAfterRecorderStopped(t *testing.T) {
 	p.span("slow", 20*time.Millisecond)
 	require.NoError(t, p.rec.Stop(t.Context()))
 	require.NoError(t, p.proc.Shutdown(t.Context()))
-	skipped, _ := attr(p.next.spans()["slow"], otelfr.SnapshotSkippedKey)
-	assert.Equal(t, otelfr.SkipStopped, skipped)
+	skipped, _ := attr(p.next.spans()["slow"], spanprocessor.SnapshotSkippedKey)
+	assert.Equal(t, spanprocessor.SkipStopped, skipped)
 }
 
 func TestForceFlushHonoursContext(t *testing.T) {

@@ -25,6 +25,7 @@ import (
 	"github.com/otelfr/otel-flightrecorder/exporter"
 	"github.com/otelfr/otel-flightrecorder/internal/otlptest"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
+	"github.com/otelfr/otel-flightrecorder/snapstore"
 	"github.com/otelfr/otel-flightrecorder/spanprocessor"
 )
 
@@ -44,7 +45,7 @@ func (c *countingProcessor) OnStart(ctx context.Context, s sdktrace.ReadWriteSpa
 func (c *countingProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 	c.total.Add(1)
 	_, id := attr(s, otelfr.SnapshotIDKey)
-	_, skip := attr(s, otelfr.SnapshotSkippedKey)
+	_, skip := attr(s, spanprocessor.SnapshotSkippedKey)
 	switch {
 	case id:
 		c.linked.Add(1)
@@ -98,7 +99,7 @@ func TestAnomalyStorm(t *testing.T) {
 		otelfr.WithByteBudget(budget, time.Hour))
 	require.NoError(t, err)
 	defer rec.Stop(context.Background())
-	store, err := exporter.NewDirStore(t.TempDir(), exporter.WithMaxCount(5))
+	store, err := snapstore.NewDirStore(t.TempDir(), snapstore.WithMaxCount(5))
 	require.NoError(t, err)
 	proc := spanprocessor.New(next, rec, exporter.New(store, tracetest.NewNoopExporter()), spanprocessor.WithQueueSize(64))
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(proc))
@@ -153,9 +154,9 @@ func TestAnomalyStorm(t *testing.T) {
 	// period can overshoot by one snapshot's growth: at most a window and
 	// the generation that straddles its edge.
 	assert.LessOrEqual(t, st.SnapshotBytes, int64(budget+2*window), "snapshots within the byte budget")
-	assert.Positive(t, st.Skipped[otelfr.SkipRateLimited], "the interval refused some")
-	assert.Positive(t, st.Skipped[otelfr.SkipByteBudget], "the budget refused some")
-	assert.Positive(t, st.Skipped[otelfr.SkipQueueFull], "a full queue drops and counts")
+	assert.Positive(t, st.Skipped[spanprocessor.SkipRateLimited], "the interval refused some")
+	assert.Positive(t, st.Skipped[spanprocessor.SkipByteBudget], "the budget refused some")
+	assert.Positive(t, st.Skipped[spanprocessor.SkipQueueFull], "a full queue drops and counts")
 	assert.Less(t, late, early+16<<20, "the heap stays flat")
 }
 
@@ -175,7 +176,7 @@ func testExporterDown(t *testing.T, fault otlptest.Option) {
 	defer rec.Stop(context.Background())
 	before := goleak.IgnoreCurrent()
 	time.Sleep(50 * time.Millisecond)
-	store, err := exporter.NewDirStore(t.TempDir())
+	store, err := snapstore.NewDirStore(t.TempDir())
 	require.NoError(t, err)
 	// The exporter's own timeout bounds how long its batch processor's
 	// goroutine outlives Shutdown; that goroutine is the SDK's, not ours.
@@ -220,21 +221,21 @@ func testExporterDown(t *testing.T, fault otlptest.Option) {
 
 // failingStore fails every Save until healed.
 type failingStore struct {
-	exporter.Store
+	snapstore.Store
 	healed atomic.Bool
 }
 
 var errDiskFull = errors.New("disk full")
 
-func (f *failingStore) Save(ctx context.Context, s *otelfr.Snapshot) (exporter.Info, error) {
+func (f *failingStore) Save(ctx context.Context, s *otelfr.Snapshot) (snapstore.Info, error) {
 	if !f.healed.Load() {
-		return exporter.Info{}, errDiskFull
+		return snapstore.Info{}, errDiskFull
 	}
 	return f.Store.Save(ctx, s)
 }
 
 func TestStoreFailure(t *testing.T) {
-	dir, err := exporter.NewDirStore(t.TempDir())
+	dir, err := snapstore.NewDirStore(t.TempDir())
 	require.NoError(t, err)
 	store := &failingStore{Store: dir}
 	next := newRecordingProcessor()
@@ -252,8 +253,8 @@ func TestStoreFailure(t *testing.T) {
 	}
 	proc.OnEnd(span("while failing"))
 	require.NoError(t, proc.ForceFlush(t.Context()))
-	skipped, _ := attr(next.spans()["while failing"], otelfr.SnapshotSkippedKey)
-	assert.Equal(t, otelfr.SkipError, skipped)
+	skipped, _ := attr(next.spans()["while failing"], spanprocessor.SnapshotSkippedKey)
+	assert.Equal(t, spanprocessor.SkipError, skipped)
 	assert.Equal(t, int64(1), proc.Stats().Errors["store"])
 	errs := handled.Take()
 	require.Len(t, errs, 1)
@@ -286,7 +287,7 @@ func TestShutdownOrder(t *testing.T) {
 			require.NoError(t, err)
 			defer rec.Stop(context.Background())
 			time.Sleep(50 * time.Millisecond)
-			store, err := exporter.NewDirStore(t.TempDir())
+			store, err := snapstore.NewDirStore(t.TempDir())
 			require.NoError(t, err)
 			mem := tracetest.NewInMemoryExporter()
 			exp := exporter.New(store, mem)
@@ -314,8 +315,8 @@ func TestShutdownOrder(t *testing.T) {
 				assert.Len(t, mem.GetSpans(), 1, "linked, so its attachment was exported")
 				return
 			}
-			skipped, _ := attr(s, otelfr.SnapshotSkippedKey)
-			assert.Equal(t, otelfr.SkipStopped, skipped)
+			skipped, _ := attr(s, spanprocessor.SnapshotSkippedKey)
+			assert.Equal(t, spanprocessor.SkipStopped, skipped)
 		})
 	}
 }

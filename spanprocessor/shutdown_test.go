@@ -17,6 +17,7 @@ import (
 
 	"github.com/otelfr/otel-flightrecorder/exporter"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
+	"github.com/otelfr/otel-flightrecorder/snapstore"
 	"github.com/otelfr/otel-flightrecorder/spanprocessor"
 )
 
@@ -55,13 +56,13 @@ func (g *gate) Shutdown(ctx context.Context) error {
 // shutdownRig starts a recorder (stopped at the end of the test) and a
 // store, and returns what goleak should ignore: the goroutines before the
 // processor under test starts.
-func shutdownRig(t *testing.T) (*otelfr.Recorder, *exporter.DirStore, goleak.Option) {
+func shutdownRig(t *testing.T) (*otelfr.Recorder, *snapstore.DirStore, goleak.Option) {
 	t.Helper()
 	rec, err := otelfr.Start()
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = rec.Stop(context.Background()) })
 	before := goleak.IgnoreCurrent()
-	store, err := exporter.NewDirStore(t.TempDir())
+	store, err := snapstore.NewDirStore(t.TempDir())
 	require.NoError(t, err)
 	return rec, store, before
 }

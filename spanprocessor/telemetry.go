@@ -14,15 +14,15 @@ import (
 // ScopeName is the instrumentation scope of the Processor's metrics.
 const ScopeName = "github.com/otelfr/otel-flightrecorder/spanprocessor"
 
-// skipReasons are the values of otelfr.SnapshotSkippedKey, in counter order.
+// skipReasons are the values of SnapshotSkippedKey, in counter order.
 var skipReasons = [...]string{
-	otelfr.SkipRateLimited,
-	otelfr.SkipByteBudget,
-	otelfr.SkipQueueFull,
-	otelfr.SkipOutsideWindow,
-	otelfr.SkipStopped,
-	otelfr.SkipError,
-	otelfr.SkipCooldown,
+	SkipRateLimited,
+	SkipByteBudget,
+	SkipQueueFull,
+	SkipOutsideWindow,
+	SkipStopped,
+	SkipError,
+	SkipCooldown,
 }
 
 // Stages at which the background work can fail, in counter order.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/otelfr/otel-flightrecorder/exporter"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
+	"github.com/otelfr/otel-flightrecorder/snapstore"
 )
 
 // Diagnoser explains an anomalous span from the execution trace of the
@@ -94,7 +95,7 @@ func (p *Processor) drain(batch []anomaly) []anomaly {
 
 // worker is the state the background goroutine keeps between batches.
 type worker struct {
-	last     exporter.Info // the latest stored snapshot
+	last     snapstore.Info // the latest stored snapshot
 	haveLast bool
 	cooldown cooldowns
 }
@@ -129,7 +130,7 @@ func (p *Processor) handle(w *worker, batch []anomaly) []anomaly {
 		}
 		if trigger < 0 {
 			for _, a := range rest {
-				p.skip(a, otelfr.SkipCooldown)
+				p.skip(a, SkipCooldown)
 			}
 		} else if snap, info, skip := p.snapshot(rest[trigger].reason); skip != "" {
 			for _, a := range rest {
@@ -142,7 +143,7 @@ func (p *Processor) handle(w *worker, batch []anomaly) []anomaly {
 					covered = append(covered, a)
 					w.cooldown.fired(p.cfg.cooldown, triggerKey(a), now)
 				} else {
-					p.skip(a, otelfr.SkipOutsideWindow)
+					p.skip(a, SkipOutsideWindow)
 				}
 			}
 			w.last, w.haveLast = info, true
@@ -157,38 +158,38 @@ func triggerKey(a anomaly) string { return a.reason + "\x00" + a.span.Name() }
 
 // snapshot takes and stores a snapshot. On failure it returns the skip
 // reason to put on the spans.
-func (p *Processor) snapshot(reason string) (*otelfr.Snapshot, exporter.Info, string) {
+func (p *Processor) snapshot(reason string) (*otelfr.Snapshot, snapstore.Info, string) {
 	snap, err := p.rec.Snapshot(p.ctx, reason)
 	if err != nil {
 		switch {
 		case p.ctx.Err() != nil:
-			return nil, exporter.Info{}, otelfr.SkipStopped // Shutdown ran out of time
+			return nil, snapstore.Info{}, SkipStopped // Shutdown ran out of time
 		case errors.Is(err, otelfr.ErrByteBudget):
-			return nil, exporter.Info{}, otelfr.SkipByteBudget
+			return nil, snapstore.Info{}, SkipByteBudget
 		case errors.Is(err, otelfr.ErrRateLimited):
-			return nil, exporter.Info{}, otelfr.SkipRateLimited
+			return nil, snapstore.Info{}, SkipRateLimited
 		case errors.Is(err, otelfr.ErrStopped):
-			return nil, exporter.Info{}, otelfr.SkipStopped
+			return nil, snapstore.Info{}, SkipStopped
 		}
 		p.c.errors[stageSnapshot].Add(1)
 		otel.Handle(fmt.Errorf("otelfr/spanprocessor: snapshot: %w", err))
-		return nil, exporter.Info{}, otelfr.SkipError
+		return nil, snapstore.Info{}, SkipError
 	}
 	info, err := p.exp.Save(p.ctx, snap)
 	if err != nil {
 		if errors.Is(err, exporter.ErrShutdown) || p.ctx.Err() != nil {
-			return nil, exporter.Info{}, otelfr.SkipStopped
+			return nil, snapstore.Info{}, SkipStopped
 		}
 		p.c.errors[stageStore].Add(1)
 		otel.Handle(fmt.Errorf("otelfr/spanprocessor: storing snapshot %s: %w", snap.ID, err))
-		return nil, exporter.Info{}, otelfr.SkipError
+		return nil, snapstore.Info{}, SkipError
 	}
 	p.c.snapshots.Add(1)
 	p.c.snapshotBytes.Add(info.Size)
 	return snap, info, ""
 }
 
-func covers(in exporter.Info, s sdktrace.ReadOnlySpan) bool {
+func covers(in snapstore.Info, s sdktrace.ReadOnlySpan) bool {
 	return !s.StartTime().Before(in.WindowStart) && !s.EndTime().After(in.WindowEnd)
 }
 
@@ -196,19 +197,19 @@ func covers(in exporter.Info, s sdktrace.ReadOnlySpan) bool {
 // them with it, forwards them decorated, and exports their attachments.
 // data is the snapshot's trace, or nil to read it from the store if a
 // diagnoser needs it.
-func (p *Processor) deliver(info exporter.Info, data []byte, covered []anomaly) {
+func (p *Processor) deliver(info snapstore.Info, data []byte, covered []anomaly) {
 	if len(covered) == 0 {
 		return
 	}
 	atts := make([]exporter.Anomaly, len(covered))
-	refs := make([]exporter.SpanRef, len(covered))
+	refs := make([]snapstore.SpanRef, len(covered))
 	if p.cfg.diagnoser != nil && data == nil {
 		data = p.load(info.ID)
 	}
 	for i, a := range covered {
 		atts[i] = exporter.Anomaly{Span: a.span, Reason: a.reason}
 		sc := a.span.SpanContext()
-		refs[i] = exporter.SpanRef{
+		refs[i] = snapstore.SpanRef{
 			TraceID: sc.TraceID().String(), SpanID: sc.SpanID().String(), Name: a.span.Name(),
 			Start: a.span.StartTime(), End: a.span.EndTime(), Reason: a.reason,
 		}
@@ -258,7 +259,7 @@ func (p *Processor) load(id string) []byte {
 
 // link forwards the span decorated with the snapshot, and returns it as
 // forwarded. verdict is the diagnoser's, if any.
-func (p *Processor) link(in exporter.Info, a anomaly, verdict string) sdktrace.ReadOnlySpan {
+func (p *Processor) link(in snapstore.Info, a anomaly, verdict string) sdktrace.ReadOnlySpan {
 	sid := a.span.SpanContext().SpanID()
 	url := p.exp.SpanURL(in.ID, sid)
 	d := decorate(a.span,
@@ -287,16 +288,16 @@ func (p *Processor) skip(a anomaly, why string) {
 // skipQueueFull forwards, on OnEnd's goroutine, an anomalous span that
 // found the queue full.
 func (p *Processor) skipQueueFull(a anomaly) {
-	d := skipped(a, otelfr.SkipQueueFull)
-	p.c.skipCounter(otelfr.SkipQueueFull).Add(1)
+	d := skipped(a, SkipQueueFull)
+	p.c.skipCounter(SkipQueueFull).Add(1)
 	p.next.OnEnd(d)
-	p.report(Outcome{Span: d, Reason: a.reason, Skipped: otelfr.SkipQueueFull})
+	p.report(Outcome{Span: d, Reason: a.reason, Skipped: SkipQueueFull})
 }
 
 func skipped(a anomaly, why string) sdktrace.ReadOnlySpan {
 	return decorate(a.span,
 		otelfr.SnapshotReasonKey.String(a.reason),
-		otelfr.SnapshotSkippedKey.String(why),
+		SnapshotSkippedKey.String(why),
 	)
 }
 

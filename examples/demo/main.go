@@ -55,7 +55,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"github.com/otelfr/otel-flightrecorder/exporter"
-	"github.com/otelfr/otel-flightrecorder/exporter/viewer"
+	"github.com/otelfr/otel-flightrecorder/viewer"
 )
 
 type options struct {

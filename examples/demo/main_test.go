@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/otelfr/otel-flightrecorder/analysis"
 	"github.com/otelfr/otel-flightrecorder/internal/otlptest"
 	"github.com/otelfr/otel-flightrecorder/internal/testutil"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
@@ -126,7 +127,7 @@ func TestDemo(t *testing.T) {
 		}
 		reason, _ := sp.Attributes[string(otelfr.SnapshotReasonKey)].(string)
 		if reason == "" {
-			for _, k := range []attribute.Key{otelfr.SnapshotIDKey, otelfr.SnapshotURLKey, otelfr.SnapshotSkippedKey} {
+			for _, k := range []attribute.Key{otelfr.SnapshotIDKey, otelfr.SnapshotURLKey, spanprocessor.SnapshotSkippedKey} {
 				assert.NotContains(t, sp.Attributes, string(k), "a normal span %q", sp.Name)
 			}
 			continue
@@ -159,7 +160,7 @@ func caught(spans []otlptest.Span) map[string]catch {
 	verdicts := map[string]string{} // by the span the attachment links to
 	for _, sp := range spans {
 		if sp.Name == otelfr.AttachmentSpanName && len(sp.Links) == 1 {
-			verdicts[sp.Links[0].SpanID], _ = sp.Attributes[string(otelfr.DiagnosisVerdictKey)].(string)
+			verdicts[sp.Links[0].SpanID], _ = sp.Attributes[string(analysis.DiagnosisVerdictKey)].(string)
 		}
 	}
 	kinds := map[string]catch{}
@@ -192,7 +193,7 @@ func diagnoses(spans []otlptest.Span) map[string][]string {
 	verdicts := map[string]string{}
 	for _, sp := range spans {
 		if sp.Name == otelfr.AttachmentSpanName && len(sp.Links) == 1 {
-			verdicts[sp.Links[0].SpanID], _ = sp.Attributes[string(otelfr.DiagnosisVerdictKey)].(string)
+			verdicts[sp.Links[0].SpanID], _ = sp.Attributes[string(analysis.DiagnosisVerdictKey)].(string)
 		}
 	}
 	out := map[string][]string{}

@@ -19,6 +19,7 @@ import (
 	"github.com/otelfr/otel-flightrecorder/analysis"
 	"github.com/otelfr/otel-flightrecorder/exporter"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
+	"github.com/otelfr/otel-flightrecorder/snapstore"
 	"github.com/otelfr/otel-flightrecorder/spanprocessor"
 )
 
@@ -57,7 +58,7 @@ type telemetry struct {
 	orders, inventory trace.TracerProvider
 	proc              *spanprocessor.Processor
 	adaptive          bool // the adaptive latency trigger is on
-	store             *exporter.DirStore
+	store             *snapstore.DirStore
 	exp               *exporter.Exporter
 	exporting         string // says where spans go, for the start-up log
 	trigger           string // says what makes a span anomalous, ditto
@@ -89,7 +90,7 @@ func setupTelemetry(ctx context.Context, o options) (*telemetry, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := exporter.NewDirStore(o.dir)
+	store, err := snapstore.NewDirStore(o.dir)
 	if err != nil {
 		rec.Stop(context.Background())
 		return nil, err

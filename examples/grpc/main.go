@@ -42,9 +42,10 @@ import (
 
 	"github.com/otelfr/otel-flightrecorder/analysis"
 	"github.com/otelfr/otel-flightrecorder/exporter"
-	"github.com/otelfr/otel-flightrecorder/exporter/viewer"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
+	"github.com/otelfr/otel-flightrecorder/snapstore"
 	"github.com/otelfr/otel-flightrecorder/spanprocessor"
+	"github.com/otelfr/otel-flightrecorder/viewer"
 )
 
 type config struct {
@@ -84,7 +85,7 @@ func run(ctx context.Context, cfg config) (err error) {
 		return err
 	}
 	defer rec.Stop(context.Background())
-	store, err := exporter.NewDirStore(cfg.dir)
+	store, err := snapstore.NewDirStore(cfg.dir)
 	if err != nil {
 		return err
 	}

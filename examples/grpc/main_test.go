@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
+	"github.com/otelfr/otel-flightrecorder/analysis"
 	"github.com/otelfr/otel-flightrecorder/internal/otlptest"
 	"github.com/otelfr/otel-flightrecorder/internal/testutil"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
@@ -119,7 +120,7 @@ func TestExample(t *testing.T) {
 				att := attachment(spans, l.client)
 				blocked := 0.0
 				for k, v := range att.Attributes {
-					if ms, ok := v.(float64); ok && strings.HasPrefix(k, otelfr.DiagnosisBucketKeyPrefix+"blocked.") {
+					if ms, ok := v.(float64); ok && strings.HasPrefix(k, analysis.DiagnosisBucketKeyPrefix+"blocked.") {
 						blocked += ms
 					}
 				}
@@ -247,7 +248,7 @@ func verdict(t *testing.T, spans []otlptest.Span, s otlptest.Span) string {
 	t.Helper()
 	att := attachment(spans, s)
 	require.NotNil(t, att)
-	v, _ := att.Attributes[string(otelfr.DiagnosisVerdictKey)].(string)
+	v, _ := att.Attributes[string(analysis.DiagnosisVerdictKey)].(string)
 	require.NotEmpty(t, v, "%s span's attachment has a verdict: %v", s.Kind, att.Attributes)
 	t.Logf("%s span verdict: %s", s.Kind, v)
 	return v

@@ -42,10 +42,10 @@ import (
 
 	"github.com/otelfr/otel-flightrecorder/analysis"
 	"github.com/otelfr/otel-flightrecorder/exporter"
-	"github.com/otelfr/otel-flightrecorder/exporter/bucketstore"
-	"github.com/otelfr/otel-flightrecorder/exporter/viewer"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
+	"github.com/otelfr/otel-flightrecorder/snapstore/bucketstore"
 	"github.com/otelfr/otel-flightrecorder/spanprocessor"
+	"github.com/otelfr/otel-flightrecorder/viewer"
 )
 
 func main() {

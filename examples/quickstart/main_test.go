@@ -22,12 +22,14 @@ import (
 	"github.com/stretchr/testify/require"
 	_ "gocloud.dev/blob/fileblob"
 
-	"github.com/otelfr/otel-flightrecorder/exporter"
-	"github.com/otelfr/otel-flightrecorder/exporter/bucketstore"
+	"github.com/otelfr/otel-flightrecorder/analysis"
 	"github.com/otelfr/otel-flightrecorder/internal/browsertest"
 	"github.com/otelfr/otel-flightrecorder/internal/otlptest"
 	"github.com/otelfr/otel-flightrecorder/internal/testutil"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
+	"github.com/otelfr/otel-flightrecorder/snapstore"
+	"github.com/otelfr/otel-flightrecorder/snapstore/bucketstore"
+	"github.com/otelfr/otel-flightrecorder/spanprocessor"
 )
 
 func httpGet(t *testing.T, url string) (int, []byte) {
@@ -138,7 +140,7 @@ func TestQuickstart(t *testing.T) {
 	assert.Equal(t, "quickstart-test", slow.Resource["service.name"])
 
 	assert.NotContains(t, fast.Attributes, string(otelfr.SnapshotIDKey), "/fast produces no snapshot")
-	assert.NotContains(t, fast.Attributes, string(otelfr.SnapshotSkippedKey))
+	assert.NotContains(t, fast.Attributes, string(spanprocessor.SnapshotSkippedKey))
 
 	assert.Equal(t, slow.TraceID, att.TraceID, "the attachment is in the slow span's trace")
 	assert.Equal(t, slow.SpanID, att.ParentSpanID, "and its child")
@@ -146,7 +148,7 @@ func TestQuickstart(t *testing.T) {
 	assert.Equal(t, slow.SpanID, att.Links[0].SpanID, "and links to it")
 	assert.Equal(t, id, att.Attributes[string(otelfr.SnapshotIDKey)])
 	assert.Equal(t, "quickstart-test", att.Resource["service.name"])
-	verdict, _ := att.Attributes[string(otelfr.DiagnosisVerdictKey)].(string)
+	verdict, _ := att.Attributes[string(analysis.DiagnosisVerdictKey)].(string)
 	assert.Contains(t, verdict, "sync.Mutex", "the verdict names the real cause of /slow")
 	assert.Contains(t, verdict, "refresh", "and who held the lock")
 	t.Logf("verdict: %s", verdict)
@@ -303,7 +305,7 @@ func TestQuickstartBucketStore(t *testing.T) {
 
 	code, _ := httpGet(t, "http://"+addr+"/slow")
 	require.Equal(t, http.StatusOK, code)
-	var list []exporter.Info
+	var list []snapstore.Info
 	require.Eventually(t, func() bool {
 		code, body := httpGet(t, "http://"+snapAddr+"/snapshots/snapshots.json")
 		return code == http.StatusOK && json.Unmarshal(body, &list) == nil && len(list) == 1

@@ -29,6 +29,7 @@ import (
 
 	"github.com/otelfr/otel-flightrecorder/exporter"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
+	"github.com/otelfr/otel-flightrecorder/snapstore"
 	"github.com/otelfr/otel-flightrecorder/spanprocessor"
 )
 
@@ -163,7 +164,7 @@ func newServer(c serverConfig) (*server, error) {
 		c.store = dir
 		s.cfg.store = dir
 	}
-	dir, err := exporter.NewDirStore(c.store, exporter.WithMaxCount(4))
+	dir, err := snapstore.NewDirStore(c.store, snapstore.WithMaxCount(4))
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +181,7 @@ func newServer(c serverConfig) (*server, error) {
 
 // pipeline returns the instrumented service with a tracer provider of its
 // own.
-func (s *server) pipeline(name string, coalesce time.Duration, store exporter.Store) http.Handler {
+func (s *server) pipeline(name string, coalesce time.Duration, store snapstore.Store) http.Handler {
 	var sp sdktrace.SpanProcessor = sdktrace.NewBatchSpanProcessor(tracetest.NewNoopExporter())
 	var opts []sdktrace.TracerProviderOption
 	if s.cfg.setup == setupFull {
@@ -321,11 +322,11 @@ func (s *server) outcome(pipeline string, o spanprocessor.Outcome) {
 
 // timedStore records when Save starts and ends, to split the snapshot path.
 type timedStore struct {
-	exporter.Store
+	snapstore.Store
 	s *server
 }
 
-func (t *timedStore) Save(ctx context.Context, snap *otelfr.Snapshot) (exporter.Info, error) {
+func (t *timedStore) Save(ctx context.Context, snap *otelfr.Snapshot) (snapstore.Info, error) {
 	start := time.Now().UnixNano()
 	info, err := t.Store.Save(ctx, snap)
 	end := time.Now().UnixNano()

@@ -27,8 +27,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/otelfr/otel-flightrecorder/exporter"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
+	"github.com/otelfr/otel-flightrecorder/snapstore"
 )
 
 var sink atomic.Int64
@@ -63,7 +63,7 @@ func main() {
 	}
 	dir, _ := os.MkdirTemp("", "harn-")
 	defer os.RemoveAll(dir)
-	store, _ := exporter.NewDirStore(dir, exporter.WithMaxCount(3))
+	store, _ := snapstore.NewDirStore(dir, snapstore.WithMaxCount(3))
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)

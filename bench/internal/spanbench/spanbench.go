@@ -21,6 +21,7 @@ import (
 
 	"github.com/otelfr/otel-flightrecorder/exporter"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
+	"github.com/otelfr/otel-flightrecorder/snapstore"
 	"github.com/otelfr/otel-flightrecorder/spanprocessor"
 )
 
@@ -118,7 +119,7 @@ func noopCase(wrap bool) func(testing.TB, *otelfr.Recorder) (trace.Tracer, func(
 // defaults a service would use (500ms latency threshold, error triggers),
 // or the adaptive trigger instead of the fixed threshold.
 func NewProcessor(tb testing.TB, next sdktrace.SpanProcessor, rec *otelfr.Recorder, adaptive bool) *spanprocessor.Processor {
-	store, err := exporter.NewDirStore(tb.TempDir(), exporter.WithMaxCount(2))
+	store, err := snapstore.NewDirStore(tb.TempDir(), snapstore.WithMaxCount(2))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,0 +1,37 @@
+package analysis
+
+import "go.opentelemetry.io/otel/attribute"
+
+// Diagnosis attributes, on the attachment span when an analyzer is wired
+// in (by [Diagnoser]).
+const (
+	// DiagnosisVerdictKey is a one-line explanation of where the span's
+	// time went; for a failed span it leads with the error.
+	DiagnosisVerdictKey = attribute.Key("otelfr.diagnosis.verdict")
+	// DiagnosisStatusKey is "complete" when the snapshot holds the whole
+	// span, "partial" when the window cuts it, "not_found" when the span's
+	// task or goroutine is not in the snapshot.
+	DiagnosisStatusKey = attribute.Key("otelfr.diagnosis.status")
+	// DiagnosisGoroutinesKey is the number of goroutines that worked for
+	// the span.
+	DiagnosisGoroutinesKey = attribute.Key("otelfr.diagnosis.goroutines")
+	// DiagnosisBucketKeyPrefix prefixes the per-state time attributes, in
+	// milliseconds (float): for example "otelfr.diagnosis.ms.running" or
+	// "otelfr.diagnosis.ms.blocked.mutex".
+	DiagnosisBucketKeyPrefix = "otelfr.diagnosis.ms."
+)
+
+// EpisodeEventName names the span events of the attachment span that
+// describe the top blocking episodes; their attributes use the Episode*Key
+// keys.
+const EpisodeEventName = "otelfr.episode"
+
+// Attributes of an EpisodeEventName event.
+const (
+	EpisodeStateKey      = attribute.Key("otelfr.episode.state")
+	EpisodeDurationKey   = attribute.Key("otelfr.episode.duration_ms")
+	EpisodeGoroutineKey  = attribute.Key("otelfr.episode.goroutine")
+	EpisodeStackKey      = attribute.Key("otelfr.episode.stack")
+	EpisodeWakerKey      = attribute.Key("otelfr.episode.waker.goroutine")
+	EpisodeWakerStackKey = attribute.Key("otelfr.episode.waker.stack")
+)

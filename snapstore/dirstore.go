@@ -1,0 +1,473 @@
+package snapstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+
+	"go.opentelemetry.io/otel"
+
+	"github.com/otelfr/otel-flightrecorder/otelfr"
+)
+
+// Defaults of a [DirStore]'s retention.
+const (
+	DefaultMaxCount      = 50
+	DefaultMaxTotalBytes = 1 << 30
+)
+
+const (
+	traceExt = ".trace"
+	metaExt  = ".json"
+	tmpGlob  = ".tmp-*"
+)
+
+// DirStore is a [Store] that keeps each snapshot in a directory as two
+// files: ID.trace, the raw execution trace, and ID.json, its [Info].
+//
+// Writes are atomic: each file is written under a temporary name and
+// renamed into place, the trace before its description, and only snapshots
+// with both files are listed or served. A crash mid-write leaves at most a
+// temporary file or a trace without its description, both removed by the
+// next [NewDirStore]. Files are not synced to disk, so a power loss may lose
+// the latest snapshots, never expose a partial one.
+//
+// Before each Save writes, it makes room: keeping the newest snapshots for
+// as long as they and the new one number at most MaxCount and total at most
+// MaxTotalBytes, it removes every older one, so the store stays within its
+// limits even while writing. The new snapshot is always written, even when
+// it alone exceeds MaxTotalBytes. A snapshot's size is its trace's;
+// descriptions are not counted. Saving an ID the store holds replaces that
+// snapshot. Room is made first, so a Save that fails may still have removed
+// older snapshots.
+//
+// When a write fails because the volume is full ([syscall.ENOSPC]), Save
+// removes the oldest snapshots left, at least one and at least as many bytes
+// as the write lacked, and tries again, until the write fits or no other
+// snapshot is left; then it returns the error. A full volume thus costs the
+// oldest snapshots, and the store recovers as soon as removing them frees
+// enough space.
+//
+// A trace without its description, or a description without its trace, is
+// an orphan: a crash between Save's two renames or between a removal's two
+// steps, or a removal that failed, leaves one. Orphans are never listed or
+// served; NewDirStore and every Save remove them, and one that cannot be
+// removed counts toward MaxTotalBytes until it is.
+//
+// A directory belongs to one DirStore at a time. Two stores sharing one, in
+// one process or several, are not supported: neither counts the other's
+// snapshots in progress, and each may take the other's half-written save
+// for an orphan and remove it, losing that snapshot (never exposing a
+// partial one).
+type DirStore struct {
+	dir      string
+	maxCount int
+	maxBytes int64
+
+	mu sync.Mutex // serializes retention with saves
+
+	// write writes a temporary file's contents; a test seam for a full
+	// volume. Nil means (*os.File).Write.
+	write func(f *os.File, p []byte) (int, error)
+}
+
+var _ Store = (*DirStore)(nil)
+
+// Option configures a [DirStore].
+type Option interface {
+	apply(storeConfig) storeConfig
+}
+
+type storeConfig struct {
+	maxCount int
+	maxBytes int64
+}
+
+type optionFunc func(storeConfig) storeConfig
+
+func (f optionFunc) apply(c storeConfig) storeConfig { return f(c) }
+
+// WithMaxCount sets how many snapshots a DirStore keeps. The default is
+// 50; n <= 0 keeps the default.
+func WithMaxCount(n int) Option {
+	return optionFunc(func(c storeConfig) storeConfig {
+		if n > 0 {
+			c.maxCount = n
+		}
+		return c
+	})
+}
+
+// WithMaxTotalBytes sets the total size of the snapshots a DirStore keeps.
+// The default is 1 GiB; n <= 0 keeps the default.
+func WithMaxTotalBytes(n int64) Option {
+	return optionFunc(func(c storeConfig) storeConfig {
+		if n > 0 {
+			c.maxBytes = n
+		}
+		return c
+	})
+}
+
+// NewDirStore returns a DirStore keeping snapshots in dir, which it creates
+// (mode 0700) if needed. It removes the temporary files and orphans left by
+// an interrupted write or removal: as dir belongs to one store, any found
+// now were left by a previous one. Those it fails to remove, every Save
+// tries again.
+func NewDirStore(dir string, opts ...Option) (*DirStore, error) {
+	c := storeConfig{maxCount: DefaultMaxCount, maxBytes: DefaultMaxTotalBytes}
+	for _, o := range opts {
+		c = o.apply(c)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("otelfr/snapstore: creating store directory: %w", err)
+	}
+	stale, _ := filepath.Glob(filepath.Join(dir, tmpGlob))
+	for _, p := range stale {
+		_ = os.Remove(p)
+	}
+	d := &DirStore{dir: dir, maxCount: c.maxCount, maxBytes: c.maxBytes}
+	if inv, err := d.scan(); err == nil {
+		_, _ = d.removeOrphans(inv.orphans)
+	}
+	return d, nil
+}
+
+// Dir returns the directory the store writes to.
+func (d *DirStore) Dir() string { return d.dir }
+
+// Path returns the path of the snapshot's trace file, for opening it with
+// `go tool trace`. It does not check that the snapshot exists.
+func (d *DirStore) Path(id string) (string, error) {
+	if !ValidID(id) {
+		return "", ErrInvalidID
+	}
+	return filepath.Join(d.dir, id+traceExt), nil
+}
+
+// Save implements [Store].
+func (d *DirStore) Save(ctx context.Context, s *otelfr.Snapshot) (Info, error) {
+	if !ValidID(s.ID) {
+		return Info{}, ErrInvalidID
+	}
+	if err := ctx.Err(); err != nil {
+		return Info{}, err
+	}
+	// Hash in pieces: one call over the whole snapshot cannot be preempted,
+	// and would hold up every stop-the-world pause while it runs.
+	h := sha256.New()
+	for d := s.Data; len(d) > 0; {
+		n := min(len(d), 256<<10)
+		h.Write(d[:n])
+		d = d[n:]
+		runtime.Gosched() // background work: let queued requests run
+	}
+	sum := [sha256.Size]byte(h.Sum(nil))
+	info := Info{
+		ID:            s.ID,
+		Reason:        s.Reason,
+		Size:          s.Size(),
+		SHA256:        hex.EncodeToString(sum[:]),
+		WindowStart:   s.Start,
+		WindowEnd:     s.End,
+		TakenAt:       s.TakenAt,
+		WriteDuration: s.WriteDuration,
+		MinAge:        s.MinAge,
+		MaxBytes:      s.MaxBytes,
+	}
+	meta, err := json.Marshal(info)
+	if err != nil {
+		return Info{}, err
+	}
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	kept, err := d.makeRoom(s.ID, info.Size)
+	if err != nil {
+		return Info{}, err
+	}
+	tracePath := filepath.Join(d.dir, s.ID+traceExt)
+	if err := d.writeFreeing(ctx, tracePath, s.Data, &kept); err != nil {
+		return Info{}, err
+	}
+	if err := d.writeFreeing(ctx, filepath.Join(d.dir, s.ID+metaExt), meta, &kept); err != nil {
+		_ = os.Remove(tracePath)
+		return Info{}, err
+	}
+	info.Path = tracePath
+	return info, nil
+}
+
+// writeFreeing writes data to path, and while that fails for want of space,
+// removes the oldest of the snapshots in kept (newest first), at least one
+// and at least as many bytes as the write lacked, and tries again. It stops
+// when kept is empty, so it tries at most len(kept)+1 times. The caller
+// holds d.mu.
+func (d *DirStore) writeFreeing(ctx context.Context, path string, data []byte, kept *[]Info) error {
+	for {
+		n, err := d.writeAtomic(path, data)
+		if err == nil || !errors.Is(err, syscall.ENOSPC) || len(*kept) == 0 {
+			return err
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return errors.Join(err, cerr)
+		}
+		lacked := int64(len(data) - n)
+		var freed int64
+		for removed := false; len(*kept) > 0 && (!removed || freed < lacked); {
+			oldest := (*kept)[len(*kept)-1]
+			*kept = (*kept)[:len(*kept)-1]
+			if err := d.remove(oldest.ID); err != nil {
+				otel.Handle(fmt.Errorf("otelfr/snapstore: retention: %w", err))
+				continue
+			}
+			removed = true
+			freed += oldest.Size
+		}
+	}
+}
+
+// writeAtomic writes data to a temporary file renamed to path. It returns
+// how many bytes of data were written before an error.
+func (d *DirStore) writeAtomic(path string, data []byte) (int, error) {
+	f, err := os.CreateTemp(d.dir, tmpGlob)
+	if err != nil {
+		return 0, fmt.Errorf("otelfr/snapstore: saving snapshot: %w", err)
+	}
+	write := d.write
+	if write == nil {
+		write = (*os.File).Write
+	}
+	n, err := write(f, data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return n, fmt.Errorf("otelfr/snapstore: saving snapshot: %w", err)
+	}
+	return n, nil
+}
+
+// makeRoom removes the orphans, then every snapshot older than the newest
+// that fit beside a new snapshot id of size bytes, and returns the
+// snapshots kept, newest first, without id. Failures to remove are handled
+// with otel.Handle and what was not removed counts toward the limits. The
+// caller holds d.mu, so no Save is between its renames.
+func (d *DirStore) makeRoom(id string, size int64) ([]Info, error) {
+	inv, err := d.scan()
+	if err != nil {
+		return nil, err
+	}
+	total, err := d.removeOrphans(inv.orphans)
+	if err != nil {
+		otel.Handle(fmt.Errorf("otelfr/snapstore: retention: %w", err))
+	}
+	total += size
+	count := 1
+	kept := make([]Info, 0, len(inv.snapshots))
+	var errs []error
+	full := false
+	for _, in := range inv.snapshots { // newest first
+		if in.ID == id {
+			continue // replaced
+		}
+		full = full || count+1 > d.maxCount || total+in.Size > d.maxBytes
+		if full {
+			err := d.remove(in.ID)
+			if err == nil {
+				continue
+			}
+			errs = append(errs, err)
+		}
+		kept = append(kept, in)
+		total += in.Size
+		count++
+	}
+	if err := errors.Join(errs...); err != nil {
+		otel.Handle(fmt.Errorf("otelfr/snapstore: retention: %w", err))
+	}
+	return kept, nil
+}
+
+// remove removes a snapshot, its description first: from then on it is not
+// listed or served.
+func (d *DirStore) remove(id string) error {
+	if err := os.Remove(filepath.Join(d.dir, id+metaExt)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.Remove(filepath.Join(d.dir, id+traceExt)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// removeOrphans removes the orphans, and returns the total size of the
+// traces it failed to remove.
+func (d *DirStore) removeOrphans(orphans []orphan) (int64, error) {
+	var errs []error
+	var held int64
+	for _, o := range orphans {
+		if err := os.Remove(filepath.Join(d.dir, o.name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			held += o.size
+		}
+	}
+	return held, errors.Join(errs...)
+}
+
+// AddSpans implements [Store]. The description is rewritten atomically.
+func (d *DirStore) AddSpans(ctx context.Context, id string, spans []SpanRef) error {
+	if !ValidID(id) {
+		return ErrInvalidID
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	in, err := d.readInfo(id)
+	if err != nil {
+		return err
+	}
+	in.Spans = append(in.Spans, spans...)
+	meta, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	_, err = d.writeAtomic(filepath.Join(d.dir, id+metaExt), meta)
+	return err
+}
+
+// List implements [Store].
+func (d *DirStore) List(ctx context.Context) ([]Info, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return d.list()
+}
+
+func (d *DirStore) list() ([]Info, error) {
+	inv, err := d.scan()
+	return inv.snapshots, err
+}
+
+// inventory is what a store's directory holds.
+type inventory struct {
+	snapshots []Info // with both files, newest first
+	orphans   []orphan
+}
+
+// orphan is a trace without its description or a description without its
+// trace.
+type orphan struct {
+	name string
+	size int64 // of a trace; descriptions are not counted
+}
+
+// scan reads the directory. Files not named by a valid ID, and snapshots
+// whose description cannot be read, are not the store's and are left out.
+func (d *DirStore) scan() (inventory, error) {
+	entries, err := os.ReadDir(d.dir)
+	if err != nil {
+		return inventory{}, fmt.Errorf("otelfr/snapstore: listing snapshots: %w", err)
+	}
+	traces := make(map[string]fs.DirEntry, len(entries)/2)
+	metas := make(map[string]bool, len(entries)/2)
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		if id, ok := strings.CutSuffix(e.Name(), traceExt); ok && ValidID(id) {
+			traces[id] = e
+		} else if id, ok := strings.CutSuffix(e.Name(), metaExt); ok && ValidID(id) {
+			metas[id] = true
+		}
+	}
+	var inv inventory
+	for id, e := range traces {
+		if metas[id] {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue // removed meanwhile
+		}
+		inv.orphans = append(inv.orphans, orphan{name: e.Name(), size: fi.Size()})
+	}
+	inv.snapshots = make([]Info, 0, len(metas))
+	for id := range metas {
+		if _, ok := traces[id]; !ok {
+			inv.orphans = append(inv.orphans, orphan{name: id + metaExt})
+			continue
+		}
+		in, err := d.readInfo(id)
+		if err != nil {
+			continue // removed meanwhile, or not one of ours
+		}
+		inv.snapshots = append(inv.snapshots, in)
+	}
+	slices.SortFunc(inv.snapshots, func(a, b Info) int {
+		if c := b.TakenAt.Compare(a.TakenAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return inv, nil
+}
+
+func (d *DirStore) readInfo(id string) (Info, error) {
+	b, err := os.ReadFile(filepath.Join(d.dir, id+metaExt))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Info{}, ErrNotFound
+	}
+	if err != nil {
+		return Info{}, err
+	}
+	var in Info
+	if err := json.Unmarshal(b, &in); err != nil {
+		return Info{}, fmt.Errorf("otelfr/snapstore: snapshot %s: %w", id, err)
+	}
+	if in.ID != id {
+		return Info{}, fmt.Errorf("otelfr/snapstore: snapshot %s: description names %q", id, in.ID)
+	}
+	in.Path = filepath.Join(d.dir, id+traceExt)
+	return in, nil
+}
+
+// Open implements [Store].
+func (d *DirStore) Open(ctx context.Context, id string) (io.ReadSeekCloser, Info, error) {
+	if !ValidID(id) {
+		return nil, Info{}, ErrInvalidID
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, Info{}, err
+	}
+	in, err := d.readInfo(id)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	f, err := os.Open(filepath.Join(d.dir, id+traceExt))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, Info{}, ErrNotFound
+	}
+	if err != nil {
+		return nil, Info{}, err
+	}
+	return f, in, nil
+}

@@ -1,0 +1,21 @@
+// Package snapstore keeps flight-recorder snapshots.
+//
+// A [Store] saves snapshots, lists them newest first, opens each one's
+// execution trace and records the spans linked to it. [DirStore] keeps them
+// as files in a local directory, with atomic writes and retention by count
+// and total size; package snapstore/bucketstore keeps them in object
+// storage, for a fleet. Package exporter saves into a Store, and package
+// viewer serves one.
+//
+// IDs are validated ([ValidID]) before they reach storage, so that no ID
+// can name a path, and a Store never lists or serves a snapshot whose Save
+// has not completed.
+//
+// # Usage
+//
+//	store, err := snapstore.NewDirStore("/var/lib/myservice/snapshots",
+//		snapstore.WithMaxCount(20), snapstore.WithMaxTotalBytes(512<<20))
+//	if err != nil {
+//		return err
+//	}
+package snapstore

@@ -1,0 +1,107 @@
+package snapstore
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/otelfr/otel-flightrecorder/otelfr"
+)
+
+var (
+	// ErrNotFound is returned by a [Store] for a snapshot it does not hold,
+	// whether it never existed or retention removed it.
+	ErrNotFound = errors.New("otelfr/snapstore: snapshot not found")
+
+	// ErrInvalidID is returned for a snapshot ID that is not 1 to 64
+	// characters from A-Z, a-z, 0-9, '-' and '_'. Such IDs are refused
+	// before touching storage, so that no ID can name a path.
+	ErrInvalidID = errors.New("otelfr/snapstore: invalid snapshot ID")
+)
+
+// Info describes a stored snapshot.
+type Info struct {
+	ID            string        `json:"id"`
+	Reason        string        `json:"reason"`
+	Size          int64         `json:"size"`
+	SHA256        string        `json:"sha256"`
+	WindowStart   time.Time     `json:"window_start"`
+	WindowEnd     time.Time     `json:"window_end"`
+	TakenAt       time.Time     `json:"taken_at"`
+	WriteDuration time.Duration `json:"write_duration_ns"`
+	MinAge        time.Duration `json:"min_age_ns,omitempty"`
+	MaxBytes      uint64        `json:"max_bytes,omitempty"`
+
+	// Spans are the anomalous spans linked to the snapshot.
+	Spans []SpanRef `json:"spans,omitempty"`
+
+	// Resource identifies the process that took the snapshot, in stores
+	// that a fleet shares (package bucketstore); zero where the store does
+	// not record it.
+	Resource Resource `json:"resource,omitzero"`
+
+	// Pending is set on a snapshot that a store holds locally and has not
+	// yet uploaded where the rest of the fleet reads (package
+	// bucketstore's spool). It is never set in shared storage.
+	Pending bool `json:"pending,omitempty"`
+
+	// Path is where the store keeps the trace on the local file system,
+	// for `go tool trace`; empty for stores that are not file based.
+	Path string `json:"-"`
+}
+
+// SpanRef describes a span linked to a snapshot.
+type SpanRef struct {
+	TraceID string    `json:"trace_id"`
+	SpanID  string    `json:"span_id"`
+	Name    string    `json:"name"`
+	Start   time.Time `json:"start"`
+	End     time.Time `json:"end"`
+	Reason  string    `json:"reason"`
+	// Verdict is the diagnosis's one-line explanation, when a diagnoser
+	// ran.
+	Verdict string `json:"verdict,omitempty"`
+}
+
+// Store keeps snapshots. Implementations must be safe for concurrent use,
+// must refuse IDs that fail validation with [ErrInvalidID], and must never
+// list or serve a snapshot whose Save has not completed.
+type Store interface {
+	// Save stores s and returns its description.
+	Save(ctx context.Context, s *otelfr.Snapshot) (Info, error)
+	// List returns the stored snapshots, newest first.
+	List(ctx context.Context) ([]Info, error)
+	// Open returns the snapshot's data and description. The caller closes
+	// the reader. It returns [ErrNotFound] for an unknown ID.
+	Open(ctx context.Context, id string) (io.ReadSeekCloser, Info, error)
+	// AddSpans records spans linked to a stored snapshot, appending them
+	// to Info.Spans. It returns [ErrNotFound] for an unknown ID.
+	AddSpans(ctx context.Context, id string, spans []SpanRef) error
+}
+
+// Pager is implemented by stores that can list one page of snapshots
+// without reading the others; package viewer pages its index with it.
+type Pager interface {
+	// ListPage returns at most n snapshots, newest first, starting at
+	// token ("" for the newest), and the token of the next page ("" after
+	// the last).
+	ListPage(ctx context.Context, token string, n int) (page []Info, next string, err error)
+}
+
+// ValidID reports whether id is acceptable as a snapshot ID: 1 to 64
+// characters from A-Z, a-z, 0-9, '-' and '_'.
+func ValidID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
