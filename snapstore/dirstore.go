@@ -34,6 +34,10 @@ const (
 	tmpGlob  = ".tmp-*"
 )
 
+// ErrReadOnly is returned by Save and AddSpans of a [DirStore] opened with
+// [WithReadOnly].
+var ErrReadOnly = errors.New("otelfr/snapstore: read-only store")
+
 // DirStore is a [Store] that keeps each snapshot in a directory as two
 // files: ID.trace, the raw execution trace, and ID.json, its [Info].
 //
@@ -71,10 +75,20 @@ const (
 // snapshots in progress, and each may take the other's half-written save
 // for an orphan and remove it, losing that snapshot (never exposing a
 // partial one).
+//
+// The exception is a read-only DirStore ([WithReadOnly]), which writes and
+// removes nothing: any number of them may read a directory beside the one
+// store that writes it, as a viewer (`otelfr serve`) reads the directory of
+// a live process. A reader sees a snapshot once both its files are in
+// place, and loses it when the writer's retention removes it: List may then
+// still name a snapshot that Open no longer finds ([ErrNotFound]), and a
+// trace already opened stays readable on the systems that keep a removed
+// file's data for its open descriptors (Unix).
 type DirStore struct {
 	dir      string
 	maxCount int
 	maxBytes int64
+	readOnly bool
 
 	mu sync.Mutex // serializes retention with saves
 
@@ -93,6 +107,7 @@ type Option interface {
 type storeConfig struct {
 	maxCount int
 	maxBytes int64
+	readOnly bool
 }
 
 type optionFunc func(storeConfig) storeConfig
@@ -121,15 +136,40 @@ func WithMaxTotalBytes(n int64) Option {
 	})
 }
 
+// WithReadOnly opens a DirStore that only lists and opens snapshots: it
+// neither creates nor cleans its directory, enforces no retention, and its
+// Save and AddSpans return [ErrReadOnly]. Such a store may read the
+// directory of a store that writes, in this process or another (see
+// [DirStore]). The retention options have no effect on it.
+func WithReadOnly() Option {
+	return optionFunc(func(c storeConfig) storeConfig {
+		c.readOnly = true
+		return c
+	})
+}
+
 // NewDirStore returns a DirStore keeping snapshots in dir, which it creates
 // (mode 0700) if needed. It removes the temporary files and orphans left by
 // an interrupted write or removal: as dir belongs to one store, any found
 // now were left by a previous one. Those it fails to remove, every Save
 // tries again.
+//
+// With [WithReadOnly], dir must be an existing directory, and NewDirStore
+// neither creates nor changes anything in it.
 func NewDirStore(dir string, opts ...Option) (*DirStore, error) {
 	c := storeConfig{maxCount: DefaultMaxCount, maxBytes: DefaultMaxTotalBytes}
 	for _, o := range opts {
 		c = o.apply(c)
+	}
+	if c.readOnly {
+		fi, err := os.Stat(dir)
+		if err == nil && !fi.IsDir() {
+			err = fmt.Errorf("%s is not a directory", dir)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("otelfr/snapstore: opening store directory: %w", err)
+		}
+		return &DirStore{dir: dir, maxCount: c.maxCount, maxBytes: c.maxBytes, readOnly: true}, nil
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("otelfr/snapstore: creating store directory: %w", err)
@@ -145,7 +185,7 @@ func NewDirStore(dir string, opts ...Option) (*DirStore, error) {
 	return d, nil
 }
 
-// Dir returns the directory the store writes to.
+// Dir returns the directory the store keeps its snapshots in.
 func (d *DirStore) Dir() string { return d.dir }
 
 // Path returns the path of the snapshot's trace file, for opening it with
@@ -157,8 +197,11 @@ func (d *DirStore) Path(id string) (string, error) {
 	return filepath.Join(d.dir, id+traceExt), nil
 }
 
-// Save implements [Store].
+// Save implements [Store]. A read-only store returns [ErrReadOnly].
 func (d *DirStore) Save(ctx context.Context, s *otelfr.Snapshot) (Info, error) {
+	if d.readOnly {
+		return Info{}, ErrReadOnly
+	}
 	if !ValidID(s.ID) {
 		return Info{}, ErrInvalidID
 	}
@@ -331,8 +374,12 @@ func (d *DirStore) removeOrphans(orphans []orphan) (int64, error) {
 	return held, errors.Join(errs...)
 }
 
-// AddSpans implements [Store]. The description is rewritten atomically.
+// AddSpans implements [Store]. The description is rewritten atomically. A
+// read-only store returns [ErrReadOnly].
 func (d *DirStore) AddSpans(ctx context.Context, id string, spans []SpanRef) error {
+	if d.readOnly {
+		return ErrReadOnly
+	}
 	if !ValidID(id) {
 		return ErrInvalidID
 	}

@@ -4,13 +4,15 @@
 //
 // [NewHandler] serves, under the prefix it is mounted at:
 //
-//	/                  index: snapshots newest first, with the spans each covers and their verdicts
-//	/ID                snapshot page: window, recorder settings, anomalous spans with their trace IDs, download, `go tool trace` command
+//	/                  index: snapshots newest first, with the replica that took each, the spans it covers and their verdicts
+//	/?service=S&instance=I  the index of one service's snapshots, or one instance's (either parameter alone, or both)
+//	/?page=TOKEN       an older page of the index, over a store that pages
+//	/ID                snapshot page: window, recorder settings, replica, anomalous spans with their trace IDs, download, `go tool trace` command
 //	/ID?span=SPANID    span page: the diagnosis and a timeline with one lane per goroutine (any trace parameter is ignored)
 //	/ID?trace=TRACEID  redirects to the span page of the trace's anomalous span when the snapshot holds one; otherwise the snapshot page, listing only that trace's spans
 //	/ID.trace          the raw execution trace (and /ID for clients that do not ask for HTML)
 //	/ID.json           the snapshot's snapstore.Info as JSON
-//	/snapshots.json    the newest snapshots (up to [WithMaxList]) as JSON; / too, for clients that do not ask for HTML
+//	/snapshots.json    the newest snapshots (up to [WithMaxList]) as JSON, filtered by ?service= and ?instance= as the index; / too, for clients that do not ask for HTML
 //	POST /             takes a snapshot now, with [WithTrigger]
 //
 // A Jaeger link pattern on a span tag can read the span's tags and its
@@ -18,6 +20,27 @@
 // the tag otelfr.snapshot.span_id, and the link is
 // /ID?span=#{otelfr.snapshot.span_id}&trace=#{trace.traceID}. An empty span
 // parameter counts as none.
+//
+// # A fleet's snapshots
+//
+// Over a store that a fleet shares (package snapstore/bucketstore, served
+// by `otelfr serve`), each snapshot names the replica that took it in
+// snapstore.Info.Resource: the index, snapshot and span pages show its
+// service, instance and host or pod, and the index filters on the service
+// name and instance ID (service.name, service.instance.id), with links to
+// those it read and a form (a GET: the pages' Content-Security-Policy
+// allows forms to submit to the viewer only). A snapshot still in its
+// replica's spool (Info.Pending, seen only by that replica's own store) is
+// marked pending upload. A central viewer does not find a snapshot before
+// its upload: its 404 page says that the snapshot may not be uploaded yet,
+// and to reload in a while.
+//
+// The span page diagnoses the span from the snapshot when it is asked
+// for, whether or not a verdict was stored with the span: a snapshot saved
+// without a diagnoser, or whose spans the store does not list, still
+// explains any span it holds. A stored verdict leads the page, as it was
+// made from the span itself and names the error of a failed one; the
+// viewer's own verdict is shown beside it when they differ.
 //
 // Everything works offline: pages are rendered on the server with
 // html/template, the timeline is SVG, the stylesheet is embedded, and no
@@ -47,6 +70,20 @@
 //
 // A span page reads its whole snapshot and analyses part of it: at most two
 // are computed at once (other requests wait), and the last 32 are kept, as a
-// snapshot never changes. The index page lists the newest 200 snapshots;
-// snapshots.json lists more.
+// snapshot never changes.
+//
+// Over a store that pages (snapstore.Pager, as bucketstore.Store does), the
+// index reads one page of 50 snapshots, one listing request and 50 reads
+// however many the bucket holds, and links to the next with ?page=, the
+// store's opaque token; it never lists the whole store. A filtered index
+// reads further pages until 50 snapshots match or it has read 10 pages
+// (500 snapshots), then links to the next page, so that a page may show
+// fewer than 50, or none, while older ones match; it says how many it read.
+// The services and instances offered as filters are those of the
+// snapshots read. A token that the store refuses, while the store answers
+// otherwise, is answered 400. Over a store that does not page (DirStore),
+// the index lists the newest 200 snapshots that match; snapshots.json lists
+// more. snapshots.json reads a store that pages by pages of up to 1,000
+// until it has [WithMaxList] snapshots that match or has read the last, and
+// ignores ?page=.
 package viewer

@@ -19,8 +19,9 @@ import (
 //go:embed assets/*
 var assets embed.FS
 
-// pageCSP lets pages load only the embedded stylesheet; no script runs.
-const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+// pageCSP lets pages load only the embedded stylesheet, and submit forms
+// (the index's filter, a GET) only to the viewer; no script runs.
+const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
 // NewHandler returns the viewer for the snapshots in store; see the
 // package documentation for its routes. Mount it with http.StripPrefix.
@@ -60,7 +61,9 @@ var templates = template.Must(template.New("").Funcs(funcs).ParseFS(assets, "ass
 // Limits that keep the viewer cheap to serve, whoever asks: a span page
 // reads its whole snapshot and parses part of it.
 const (
-	// indexLimit caps the snapshots listed on the index page (the newest).
+	// indexLimit caps the snapshots listed on the index page (the newest)
+	// of a store that does not page; one that does is read a page at a
+	// time (indexPageSize).
 	indexLimit = 200
 	// maxAnalyses caps the span pages being computed at once; more
 	// requests wait for a slot or for their own context to end.
@@ -97,14 +100,17 @@ func (v *viewer) index(w http.ResponseWriter, r *http.Request) {
 		v.raw.ServeHTTP(w, r)
 		return
 	}
-	infos, err := v.store.List(r.Context())
+	q, err := parseListQuery(r.URL.Query())
 	if err != nil {
 		v.fail(w, r, err)
 		return
 	}
-	page := indexPage{Snapshots: infos}
-	if len(infos) > indexLimit {
-		page.Snapshots, page.More = infos[:indexLimit], len(infos)-indexLimit
+	page, err := readIndex(r.Context(), v.store, q)
+	if err != nil {
+		if r.Context().Err() == nil {
+			v.fail(w, r, err)
+		} // else the client is gone
+		return
 	}
 	v.render(w, http.StatusOK, "index.html", page)
 }
@@ -160,6 +166,9 @@ func (v *viewer) page(w http.ResponseWriter, r *http.Request) {
 		} // else the client is gone
 		return
 	}
+	// A cached page keeps its diagnosis, which never changes, but shows
+	// the snapshot as it is now: Pending, say, is cleared by its upload.
+	page.Info = info
 	v.render(w, http.StatusOK, "span.html", page)
 }
 
@@ -200,6 +209,11 @@ var (
 	errBadTrace = errors.New("trace must be 32 hex digits")
 )
 
+// notFound is the page of a snapshot the store does not hold. Over a
+// fleet's bucket, a link followed from a span at once may name a snapshot
+// still in its replica's spool, which the bucket holds only once uploaded.
+const notFound = "No such snapshot: the ID is unknown, removed by retention, or not yet uploaded from the replica that took it: reload in a while."
+
 // onlySpanOf returns the span ID of the one anomalous span of the trace
 // traceHex (lowercase) that the snapshot covers; false when there is none
 // or more than one.
@@ -227,8 +241,9 @@ func (v *viewer) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := http.StatusInternalServerError, "The snapshot store failed; see the service's logs."
 	switch {
 	case errors.Is(err, snapstore.ErrNotFound):
-		status, msg = http.StatusNotFound, "No such snapshot: the ID is unknown, or retention has removed it."
-	case errors.Is(err, snapstore.ErrInvalidID), errors.Is(err, errBadSpan), errors.Is(err, errBadTrace):
+		status, msg = http.StatusNotFound, notFound
+	case errors.Is(err, snapstore.ErrInvalidID), errors.Is(err, errBadSpan), errors.Is(err, errBadTrace),
+		errors.Is(err, errBadPage), errors.Is(err, errBadFilter), errors.Is(err, errStalePage):
 		status, msg = http.StatusBadRequest, err.Error()
 	default:
 		otel.Handle(err)

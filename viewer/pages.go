@@ -32,6 +32,47 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprintf("%.0f%%", 100*float64(part)/float64(whole))
 	},
+	"replica":        replica,
+	"maxFilterPages": func() int { return maxFilterPages },
+	"place":          place,
+	"fleet":          func(r snapstore.Resource) bool { return r != snapstore.Resource{} },
+}
+
+// replica describes the process that took a snapshot, from its resource:
+// its service, version and namespace, instance, and where it ran; "" for
+// the zero Resource of a store that does not record it.
+func replica(r snapstore.Resource) string {
+	var parts []string
+	if svc := r.ServiceName; svc != "" {
+		if r.ServiceVersion != "" {
+			svc += " " + r.ServiceVersion
+		}
+		if r.ServiceNamespace != "" {
+			svc += " (namespace " + r.ServiceNamespace + ")"
+		}
+		parts = append(parts, svc)
+	}
+	if r.ServiceInstanceID != "" {
+		parts = append(parts, "instance "+r.ServiceInstanceID)
+	}
+	if p := place(r); p != "" {
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// place says where a snapshot's process ran: its Kubernetes pod, else its
+// host; "" when the resource names neither.
+func place(r snapstore.Resource) string {
+	switch {
+	case r.K8sPodName != "" && r.K8sNamespaceName != "":
+		return "pod " + r.K8sNamespaceName + "/" + r.K8sPodName
+	case r.K8sPodName != "":
+		return "pod " + r.K8sPodName
+	case r.HostName != "":
+		return "host " + r.HostName
+	}
+	return ""
 }
 
 type bucket struct {
@@ -77,11 +118,6 @@ func fmtBytes(n int64) string {
 	default:
 		return fmt.Sprintf("%d B", n)
 	}
-}
-
-type indexPage struct {
-	Snapshots []snapstore.Info
-	More      int // snapshots left off the page
 }
 
 type errorPage struct {
@@ -134,11 +170,18 @@ func newSnapshotPage(info snapstore.Info, traceHex string, r *http.Request) snap
 	return p
 }
 
+// spanPage is a span's diagnosis, computed from the snapshot when the page
+// is asked for, whether or not a verdict was stored with the span.
 type spanPage struct {
-	Info     snapstore.Info
-	SpanID   string
-	Ref      *snapstore.SpanRef
-	Diag     *analysis.Diagnosis
+	Info   snapstore.Info
+	SpanID string
+	Ref    *snapstore.SpanRef
+	Diag   *analysis.Diagnosis
+	// Stored is the verdict stored with the span, made when it ended from
+	// the span itself: it leads with the error of a failed span, which the
+	// trace does not hold, so the page leads with it, and shows Diag's
+	// own verdict beside it when they differ. Empty when none was stored.
+	Stored   string
 	Err      string
 	Timeline template.HTML
 }
@@ -149,7 +192,7 @@ func newSpanPage(info snapstore.Info, sid trace.SpanID, data []byte) spanPage {
 	for i := range info.Spans {
 		if info.Spans[i].SpanID == sid.String() {
 			ref := info.Spans[i]
-			p.Ref = &ref
+			p.Ref, p.Stored = &ref, ref.Verdict
 			span.TraceID, _ = trace.TraceIDFromHex(ref.TraceID)
 			span.Name, span.Start, span.End = ref.Name, ref.Start, ref.End
 		}
@@ -158,11 +201,6 @@ func newSpanPage(info snapstore.Info, sid trace.SpanID, data []byte) spanPage {
 	if err != nil {
 		p.Err = err.Error()
 		return p
-	}
-	if p.Ref != nil && p.Ref.Verdict != "" {
-		// Made when the span ended, from the span itself: it leads with
-		// the error of a failed span, which the trace does not hold.
-		d.Verdict = p.Ref.Verdict
 	}
 	p.Diag = d
 	p.Timeline = renderTimeline(d)

@@ -48,14 +48,20 @@ func dataHeaders(next http.Handler) http.Handler {
 	})
 }
 
+// list serves the newest snapshots, at most maxList, that match the
+// query's service and instance (see readList).
 func (h *raw) list(w http.ResponseWriter, r *http.Request) {
-	infos, err := h.store.List(r.Context())
+	q, err := parseListQuery(r.URL.Query())
 	if err != nil {
-		h.fail(w, err)
+		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	if len(infos) > h.cfg.maxList {
-		infos = infos[:h.cfg.maxList]
+	infos, err := readList(r.Context(), h.store, q.filter, h.cfg.maxList)
+	if err != nil {
+		if r.Context().Err() == nil {
+			h.fail(w, err)
+		} // else the client is gone
+		return
 	}
 	writeJSON(w, infos)
 }
@@ -131,7 +137,7 @@ const (
 func (h *raw) fail(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, snapstore.ErrNotFound):
-		http.Error(w, "snapshot not found: unknown, or removed by retention", http.StatusNotFound)
+		http.Error(w, "snapshot not found: unknown, removed by retention, or not yet uploaded from the replica that took it: retry in a while", http.StatusNotFound)
 	case errors.Is(err, snapstore.ErrInvalidID):
 		http.Error(w, err.Error(), http.StatusBadRequest)
 	default:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -9,13 +10,18 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/otelfr/otel-flightrecorder/analysis"
+	"github.com/otelfr/otel-flightrecorder/snapstore"
 )
 
 func main() {
@@ -32,6 +38,10 @@ const (
 const usage = `usage:
   otelfr analyze FILE                    list the spans and tasks in a snapshot
   otelfr analyze FILE --span ID [--json] diagnose a span (ID: SPAN or TRACE:SPAN, hex)
+  otelfr analyze -store STORE SNAPSHOT [--span ID] [--json]
+                                         the same for a snapshot in a store (a directory or a bucket URL)
+  otelfr serve [-store STORE] [-addr HOST:PORT] [-token T | -basic-auth USER:PASSWORD]
+                                         serve the viewer over a store: one viewer for a fleet
 `
 
 // run is the command, with its arguments (without the program name) and
@@ -44,6 +54,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "analyze":
 		return analyze(args[1:], stdin, stdout, stderr)
+	case "serve":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return serve(ctx, args[1:], stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -60,6 +74,7 @@ func analyze(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	spanArg := fs.String("span", "", "the span to diagnose: its ID (16 hex digits) or TRACE:SPAN")
+	location := fs.String("store", "", "read the snapshot of this ID from the store: "+storeUsage)
 	asJSON := fs.Bool("json", false, "print JSON")
 	episodes := fs.Int("episodes", 5, "how many blocking episodes to show")
 
@@ -79,11 +94,23 @@ func analyze(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		files = append(files, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
+	what := "FILE"
+	if *location != "" {
+		what = "SNAPSHOT"
+	}
 	if len(files) != 1 {
-		fmt.Fprintf(stderr, "otelfr analyze: want one FILE, have %d\n%s", len(files), usage)
+		fmt.Fprintf(stderr, "otelfr analyze: want one %s, have %d\n%s", what, len(files), usage)
 		return exitUsage
 	}
 	file := files[0]
+	src := source{name: file, list: "otelfr analyze " + file}
+	if *location != "" {
+		if !snapstore.ValidID(file) {
+			fmt.Fprintf(stderr, "otelfr analyze: %s is not a snapshot ID\n", printable(file))
+			return exitUsage
+		}
+		src = source{name: "snapshot " + file, list: "otelfr analyze -store " + shellQuote(*location) + " " + file}
+	}
 
 	var span analysis.Span
 	if *spanArg != "" {
@@ -94,25 +121,33 @@ func analyze(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 
-	data, err := readFile(file, stdin)
-	if err != nil {
+	var data []byte
+	var err error
+	if *location != "" {
+		var info snapstore.Info
+		if data, info, err = readSnapshot(*location, file); err != nil {
+			fmt.Fprintf(stderr, "otelfr: %s\n", err)
+			return exitError
+		}
+		span = storedSpan(info, span)
+	} else if data, err = readFile(file, stdin); err != nil {
 		fmt.Fprintf(stderr, "otelfr: %v\n", err)
 		return exitError
 	}
 	if *spanArg == "" {
 		infos, err := analysis.Spans(data)
 		if err != nil {
-			return fail(stderr, file, span, err)
+			return fail(stderr, src, span, err)
 		}
 		if *asJSON {
 			return writeJSON(stdout, stderr, infos)
 		}
-		printSpans(stdout, file, infos)
+		printSpans(stdout, src.name, infos)
 		return exitOK
 	}
 	d, err := analysis.Analyze(data, span, analysis.WithTopEpisodes(*episodes))
 	if err != nil {
-		return fail(stderr, file, span, err)
+		return fail(stderr, src, span, err)
 	}
 	if *asJSON {
 		return writeJSON(stdout, stderr, d)
@@ -155,10 +190,69 @@ func readFile(name string, stdin io.Reader) ([]byte, error) {
 	return os.ReadFile(name)
 }
 
+// source names what analyze reads: name, a file or a stored snapshot, for
+// messages, and list, the command that lists its spans.
+type source struct {
+	name, list string
+}
+
+// shellQuote quotes s for a POSIX shell when it holds more than letters,
+// digits and the punctuation of paths: a bucket URL's query holds & and ?.
+func shellQuote(s string) string {
+	plain := s != "" && !strings.ContainsFunc(s, func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("/._-:,+=@%", r))
+	})
+	if plain {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// readSnapshot reads the snapshot id from the store at location.
+func readSnapshot(location, id string) ([]byte, snapstore.Info, error) {
+	ctx := context.Background()
+	store, closeStore, shown, err := openStore(ctx, location)
+	if err != nil {
+		return nil, snapstore.Info{}, errors.New(describeOpenError(location, err))
+	}
+	defer closeStore()
+	r, info, err := store.Open(ctx, id)
+	if errors.Is(err, snapstore.ErrNotFound) {
+		return nil, info, fmt.Errorf("snapshot %s is not in %s: unknown, removed by retention, or not yet uploaded from the replica that took it", id, printable(shown))
+	}
+	if err != nil {
+		return nil, info, fmt.Errorf("snapshot %s: %s", id, printable(err.Error()))
+	}
+	defer r.Close()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, info, fmt.Errorf("snapshot %s: %s", id, printable(err.Error()))
+	}
+	return data, info, nil
+}
+
+// storedSpan completes span with what the store recorded of it, as the
+// viewer does: its trace ID when not given, its name and interval, which
+// find a span that the trace names by neither task nor log.
+func storedSpan(info snapstore.Info, span analysis.Span) analysis.Span {
+	for _, ref := range info.Spans {
+		if ref.SpanID != span.SpanID.String() {
+			continue
+		}
+		tid, err := trace.TraceIDFromHex(ref.TraceID)
+		if span.TraceID.IsValid() && (err != nil || tid != span.TraceID) {
+			continue // another trace's span of the same ID
+		}
+		span.TraceID = tid
+		span.Name, span.Start, span.End = ref.Name, ref.Start, ref.End
+	}
+	return span
+}
+
 // fail reports an analysis error in terms of the command.
-func fail(stderr io.Writer, file string, span analysis.Span, err error) int {
+func fail(stderr io.Writer, src source, span analysis.Span, err error) int {
 	// The parser's messages can quote the file's bytes.
-	file, msg := printable(file), printable(err.Error())
+	file, msg := printable(src.name), printable(err.Error())
 	switch {
 	case errors.Is(err, analysis.ErrMalformed):
 		fmt.Fprintf(stderr, "otelfr: %s: a corrupt or truncated Go execution trace: %s\n", file, msg)
@@ -167,8 +261,8 @@ func fail(stderr io.Writer, file string, span analysis.Span, err error) int {
 	case errors.Is(err, analysis.ErrUnsupportedVersion):
 		fmt.Fprintf(stderr, "otelfr: %s: a Go execution trace this otelfr cannot read: %s\n", file, msg)
 	case errors.Is(err, analysis.ErrSpanNotFound):
-		fmt.Fprintf(stderr, "otelfr: span %s is not in the window of %s (run `otelfr analyze %s` to list the spans it holds)\n",
-			span.SpanID, file, file)
+		fmt.Fprintf(stderr, "otelfr: span %s is not in the window of %s (run `%s` to list the spans it holds)\n",
+			span.SpanID, file, printable(src.list))
 	default:
 		fmt.Fprintf(stderr, "otelfr: %s: %s\n", file, msg)
 	}

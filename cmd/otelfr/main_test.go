@@ -25,7 +25,15 @@ import (
 // handled collects what the package reports to otel.Handle.
 var handled *testutil.ErrorSink
 
+// envRunMain makes the test binary, re-executed by a test, run the
+// command itself with its arguments: the command as a process of its own,
+// that a test can signal, without building it.
+const envRunMain = "OTELFR_TEST_RUN_MAIN"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(envRunMain) == "1" {
+		main()
+	}
 	handled = testutil.InstallErrorSink()
 	testutil.VerifyTestMain(m, handled)
 }
