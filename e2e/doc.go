@@ -1,15 +1,19 @@
-// Package e2e holds the end-to-end test of otelfr against a real Jaeger:
+// Package e2e holds the end-to-end tests of otelfr against a real Jaeger:
 // Jaeger v2 built from the Go module proxy (see tools/jaeger), the demo
 // under load exporting to it over OTLP, and assertions made through
-// Jaeger's query API and the demo's snapshot handler.
+// Jaeger's query API and the demo's snapshot handler. TestFleet runs a
+// fleet: two replicas of the demo writing to one bucket of a real S3
+// server (SeaweedFS, see tools/seaweedfs), `otelfr serve` over it, and
+// Jaeger, with the bucket stopped for 30s mid-run.
 //
-// The test is behind the e2e build tag, so that `go test ./...` does not
-// run it; with the tag it fails, rather than skips, when it has no Jaeger
-// binary. Run it with
+// The tests are behind the e2e build tag, so that `go test ./...` does not
+// run them; with the tag they fail, rather than skip, when they have no
+// Jaeger or SeaweedFS binary. Run them with
 //
-//	scripts/e2e.sh
+//	OTELFR_WEED_BIN=$(scripts/seaweedfs.sh) scripts/e2e.sh
 //
 // which builds Jaeger into ${XDG_CACHE_HOME:-~/.cache}/otelfr once (about
 // 116 MiB, several minutes on 2 cores), then runs
-// `go test -tags e2e -count=1 -v ./e2e/` with OTELFR_JAEGER_BIN set.
+// `go test -tags e2e -count=1 -v ./e2e/` with OTELFR_JAEGER_BIN set;
+// scripts/seaweedfs.sh builds SeaweedFS there once and prints its path.
 package e2e

@@ -105,7 +105,7 @@ func TestJaeger(t *testing.T) {
 		[]string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + otlpAddr, "OTEL_BSP_SCHEDULE_DELAY=200"},
 		demoBin,
 		"-addr", demoAddrs[0], "-inventory-addr", demoAddrs[1], "-snapshot-addr", snapAddr,
-		"-dir", t.TempDir(), "-rate", "20", "-duration", loadDuration.String(),
+		"-store", t.TempDir(), "-rate", "20", "-duration", loadDuration.String(),
 		"-incident-every", incidentEvery.String(), "-snapshot-interval", snapshotInterval.String())
 	demo.waitFor(t, "load: done", loadDuration+60*time.Second)
 
@@ -440,6 +440,7 @@ func (p linkPattern) expand(attrs map[string]string, traceID string) string {
 type span struct {
 	TraceID, SpanID, ParentSpanID string
 	Name, Service                 string
+	Instance                      string // the resource's service.instance.id
 	Start, End                    time.Time
 	Duration                      time.Duration
 	Error                         bool
@@ -575,10 +576,13 @@ func decodeSpans(t *testing.T, body []byte) []span {
 	require.NoError(t, json.Unmarshal(body, &r), "%.500s", body)
 	var out []span
 	for _, rs := range r.Result.ResourceSpans {
-		service := ""
+		service, instance := "", ""
 		for _, kv := range rs.Resource.Attributes {
-			if kv.Key == "service.name" {
+			switch kv.Key {
+			case "service.name":
 				service = kv.Value.String()
+			case "service.instance.id":
+				instance = kv.Value.String()
 			}
 		}
 		for _, ss := range rs.ScopeSpans {
@@ -590,7 +594,7 @@ func decodeSpans(t *testing.T, body []byte) []span {
 				sp := span{
 					TraceID: strings.ToLower(s.TraceID), SpanID: strings.ToLower(s.SpanID),
 					ParentSpanID: strings.ToLower(s.ParentSpanID),
-					Name:         s.Name, Service: service,
+					Name:         s.Name, Service: service, Instance: instance,
 					Start: time.Unix(0, start), End: time.Unix(0, end),
 					Duration: time.Duration(end - start),
 					// OTLP's STATUS_CODE_ERROR, by number or by name.

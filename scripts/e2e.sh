@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# End-to-end test against a real Jaeger: builds Jaeger v2 from the Go module
-# proxy once (tools/jaeger pins it in a module of its own), caches the
-# binary outside the repository, and runs the e2e test with it.
+# End-to-end tests against a real Jaeger and, for the fleet, a real S3
+# server: builds Jaeger v2 and SeaweedFS from the Go module proxy once
+# (tools/jaeger and tools/seaweedfs pin them in modules of their own),
+# caches the binaries outside the repository, and runs the e2e tests.
 #
 #	scripts/e2e.sh                 # what CI runs after the unit tests
 #	OTELFR_JAEGER_BIN=/path/to/jaeger scripts/e2e.sh   # bring your own
@@ -23,5 +24,10 @@ if [ -z "${OTELFR_JAEGER_BIN:-}" ]; then
 		-ldflags "-X github.com/jaegertracing/jaeger/internal/version.latestVersion=$version")
 fi
 export OTELFR_JAEGER_BIN
+# The fleet test's S3 server (scripts/test.sh has it already).
+if [ -z "${OTELFR_WEED_BIN:-}" ]; then
+	OTELFR_WEED_BIN=$(scripts/seaweedfs.sh)
+fi
+export OTELFR_WEED_BIN
 
 go test -tags e2e -count=1 -v "$@" ./e2e/

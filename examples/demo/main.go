@@ -25,7 +25,13 @@
 //
 //	go run ./examples/demo
 //
-// Snapshots are stored in a local directory and served with the viewer on
+// Snapshots go to the store that -store names, by default $OTELFR_STORE,
+// else $TMPDIR/otelfr-demo: a directory, or a bucket URL such as
+// s3://BUCKET?region=REGION or file:///DIR (see package
+// snapstore/bucketstore), which several replicas may share; each replica's
+// resource carries a service.instance.id (OTEL_RESOURCE_ATTRIBUTES names
+// it, else a random one) and its host.name, so that a viewer of the shared
+// bucket tells them apart. The demo serves its store with the viewer on
 // http://127.0.0.1:8081/snapshots/: in a browser, the URL of an anomaly
 // opens its span's page, with the diagnosis and a goroutine timeline;
 // other clients get the execution trace. With OTEL_EXPORTER_OTLP_ENDPOINT
@@ -38,6 +44,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -47,14 +54,16 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	_ "gocloud.dev/blob/fileblob" // file:// stores
+	_ "gocloud.dev/blob/s3blob"   // s3:// stores
 
 	"github.com/otelfr/otel-flightrecorder/exporter"
+	"github.com/otelfr/otel-flightrecorder/snapstore/bucketstore"
 	"github.com/otelfr/otel-flightrecorder/viewer"
 )
 
@@ -63,7 +72,7 @@ type options struct {
 	inventoryAddr string // the downstream service
 	snapAddr      string // snapshot handler
 	baseURL       string // where people reach the snapshot handler
-	dir           string
+	store         string // where snapshots are kept: a directory or a bucket URL
 	rate          float64
 	duration      time.Duration
 	incidentEvery time.Duration
@@ -78,7 +87,8 @@ func main() {
 	flag.StringVar(&o.snapAddr, "snapshot-addr", "127.0.0.1:8081", "listen address of the snapshot handler")
 	flag.StringVar(&o.baseURL, "snapshot-base-url", "",
 		"base URL of snapshot links (default: $"+exporter.EnvBaseURL+", else http://<snapshot-addr>/snapshots/)")
-	flag.StringVar(&o.dir, "dir", filepath.Join(os.TempDir(), "otelfr-demo"), "directory for snapshots")
+	flag.StringVar(&o.store, "store", cmp.Or(os.Getenv(bucketstore.EnvStore), bucketstore.DefaultDir("demo")),
+		"where snapshots are kept: a directory or a bucket URL (default $"+bucketstore.EnvStore+")")
 	flag.Float64Var(&o.rate, "rate", 20, "requests per second from the load generator")
 	flag.DurationVar(&o.duration, "duration", 10*time.Minute, "how long the load generator runs; 0 disables it")
 	flag.DurationVar(&o.incidentEvery, "incident-every", 4*time.Second,
@@ -162,7 +172,7 @@ func run(ctx context.Context, o options) error {
 	}
 
 	log.Printf("orders API on http://%s, inventory on http://%s", ordersL.Addr(), inventoryL.Addr())
-	log.Printf("snapshots in %s, served on http://%s/snapshots/ (links: %s)", tel.store.Dir(), snapL.Addr(), tel.exp.URL("<ID>"))
+	log.Printf("snapshots in %s, served on http://%s/snapshots/ (links: %s)", o.store, snapL.Addr(), tel.exp.URL("<ID>"))
 	log.Print(tel.exporting)
 	log.Print(tel.trigger)
 

@@ -68,7 +68,7 @@ func TestDemo(t *testing.T) {
 	d := startDemo(t, bin,
 		[]string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + recv.Endpoint(), "OTEL_BSP_SCHEDULE_DELAY=100"},
 		"-addr", testutil.FreeAddr(t), "-inventory-addr", testutil.FreeAddr(t), "-snapshot-addr", snapAddr,
-		"-dir", t.TempDir(), "-rate", "25", "-duration", "100s",
+		"-store", t.TempDir(), "-rate", "25", "-duration", "100s",
 		"-incident-every", "1500ms", "-snapshot-interval", "500ms")
 
 	ctx, cancel := context.WithTimeout(t.Context(), 110*time.Second)
@@ -215,7 +215,7 @@ func TestDemoWithoutCollector(t *testing.T) {
 	bin := buildDemo(t)
 	d := startDemo(t, bin, nil,
 		"-addr", testutil.FreeAddr(t), "-inventory-addr", testutil.FreeAddr(t), "-snapshot-addr", testutil.FreeAddr(t),
-		"-dir", t.TempDir(), "-rate", "20", "-duration", "30s", "-incident-every", "1s")
+		"-store", t.TempDir(), "-rate", "20", "-duration", "30s", "-incident-every", "1s")
 	line := d.waitFor(t, "snapshot http://", 60*time.Second)
 	assert.Contains(t, line, "verdict: ")
 	url := line[strings.LastIndex(line, "http://"):]
@@ -401,7 +401,7 @@ func TestServersSetOnlyReadHeaderTimeout(t *testing.T) {
 		addr:          testutil.FreeAddr(t),
 		inventoryAddr: testutil.FreeAddr(t),
 		snapAddr:      testutil.FreeAddr(t),
-		dir:           t.TempDir(),
+		store:         t.TempDir(),
 		minInterval:   time.Second,
 	}
 	ctx, cancel := context.WithCancel(t.Context())

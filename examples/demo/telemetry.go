@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"log"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"github.com/otelfr/otel-flightrecorder/exporter"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
 	"github.com/otelfr/otel-flightrecorder/snapstore"
+	"github.com/otelfr/otel-flightrecorder/snapstore/bucketstore"
 	"github.com/otelfr/otel-flightrecorder/spanprocessor"
 )
 
@@ -58,7 +60,7 @@ type telemetry struct {
 	orders, inventory trace.TracerProvider
 	proc              *spanprocessor.Processor
 	adaptive          bool // the adaptive latency trigger is on
-	store             *snapstore.DirStore
+	store             snapstore.Store
 	exp               *exporter.Exporter
 	exporting         string // says where spans go, for the start-up log
 	trigger           string // says what makes a span anomalous, ditto
@@ -72,11 +74,12 @@ type telemetry struct {
 // client and server spans) into a single snapshot, where two processors
 // would race for it and one would be rate limited.
 func setupTelemetry(ctx context.Context, o options) (*telemetry, error) {
-	ordersRes, err := newResource(ctx, ordersService)
+	instance := newInstanceID()
+	ordersRes, err := newResource(ctx, ordersService, instance)
 	if err != nil {
 		return nil, err
 	}
-	inventoryRes, err := newResource(ctx, inventoryService)
+	inventoryRes, err := newResource(ctx, inventoryService, instance)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +93,10 @@ func setupTelemetry(ctx context.Context, o options) (*telemetry, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := snapstore.NewDirStore(o.dir)
+	// A snapshot covers the whole process, both services: the store
+	// records the orders service's resource, the one requests enter by,
+	// whose instance and host the inventory service shares.
+	store, shutdownStore, err := bucketstore.OpenStore(ctx, o.store, bucketstore.WithResource(ordersRes))
 	if err != nil {
 		rec.Stop(context.Background())
 		return nil, err
@@ -108,6 +114,7 @@ func setupTelemetry(ctx context.Context, o options) (*telemetry, error) {
 		otlp, err := otlptracegrpc.New(ctx) // reads OTEL_EXPORTER_OTLP_*
 		if err != nil {
 			rec.Stop(context.Background())
+			_ = shutdownStore(context.Background())
 			return nil, err
 		}
 		spanExp, next = otlp, sdktrace.NewBatchSpanProcessor(otlp)
@@ -169,21 +176,46 @@ func setupTelemetry(ctx context.Context, o options) (*telemetry, error) {
 			if err := rec.Stop(ctx); err != nil {
 				log.Printf("stopping the flight recorder: %v", err)
 			}
+			// The store last: the snapshots that the processor was still
+			// saving have reached it; a bucket's spool then uploads what
+			// it holds, within its own deadline, and keeps the rest for
+			// the next start.
+			storeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := shutdownStore(storeCtx); err != nil {
+				log.Printf("shutting down the store: %v", err)
+			}
 		},
 	}, nil
 }
 
-// newResource describes one of the demo's services. OTEL_RESOURCE_ATTRIBUTES
-// adds to it, but the service name is the demo's: one process plays two
-// services.
-func newResource(ctx context.Context, service string) (*resource.Resource, error) {
+// newResource describes one of the demo's services, run by the process
+// instance: its service.instance.id and host.name tell the replicas of a
+// fleet apart, in Jaeger and in a shared bucket's viewer.
+// OTEL_RESOURCE_ATTRIBUTES adds to it and wins over both (a replica named
+// by its deployment keeps that name), but the service name and namespace
+// are the demo's: one process plays two services.
+func newResource(ctx context.Context, service, instance string) (*resource.Resource, error) {
 	return resource.New(ctx,
+		resource.WithAttributes(attribute.String("service.instance.id", instance)),
+		resource.WithHost(),
 		resource.WithFromEnv(),
 		resource.WithTelemetrySDK(),
 		resource.WithAttributes(
 			attribute.String("service.name", service),
 			attribute.String("service.namespace", "otelfr-demo"),
 		))
+}
+
+// newInstanceID returns a random UUID (version 4), the form the semantic
+// conventions recommend for a service.instance.id that nothing else names:
+// unique to this run of the process, shared by its two services.
+func newInstanceID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])  // never fails
+	b[6] = b[6]&0x0f | 0x40 // version 4
+	b[8] = b[8]&0x3f | 0x80 // the RFC 9562 variant
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // otlpEndpoint returns the OTLP endpoint the environment configures for

@@ -12,9 +12,15 @@
 // variables name: OTLP/gRPC to localhost:4317 by default, OTLP/HTTP with
 // OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf (localhost:4318 by default).
 // With no collector reachable, snapshots are still stored and served.
+//
+// Snapshots go to the store that -store names, by default $OTELFR_STORE,
+// else $TMPDIR/otelfr-grpc: a directory, or a bucket URL such as
+// s3://BUCKET?region=REGION or file:///DIR (see package
+// snapstore/bucketstore). The viewer serves from the same store.
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -24,7 +30,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -36,6 +41,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	_ "gocloud.dev/blob/fileblob" // file:// stores
+	_ "gocloud.dev/blob/s3blob"   // s3:// stores
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
@@ -43,7 +50,7 @@ import (
 	"github.com/otelfr/otel-flightrecorder/analysis"
 	"github.com/otelfr/otel-flightrecorder/exporter"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
-	"github.com/otelfr/otel-flightrecorder/snapstore"
+	"github.com/otelfr/otel-flightrecorder/snapstore/bucketstore"
 	"github.com/otelfr/otel-flightrecorder/spanprocessor"
 	"github.com/otelfr/otel-flightrecorder/viewer"
 )
@@ -51,7 +58,7 @@ import (
 type config struct {
 	addr     string        // the gRPC service's address
 	snapAddr string        // the snapshot viewer's address
-	dir      string        // where snapshots are stored
+	store    string        // where snapshots are kept: a directory or a bucket URL
 	every    time.Duration // the pause between two of the client's calls
 	rounds   int           // rounds of lookups before run returns; 0: until ctx ends
 }
@@ -60,7 +67,8 @@ func main() {
 	var cfg config
 	flag.StringVar(&cfg.addr, "addr", "127.0.0.1:9090", "address of the gRPC service")
 	flag.StringVar(&cfg.snapAddr, "snapshot-addr", "127.0.0.1:8082", "address of the snapshot viewer")
-	flag.StringVar(&cfg.dir, "dir", filepath.Join(os.TempDir(), "otelfr-grpc"), "directory for snapshots")
+	flag.StringVar(&cfg.store, "store", cmp.Or(os.Getenv(bucketstore.EnvStore), bucketstore.DefaultDir("grpc")),
+		"where snapshots are kept: a directory or a bucket URL (default $"+bucketstore.EnvStore+")")
 	flag.DurationVar(&cfg.every, "every", time.Second, "pause between the client's calls")
 	flag.IntVar(&cfg.rounds, "rounds", 0, "rounds of the four lookups before exiting (0: until interrupted)")
 	flag.Parse()
@@ -85,10 +93,26 @@ func run(ctx context.Context, cfg config) (err error) {
 		return err
 	}
 	defer rec.Stop(context.Background())
-	store, err := snapstore.NewDirStore(cfg.dir)
+	res, err := resource.New(ctx,
+		resource.WithAttributes(attribute.String("service.name", "grpc-example")),
+		resource.WithFromEnv())
 	if err != nil {
 		return err
 	}
+	store, shutdownStore, err := bucketstore.OpenStore(ctx, cfg.store, bucketstore.WithResource(res))
+	if err != nil {
+		return err
+	}
+	// Deferred before the tracer provider's shutdown, so that it runs
+	// after it: the snapshots still being saved reach the store, then a
+	// bucket's spool is drained.
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if serr := shutdownStore(ctx); serr != nil {
+			err = errors.Join(err, fmt.Errorf("shutting down the store: %w", serr))
+		}
+	}()
 	otlp, protocol, err := newSpanExporter(ctx)
 	if err != nil {
 		return err
@@ -105,12 +129,6 @@ func run(ctx context.Context, cfg config) (err error) {
 		spanprocessor.WithDiagnoser(analysis.NewDiagnoser()),
 		spanprocessor.WithOnAnomaly(logAnomaly),
 	)
-	res, err := resource.New(ctx,
-		resource.WithAttributes(attribute.String("service.name", "grpc-example")),
-		resource.WithFromEnv())
-	if err != nil {
-		return err
-	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(proc), sdktrace.WithResource(res))
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -158,7 +176,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	defer conn.Close()
 
 	log.Printf("Stock service on %s, spans exported over %s; snapshots in %s, served on http://%s/snapshots/",
-		lis.Addr(), protocol, cfg.dir, cfg.snapAddr)
+		lis.Addr(), protocol, cfg.store, cfg.snapAddr)
 	clientCtx, stopClient := context.WithCancel(ctx)
 	clientDone := make(chan struct{})
 	go func() {

@@ -70,7 +70,7 @@ func TestExample(t *testing.T) {
 			// 700ms apart: the failing lookup comes 1.4s after the slow
 			// one, past the recorder's minimum interval.
 			require.NoError(t, run(ctx, config{
-				addr: "127.0.0.1:0", snapAddr: snapAddr, dir: t.TempDir(),
+				addr: "127.0.0.1:0", snapAddr: snapAddr, store: t.TempDir(),
 				every: 700 * time.Millisecond, rounds: 1,
 			}))
 			require.Contains(t, logs.String(), "spans exported over "+map[string]string{
