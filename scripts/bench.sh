@@ -8,6 +8,12 @@
 #                               # still builds and runs; writes nothing
 #   scripts/bench.sh -items 1,3 # some items only (see bench/cmd/benchrun);
 #                               # prints the table, writes nothing
+#   scripts/bench.sh --bucket   # the object-storage benchmarks of
+#                               # snapstore/bucketstore over a real S3 server
+#                               # (SeaweedFS, scripts/seaweedfs.sh): the
+#                               # viewer's index over 10,000 snapshots, and
+#                               # the snapshot path, DirStore vs bucket;
+#                               # about 3 minutes; prints, writes nothing
 #
 # BENCH_WORK=DIR keeps the scratch files (benchmark outputs, snapshots,
 # per-anomaly timings) in DIR instead of a temporary directory.
@@ -17,6 +23,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+
+# The object-storage benchmarks live beside the store, in the main module
+# (BENCHMARKS.md, "Object storage"). --quick runs each once, to prove they
+# still run; without OTELFR_WEED_BIN (and outside CI) the S3 parts skip.
+bucket_bench() {
+	local index=$1 path=$2
+	cat /proc/loadavg
+	go test -run '^$' -bench 'BenchmarkIndex' -benchtime "$index" -v ./snapstore/bucketstore
+	go test -run '^$' -bench 'BenchmarkSnapshotPath' -benchtime "$path" -v ./snapstore/bucketstore
+	cat /proc/loadavg
+}
+if [ "${1:-}" = "--bucket" ]; then
+	OTELFR_WEED_BIN=$(scripts/seaweedfs.sh)
+	export OTELFR_WEED_BIN
+	bucket_bench 5x 30x
+	exit
+fi
 
 # bench/ is a module of its own (its go.mod replaces the main module with
 # ../), so that benchstat and the peer library stay out of the main go.mod.
@@ -36,6 +59,7 @@ go version
 if [ "${1:-}" = "--quick" ]; then
 	shift
 	go vet ./...
+	(cd "$root" && GOFLAGS="${GOFLAGS%-mod=mod}" bucket_bench 1x 1x)
 	go build -o "$work/benchrun" ./cmd/benchrun
 	exec_args=(-quick -work "$work/run" "$@")
 elif [ $# -eq 0 ]; then

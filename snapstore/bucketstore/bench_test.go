@@ -30,7 +30,7 @@ func BenchmarkList(b *testing.B) {
 			require.NoError(b, err)
 			warm := bucketstore.New(bucket)
 			b.Cleanup(func() { require.NoError(b, warm.Close()) })
-			fill(b, warm, n)
+			fill(b, warm, n, 8)
 
 			b.Run("List/cold", func(b *testing.B) {
 				for b.Loop() {
@@ -82,10 +82,9 @@ func BenchmarkList(b *testing.B) {
 	}
 }
 
-// fill saves n snapshots a minute apart, from a few goroutines.
-func fill(b *testing.B, s *bucketstore.Store, n int) {
+// fill saves n snapshots a minute apart, from workers goroutines.
+func fill(b *testing.B, s *bucketstore.Store, n, workers int) {
 	b.Helper()
-	const workers = 8
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {

@@ -40,8 +40,24 @@
 // which an OpenTelemetry program usually links anyway; s3blob adds the
 // AWS SDK. The packages otelfr, spanprocessor and exporter do not import
 // this package: a program that keeps snapshots on local disk links none
-// of it. gocloud.dev/blob records a span and latency metrics for every
-// bucket call with the global TracerProvider and MeterProvider.
+// of it.
+//
+// # Telemetry of its own
+//
+// gocloud.dev/blob records a span and latency metrics for every bucket
+// call with the global TracerProvider and MeterProvider. In a process that
+// otelfr observes, that is a feedback loop: a 16 MiB upload easily lasts
+// longer than a latency threshold, and fails while the bucket is down, so
+// its span is anomalous, the span processor snapshots it, and that
+// snapshot's upload is another such span. So the calls a Store makes on
+// behalf of the process it serves (Save, AddSpans, and the uploader's)
+// run under a remote parent span that is not sampled, with random IDs, and
+// a ParentBased sampler, the SDK's default, drops their spans. A sampler
+// that ignores the parent samples them; one that records what it drops,
+// such as spanprocessor.RecordUnsampled, hands them to the span processor,
+// whose triggers see them as they see every recorded span. Reads (List,
+// ListPage, Meta, Open), which serve a viewer, are traced as children of
+// the caller's span.
 //
 // # Key layout
 //
@@ -136,6 +152,12 @@
 // bucket together do not retry together; a success resets it. The oldest
 // snapshot is retried until it goes through or is dropped, so that the
 // bucket receives the snapshots in order.
+//
+// A spool directory has one owner at a time, which locks it (flock(2), on
+// Unix) until its Store is closed or its process ends: another Store
+// given the same directory fails with [ErrSpoolBusy], and [OpenStore]
+// gives each process that opens a URL a spool of its own, so that replicas
+// on one host never touch each other's files.
 //
 // The spool holds at most the bytes given to WithSpool: to spool a
 // snapshot, the oldest spooled ones are dropped first, until it fits; one

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/otelfr/otel-flightrecorder/snapstore"
@@ -38,8 +39,12 @@ func DefaultDir(program string) string {
 // URL, opened as by [Open] with a spool, so that the snapshot path never
 // waits on the network: the spool is a directory named by a hash of the
 // URL under otelfr/spool in [os.UserCacheDir] (or [os.TempDir] without
-// one), so that a restarted process uploads what its predecessor left. A
-// [WithSpool] in opts wins over that one; WithSpool("", 0) means no spool.
+// one), so that a restarted process uploads what its predecessor left.
+// A spool has one owner at a time: processes that open the same URL at
+// once on one host (replicas of a service) take one directory each, the
+// first free of up to 16, and a restarted process the one its predecessor
+// left. A [WithSpool] in opts wins over that one (and fails with
+// [ErrSpoolBusy] if another holds it); WithSpool("", 0) means no spool.
 //
 // It returns the store and the function that stops it: for a bucket,
 // [Store.Shutdown], which uploads what the spool holds until its context
@@ -60,12 +65,21 @@ func OpenStore(ctx context.Context, location string, opts ...Option) (snapstore.
 	if _, err := url.Parse(location); err != nil {
 		return nil, nil, fmt.Errorf("otelfr/bucketstore: store location: %w", err)
 	}
-	opts = append([]Option{WithSpool(spoolDir(location), 0)}, opts...)
-	s, err := Open(ctx, location, opts...)
-	if err != nil {
-		return nil, nil, err
+	// Processes of one user on one host that share the URL (replicas,
+	// or a restart overlapping its predecessor) each take the first spool
+	// no other holds: a restarted process finds its predecessor's.
+	var err error
+	for i := range maxSpools {
+		var s *Store
+		s, err = Open(ctx, location, append([]Option{WithSpool(spoolDir(location, i), 0)}, opts...)...)
+		if err == nil {
+			return s, s.Shutdown, nil
+		}
+		if !errors.Is(err, ErrSpoolBusy) {
+			break
+		}
 	}
-	return s, s.Shutdown, nil
+	return nil, nil, err
 }
 
 // hasScheme reports whether location begins with a URL scheme and "://",
@@ -87,13 +101,22 @@ func hasScheme(location string) bool {
 	return true
 }
 
-// spoolDir returns the default spool directory for the bucket at urlstr:
-// one per URL, so that two stores in different buckets never share one.
-func spoolDir(urlstr string) string {
+// maxSpools bounds the default spools of one bucket URL on a host, one per
+// process that has it open at once.
+const maxSpools = 16
+
+// spoolDir returns the i-th default spool directory for the bucket at
+// urlstr: named by the URL, so that two stores in different buckets never
+// share one.
+func spoolDir(urlstr string, i int) string {
 	base, err := os.UserCacheDir()
 	if err != nil {
 		base = os.TempDir()
 	}
 	sum := sha256.Sum256([]byte(urlstr))
-	return filepath.Join(base, "otelfr", "spool", hex.EncodeToString(sum[:8]))
+	name := hex.EncodeToString(sum[:8])
+	if i > 0 {
+		name += "." + strconv.Itoa(i)
+	}
+	return filepath.Join(base, "otelfr", "spool", name)
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -72,4 +73,56 @@ func TestOpenStore(t *testing.T) {
 			assert.ErrorContains(t, err, tc.err)
 		})
 	}
+}
+
+// TestReplicasShareASpool pins "replicas on one host share a spool": two
+// processes opening the same bucket URL got the same default spool
+// directory, where each removed the other's temporary files at start and
+// uploaded, or dropped, the other's snapshots. Each now takes a spool of
+// its own, and a store opened after one closed takes the spool it left.
+func TestReplicasShareASpool(t *testing.T) {
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
+	ctx := t.Context()
+	u := fileURL(t.TempDir())
+
+	a, shutdownA, err := bucketstore.OpenStore(ctx, u)
+	require.NoError(t, err)
+	b, shutdownB, err := bucketstore.OpenStore(ctx, u)
+	require.NoError(t, err)
+	spools, err := os.ReadDir(filepath.Join(cache, "otelfr", "spool"))
+	require.NoError(t, err)
+	assert.Len(t, spools, 2, "one spool each")
+
+	_, err = a.Save(ctx, snapshot("FROMA", t0))
+	require.NoError(t, err)
+	_, err = b.Save(ctx, snapshot("FROMB", t0.Add(time.Second)))
+	require.NoError(t, err)
+	require.NoError(t, shutdownA(ctx))
+	require.NoError(t, shutdownB(ctx))
+
+	direct, err := bucketstore.Open(ctx, u)
+	require.NoError(t, err)
+	defer direct.Close()
+	list, err := direct.List(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"FROMB", "FROMA"}, ids(list), "each replica uploaded its own")
+
+	// Closed, the spools are free again: the next store takes the first.
+	c, shutdownC, err := bucketstore.OpenStore(ctx, u)
+	require.NoError(t, err)
+	require.NoError(t, shutdownC(ctx))
+	_ = c
+	spools, err = os.ReadDir(filepath.Join(cache, "otelfr", "spool"))
+	require.NoError(t, err)
+	assert.Len(t, spools, 2, "no third spool once the first is free")
+
+	t.Run("explicit spool in use", func(t *testing.T) {
+		dir := t.TempDir()
+		s, err := bucketstore.Open(ctx, "mem://", bucketstore.WithSpool(dir, 0))
+		require.NoError(t, err)
+		defer s.Close()
+		_, err = bucketstore.Open(ctx, "mem://", bucketstore.WithSpool(dir, 0))
+		assert.ErrorIs(t, err, bucketstore.ErrSpoolBusy)
+	})
 }

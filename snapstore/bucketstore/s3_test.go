@@ -21,11 +21,7 @@ import (
 // conditional write that keeps traces immutable, listing newest first,
 // metadata rewrites, a 16 MiB trace, and data surviving a server restart.
 func TestRealS3(t *testing.T) {
-	srv := testutil.StartS3(t)
-	for _, kv := range srv.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
+	srv := startS3(t)
 	ctx := t.Context()
 	s, err := bucketstore.Open(ctx, srv.URL())
 	require.NoError(t, err)
@@ -71,4 +67,17 @@ func TestRealS3(t *testing.T) {
 	srv.Stop()
 	srv.Start()
 	check("after the server restarted")
+}
+
+// startS3 starts a SeaweedFS S3 server for tb (see testutil.StartS3: it
+// skips tb when the server's binary is not configured, and fails it in
+// CI), with the AWS_* variables that sign for it set until tb ends.
+func startS3(tb testing.TB) *testutil.S3Server {
+	tb.Helper()
+	srv := testutil.StartS3(tb)
+	for _, kv := range srv.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		tb.Setenv(k, v)
+	}
+	return srv
 }

@@ -16,7 +16,17 @@ import (
 	"github.com/otelfr/otel-flightrecorder/snapstore"
 )
 
-const spoolTmpGlob = ".tmp-*"
+const (
+	spoolTmpGlob  = ".tmp-*"
+	spoolDoneGlob = ".done-*"
+
+	// keepUploaded is how many uploaded traces the spool keeps before it
+	// removes them, oldest first. Writing a snapshot right after removing
+	// a file as large took 27-42 ms instead of 4 on the VMs measured here
+	// (bench/cmd/spoolwrite): the kernel hands out the pages it just freed
+	// slowly. A few files later, it does not.
+	keepUploaded = 4
+)
 
 // spool is the local queue of snapshots not yet uploaded: per snapshot,
 // ID.trace and ID.json (its snapstore.Info) in one directory, written under
@@ -26,6 +36,7 @@ const spoolTmpGlob = ".tmp-*"
 type spool struct {
 	dir      string
 	maxBytes int64
+	lock     *os.File // held while the spool is open; nil where locks are missing
 
 	mu      sync.Mutex
 	entries map[string]*entry
@@ -33,6 +44,17 @@ type spool struct {
 
 	// counters, under mu
 	dropped, uploaded, uploadErrors int64
+
+	// done are the uploaded traces not yet removed, oldest first, under
+	// names that no snapshot has (see keepUploaded); doneBytes their size.
+	done      []doneFile
+	doneBytes int64
+}
+
+// doneFile is an uploaded trace left in the spool for a while.
+type doneFile struct {
+	path string
+	size int64
 }
 
 // entry is a spooled snapshot.
@@ -59,15 +81,36 @@ type job struct {
 	path    string // of the trace file
 }
 
-// openSpool opens the spool in dir, creating dir if needed, and indexes
-// what a previous process left there. It removes temporary files and
-// orphans, and drops the oldest snapshots if they exceed maxBytes.
+// openSpool opens the spool in dir, creating dir if needed, locks it
+// (ErrSpoolBusy if another owner holds it), and indexes what a previous
+// process left there. It removes temporary files and orphans, and drops
+// the oldest snapshots if they exceed maxBytes.
 func openSpool(dir string, maxBytes int64) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("otelfr/bucketstore: creating the spool: %w", err)
 	}
+	// The lock first: what follows removes files that another owner may
+	// be writing.
+	lock, err := lockSpool(dir)
+	if err != nil {
+		return nil, err
+	}
+	sp, err := indexSpool(dir, maxBytes)
+	if err != nil {
+		if lock != nil {
+			_ = lock.Close()
+		}
+		return nil, err
+	}
+	sp.lock = lock
+	return sp, nil
+}
+
+// indexSpool indexes the spool in dir, which this process has locked.
+func indexSpool(dir string, maxBytes int64) (*spool, error) {
 	stale, _ := filepath.Glob(filepath.Join(dir, spoolTmpGlob))
-	for _, p := range stale {
+	done, _ := filepath.Glob(filepath.Join(dir, spoolDoneGlob))
+	for _, p := range append(stale, done...) {
 		_ = os.Remove(p)
 	}
 	ents, err := os.ReadDir(dir)
@@ -110,6 +153,19 @@ func openSpool(dir string, maxBytes int64) (*spool, error) {
 	sp.makeRoom(0)
 	sp.mu.Unlock()
 	return sp, nil
+}
+
+// close removes the uploaded traces kept a while and releases the spool's
+// directory to the next owner.
+func (sp *spool) close() {
+	sp.mu.Lock()
+	for len(sp.done) > 0 {
+		sp.forgetOldestDone()
+	}
+	sp.mu.Unlock()
+	if sp.lock != nil {
+		_ = sp.lock.Close()
+	}
 }
 
 func (sp *spool) path(id, ext string) string { return filepath.Join(sp.dir, id+ext) }
@@ -159,6 +215,9 @@ func (sp *spool) put(m snapstore.Info, data []byte) error {
 // is left. A snapshot being uploaded is dropped too: its upload is
 // cancelled. The caller holds mu.
 func (sp *spool) makeRoom(size int64) {
+	for len(sp.done) > 0 && sp.total+sp.doneBytes+size > sp.maxBytes {
+		sp.forgetOldestDone()
+	}
 	for len(sp.entries) > 0 && sp.total+size > sp.maxBytes {
 		sp.remove(sp.oldest())
 		sp.dropped++
@@ -188,6 +247,28 @@ func (sp *spool) remove(e *entry) {
 	_ = os.Remove(sp.path(e.meta.ID, traceExt))
 	delete(sp.entries, e.meta.ID)
 	sp.total -= e.size
+}
+
+// retire removes the uploaded e from the spool, keeping its trace file a
+// while under another name (see keepUploaded). The caller holds mu.
+func (sp *spool) retire(e *entry) {
+	done := filepath.Join(sp.dir, ".done-"+e.meta.ID)
+	if os.Rename(sp.path(e.meta.ID, traceExt), done) == nil {
+		sp.done = append(sp.done, doneFile{done, e.size})
+		sp.doneBytes += e.size
+	}
+	sp.remove(e) // the trace is gone already: only its metadata is left
+	for len(sp.done) > keepUploaded {
+		sp.forgetOldestDone()
+	}
+}
+
+// forgetOldestDone removes the oldest uploaded trace. The caller holds mu.
+func (sp *spool) forgetOldestDone() {
+	d := sp.done[0]
+	_ = os.Remove(d.path)
+	sp.done = slices.Delete(sp.done, 0, 1)
+	sp.doneBytes -= d.size
 }
 
 func (sp *spool) writeAtomic(path string, data []byte) error {
@@ -258,7 +339,7 @@ func (sp *spool) settle(j job, traceUp bool, err error) outcome {
 	case e.gen != j.gen:
 		return again
 	}
-	sp.remove(e)
+	sp.retire(e)
 	sp.uploaded++
 	return uploaded
 }

@@ -38,6 +38,12 @@ var (
 	// ErrClosed is returned by Save on a spooling Store after Close or
 	// Shutdown began.
 	ErrClosed = errors.New("otelfr/bucketstore: store closed")
+
+	// ErrSpoolBusy is returned by Open when another Store, in this process
+	// or another, uses the spool directory given to [WithSpool]: a spool
+	// has one owner at a time, released when its Store is closed or its
+	// process ends. (OpenStore then takes another directory.)
+	ErrSpoolBusy = errors.New("otelfr/bucketstore: spool directory in use")
 )
 
 const (
@@ -208,6 +214,9 @@ func (s *Store) shutdown(ctx context.Context, drain bool) {
 		if err := s.b.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("otelfr/bucketstore: closing bucket: %w", err))
 		}
+		if s.spool != nil {
+			s.spool.close()
+		}
 		s.closeErr = errors.Join(errs...)
 	})
 }
@@ -255,6 +264,7 @@ func (s *Store) Save(ctx context.Context, snap *otelfr.Snapshot) (snapstore.Info
 	if err != nil {
 		return snapstore.Info{}, fmt.Errorf("otelfr/bucketstore: saving %s: %w", snap.ID, err)
 	}
+	ctx = untraced(ctx)
 	mk := metaKey(snap.ID, snap.TakenAt)
 	tk := traceKey(snap.ID)
 	err = s.b.WriteAll(ctx, tk, snap.Data, &blob.WriterOptions{
@@ -654,6 +664,7 @@ func (s *Store) AddSpans(ctx context.Context, id string, spans []snapstore.SpanR
 	}
 	unlock := s.locks.lock(id)
 	defer unlock()
+	ctx = untraced(ctx)
 	key, m, err := s.lookup(ctx, id)
 	if err != nil || len(spans) == 0 {
 		return err

@@ -62,7 +62,7 @@ func (s *Store) upload() {
 			}
 			continue
 		}
-		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		actx, cancel := context.WithTimeout(untraced(ctx), attemptTimeout)
 		traceUp, err := s.put(actx, j)
 		cancel()
 		if err != nil && s.runCtx.Err() != nil {

@@ -274,7 +274,8 @@ func (h *service) slow(w http.ResponseWriter, r *http.Request) {
 	}()
 	<-started
 	h.slowMu.Lock()
-	h.slowMu.Unlock() //nolint:staticcheck // the wait is the point
+	//lint:ignore SA2001 the wait is the point
+	h.slowMu.Unlock()
 	fmt.Fprintln(w, "slow")
 }
 

@@ -354,7 +354,7 @@ func snapshotRows(results []*windowResult) []row {
 		}
 		mib := r.window >> 20
 		for _, pl := range []struct{ name, label string }{{"c0", "WithCoalesceWindow(0)"}, {"c20", "default coalesce window (20ms)"}} {
-			var attach, stored, queue, write, between, save, after, export, size []float64
+			var attach, queue, write, between, save, after, export, size []float64
 			skipped := 0
 			for _, a := range r.anomalies {
 				if a.Pipeline != pl.name {
@@ -365,7 +365,6 @@ func snapshotRows(results []*windowResult) []row {
 					continue
 				}
 				attach = append(attach, float64(a.Attached-a.OnEnd))
-				stored = append(stored, float64(a.Stored-a.OnEnd))
 				queue = append(queue, float64(a.TakenAt-a.OnEnd))
 				write = append(write, float64(a.WriteNS))
 				between = append(between, float64(a.SaveStart-a.TakenAt-a.WriteNS))
