@@ -318,8 +318,7 @@ type jaegerRun struct {
 	pattern  linkPattern // the UI's link to the viewer
 }
 
-// startJaeger starts Jaeger as TestJaeger does, with the repository's
-// configuration and every endpoint on a loopback port of its own, and
+// startJaeger starts Jaeger with the repository's configuration and every endpoint on a loopback port of its own, and
 // returns once its query API answers and serves the UI config.
 func startJaeger(t *testing.T, bin, root string) jaegerRun {
 	t.Helper()

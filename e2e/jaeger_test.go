@@ -74,24 +74,10 @@ func TestJaeger(t *testing.T) {
 	require.True(t, fi.Mode().IsRegular() && fi.Mode()&0o111 != 0, "%s is an executable file", bin)
 	root, err := filepath.Abs("..")
 	require.NoError(t, err)
-	uiConfig := filepath.Join(root, "deploy", "jaeger", "ui.json")
-
 	// Jaeger, every endpoint on loopback and on a port of its own, so that
 	// a Jaeger the developer runs does not clash.
-	queryAddr, otlpAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
-	jaegerAddrs := []string{queryAddr, otlpAddr, testutil.FreeAddr(t), testutil.FreeAddr(t)}
-	jaeger := start(t, "jaeger", []string{"JAEGER_LISTEN_HOST=127.0.0.1"}, bin,
-		"--config="+filepath.Join(root, "deploy", "jaeger", "config.yaml"),
-		"--set=extensions.jaeger_query.ui.config_file="+uiConfig,
-		"--set=extensions.jaeger_query.enable_tracing=false",
-		"--set=extensions.jaeger_query.http.endpoint="+queryAddr,
-		"--set=receivers.otlp.protocols.grpc.endpoint="+otlpAddr,
-		"--set=extensions.jaeger_query.grpc.endpoint="+jaegerAddrs[2],
-		"--set=receivers.otlp.protocols.http.endpoint="+jaegerAddrs[3],
-	)
-	query := "http://" + queryAddr
-	waitForQuery(t, query)
-	pattern := checkUIConfig(t, query, uiConfig)
+	j := startJaeger(t, bin, root)
+	jaeger, query, otlpAddr, jaegerAddrs, pattern := j.p, j.query, j.otlpAddr, j.addrs, j.pattern
 
 	// The demo, under load, exporting to Jaeger.
 	demoBin := filepath.Join(t.TempDir(), "demo")

@@ -18,6 +18,10 @@ var (
 	// characters from A-Z, a-z, 0-9, '-' and '_'. Such IDs are refused
 	// before touching storage, so that no ID can name a path.
 	ErrInvalidID = errors.New("otelfr/snapstore: invalid snapshot ID")
+
+	// ErrBadPageToken is returned by a [Pager] for a page token it did not
+	// return, such as one altered in a link.
+	ErrBadPageToken = errors.New("otelfr/snapstore: invalid page token")
 )
 
 // Info describes a stored snapshot.
@@ -85,7 +89,8 @@ type Store interface {
 type Pager interface {
 	// ListPage returns at most n snapshots, newest first, starting at
 	// token ("" for the newest), and the token of the next page ("" after
-	// the last).
+	// the last). It returns an error matching [ErrBadPageToken] for a
+	// token it did not return.
 	ListPage(ctx context.Context, token string, n int) (page []Info, next string, err error)
 }
 

@@ -81,7 +81,7 @@ func (s *pagingStore) ListPage(_ context.Context, token string, n int) ([]snapst
 		off, ok := strings.CutPrefix(token, "at-")
 		var err error
 		if at, err = strconv.Atoi(off); !ok || err != nil || at <= 0 || at >= len(s.infos) || s.failTokens {
-			return nil, "", errors.New("pagingStore: bad token")
+			return nil, "", fmt.Errorf("pagingStore: %q: %w", token, snapstore.ErrBadPageToken)
 		}
 	}
 	end := min(at+n, len(s.infos))
@@ -364,7 +364,7 @@ func TestIndexPageTokens(t *testing.T) {
 		t.Cleanup(func() { assert.NoError(t, store.Close()) })
 		base = serveStore(t, store)
 		resp, _ = fetch(t, base+"?page=bm90LWEta2V5.eHl6", true)
-		assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "bucketstore's ErrBadPageToken")
+		assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "snapstore.ErrBadPageToken")
 		assert.Empty(t, handled.Take())
 	})
 	t.Run("on a store that fails", func(t *testing.T) {

@@ -145,8 +145,8 @@ func readIndex(ctx context.Context, store snapstore.Store, q listQuery) (indexPa
 		for {
 			infos, next, err := pager.ListPage(ctx, tok, indexPageSize)
 			if err != nil {
-				if p.Pages == 0 && tok != "" {
-					return indexPage{}, staleOr(ctx, pager, err)
+				if errors.Is(err, snapstore.ErrBadPageToken) {
+					return indexPage{}, errStalePage
 				}
 				return indexPage{}, err
 			}
@@ -184,19 +184,6 @@ func readIndex(ctx context.Context, store snapstore.Store, q listQuery) (indexPa
 	return p, nil
 }
 
-// staleOr tells a page token the store refused from a store that fails:
-// snapstore.Pager names no error for a bad token, so it asks the store for
-// its newest snapshot. When that works, the token was at fault and
-// staleOr returns errStalePage; otherwise err, the store's failure.
-func staleOr(ctx context.Context, pager snapstore.Pager, err error) error {
-	if ctx.Err() != nil {
-		return err
-	}
-	if _, _, perr := pager.ListPage(ctx, "", 1); perr != nil {
-		return err
-	}
-	return errStalePage
-}
 
 // choices returns the services named in infos, and the instances of
 // service (of every service when it is ""), each sorted and at most

@@ -344,7 +344,7 @@ func TestSpoolListPage(t *testing.T) {
 		}
 		assert.Equal(t, [][]string{{"SNAP7*", "SNAP6", "SNAP5*", "SNAP4"}, {"SNAP3*", "SNAP2", "SNAP1*", "SNAP0"}}, pages)
 		_, _, err := s.ListPage(t.Context(), "bm90LWEta2V5.AA", 2)
-		assert.ErrorIs(t, err, bucketstore.ErrBadPageToken)
+		assert.ErrorIs(t, err, snapstore.ErrBadPageToken)
 	})
 }
 

@@ -31,10 +31,6 @@ var (
 	// already holds: a trace object is written once and never replaced.
 	ErrExists = errors.New("otelfr/bucketstore: snapshot exists")
 
-	// ErrBadPageToken is returned by ListPage for a token it did not
-	// return.
-	ErrBadPageToken = errors.New("otelfr/bucketstore: invalid page token")
-
 	// ErrClosed is returned by Save on a spooling Store after Close or
 	// Shutdown began.
 	ErrClosed = errors.New("otelfr/bucketstore: store closed")
@@ -354,7 +350,7 @@ func (s *Store) List(ctx context.Context) ([]snapstore.Info, error) {
 // at token: "" for the newest. It returns the token of the next page, ""
 // after the last. It costs one listing request and at most n reads,
 // however many snapshots the bucket holds; n <= 0 means
-// [DefaultPageSize]. It returns [ErrBadPageToken] for a token it did not
+// [DefaultPageSize]. It returns [snapstore.ErrBadPageToken] for a token it did not
 // return. A snapshot saved after the first page was read may be missing
 // from the pages after it.
 //
@@ -374,7 +370,7 @@ func (s *Store) ListPage(ctx context.Context, token string, n int) ([]snapstore.
 	if token != "" {
 		var ok bool
 		if after, tok, ok = decodeToken(token); !ok {
-			return nil, "", ErrBadPageToken
+			return nil, "", snapstore.ErrBadPageToken
 		}
 	}
 	objs, next, err := s.b.ListPage(ctx, tok, n, &blob.ListOptions{Prefix: metaPrefix})
@@ -382,7 +378,7 @@ func (s *Store) ListPage(ctx context.Context, token string, n int) ([]snapstore.
 		objs, next, err = nil, nil, nil
 	}
 	if gcerrors.Code(err) == gcerrors.InvalidArgument && token != "" {
-		return nil, "", fmt.Errorf("%w: %w", ErrBadPageToken, err)
+		return nil, "", fmt.Errorf("%w: %w", snapstore.ErrBadPageToken, err)
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("otelfr/bucketstore: listing snapshots: %w", err)

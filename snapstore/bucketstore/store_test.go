@@ -226,7 +226,7 @@ func TestErrors(t *testing.T) {
 		assert.True(t, list[0].TakenAt.Equal(t0))
 
 		_, _, err = s.ListPage(ctx, "!!", 1)
-		assert.ErrorIs(t, err, bucketstore.ErrBadPageToken)
+		assert.ErrorIs(t, err, snapstore.ErrBadPageToken)
 	})
 }
 
