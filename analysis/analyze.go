@@ -33,14 +33,20 @@ import (
 // the start nor the end of the span. The Diagnosis is nil whenever the
 // error is not.
 func Analyze(data []byte, span Span, opts ...Option) (*Diagnosis, error) {
+	_, d, err := analyze(data, span, opts)
+	return d, err
+}
+
+// analyze is Analyze, and returns the builder behind the diagnosis too.
+func analyze(data []byte, span Span, opts []Option) (*builder, *Diagnosis, error) {
 	cfg := newConfig(opts)
 	span.Error = oneLine(span.Error, maxErrorSummary)
 	gens, err := generations(data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !span.SpanID.IsValid() {
-		return nil, fmt.Errorf("%w: the span ID is zero", ErrSpanNotFound)
+		return nil, nil, fmt.Errorf("%w: the span ID is zero", ErrSpanNotFound)
 	}
 	// The span's times, when given, bound the search: a span that just
 	// ended is in the last generations. One generation more on each side
@@ -54,13 +60,13 @@ func Analyze(data []byte, span Span, opts ...Option) (*Diagnosis, error) {
 	}
 	startGen, endGen := findMarkers(data, gens, lo, hi, span)
 	if startGen < 0 && endGen < 0 {
-		return nil, fmt.Errorf("%w: span %s is not logged in the snapshot's %d generations", ErrSpanNotFound, span.SpanID, len(gens))
+		return nil, nil, fmt.Errorf("%w: span %s is not logged in the snapshot's %d generations", ErrSpanNotFound, span.SpanID, len(gens))
 	}
 	first, last := selectGenerations(gens, span, startGen, endGen)
 	for {
-		d, earlier, err := analyzeGenerations(data, gens, first, last, span, cfg)
+		b, d, earlier, err := analyzeGenerations(data, gens, first, last, span, cfg)
 		if err != nil || !earlier || first == 0 {
-			return d, err
+			return b, d, err
 		}
 		// A goroutine of the span was waiting since before the first
 		// generation, for a reason only the one before can tell.
@@ -187,16 +193,16 @@ func selectGenerations(gens []generation, span Span, startGen, endGen int) (firs
 // analyzeGenerations parses gens[first:last+1] and diagnoses the span. It
 // reports earlier when a goroutine of the span was waiting, for an unknown
 // reason, since before gens[first] began.
-func analyzeGenerations(data []byte, gens []generation, first, last int, span Span, cfg config) (*Diagnosis, bool, error) {
+func analyzeGenerations(data []byte, gens []generation, first, last int, span Span, cfg config) (*builder, *Diagnosis, bool, error) {
 	body := data[gens[first].off:gens[last].end]
 	tl := newTimeline(span)
 	if err := tl.read(io.MultiReader(bytes.NewReader(data[:tracefmt.HeaderLen]), bytes.NewReader(body))); err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
-	b := builder{tl: tl, span: span, cfg: cfg, atWindowStart: first == 0, atWindowEnd: last == len(gens)-1}
+	b := &builder{tl: tl, span: span, cfg: cfg, atWindowStart: first == 0, atWindowEnd: last == len(gens)-1}
 	d, err := b.build()
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	d.Parsed = Parsed{
 		Generations:      last - first + 1,
@@ -204,5 +210,5 @@ func analyzeGenerations(data []byte, gens []generation, first, last int, span Sp
 		Bytes:            int64(tracefmt.HeaderLen + len(body)),
 		TotalBytes:       int64(len(data)),
 	}
-	return d, b.unknownWait && !cfg.noEarlier, nil
+	return b, d, b.unknownWait && !cfg.noEarlier, nil
 }

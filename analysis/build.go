@@ -31,6 +31,12 @@ type builder struct {
 	unknownWait bool
 
 	frames map[xtrace.Stack][]Frame
+	gfuncs map[xtrace.GoID]string
+
+	// timeout is set when a timer ended most of the main goroutine's
+	// dominant waits, timeoutWait long.
+	timeout     Timeout
+	timeoutWait time.Duration
 }
 
 func (b *builder) build() (*Diagnosis, error) {
@@ -146,6 +152,7 @@ func (b *builder) build() (*Diagnosis, error) {
 	d.Episodes = b.episodes()
 	b.gc(&d.GC)
 	d.GOMAXPROCS = b.gomaxprocs()
+	b.causes(d)
 	d.Verdict = failedVerdict(d.Span.Error, b.verdict(d, startCut, endCut))
 	return d, nil
 }
@@ -296,6 +303,7 @@ func (b *builder) episodes() []Episode {
 			Duration:  c.o,
 			Stack:     b.stackFrames(c.s.stack),
 		}
+		ep.Timeout = b.timeoutOf(c.s)
 		if c.s.waker != xtrace.NoGoroutine {
 			ep.Waker = &Waker{Goroutine: int64(c.s.waker), Stack: b.stackFrames(c.s.wakerStack)}
 		}
@@ -319,9 +327,12 @@ func (b *builder) gc(gc *GC) {
 		if o := b.overlap(s.start, s.end); o > 0 {
 			gc.STWOverlap += o
 			gc.STWs++
-			gc.Phases = append(gc.Phases, phase("stw", s))
+			p := phase("stw", s)
+			p.Reason = stwReason(s.name)
+			gc.Phases = append(gc.Phases, p)
 		}
 	}
+	gc.STW = b.stwCauses()
 	slices.SortStableFunc(gc.Phases, func(x, y GCPhase) int { return x.Start.Compare(y.Start) })
 }
 
@@ -359,4 +370,68 @@ func (b *builder) stackFrames(stk xtrace.Stack) []Frame {
 	}
 	b.frames[stk] = fs
 	return fs
+}
+
+// causes fills in what the verdict explains the main goroutine's dominant
+// state with: the wait chain or the timer behind a wait, the goroutines
+// that ran while it waited for a P.
+func (b *builder) causes(d *Diagnosis) {
+	mg := d.main()
+	if mg == nil || mg.Time <= 0 {
+		return
+	}
+	main := b.tl.gs[xtrace.GoID(mg.ID)]
+	if main == nil {
+		return
+	}
+	switch state, _ := mg.Buckets.Dominant(); state {
+	case StateRunnable:
+		d.RanWhileRunnable = b.holders(main)
+	case StateRunning, StateGCAssist, StateSyscall, StateBlockedSleep, StateBlockedNetwork:
+		// The kernel, a timer or the network poller ends these.
+	default:
+		d.Chain, b.timeout, b.timeoutWait = b.chain(main, state)
+		if b.timeout == "" {
+			if w, ok := b.deadlineEnded(main, state); ok {
+				b.timeout, b.timeoutWait = TimeoutDeadline, w
+			}
+		}
+	}
+}
+
+// deadlineSlack is how close to a context deadline's expiry a wait must
+// end for the deadline to take the blame.
+const deadlineSlack = 2 * time.Millisecond
+
+// deadlineEnded reports whether a context deadline ended the main
+// goroutine's longest wait in state, though another goroutine woke it: the
+// deadline's timer woke one of the span's goroutines (the watcher of a
+// gRPC stream, say) at the moment the wait ended, and the goroutine that
+// woke the main one only passed the news on (a connection's reader,
+// bringing the server's cancellation of the same deadline). It returns the
+// wait's length.
+func (b *builder) deadlineEnded(main *gtrack, state State) (time.Duration, bool) {
+	s := b.longest(main, state)
+	if s == nil || !s.woken || s.waker == xtrace.NoGoroutine {
+		return 0, false
+	}
+	for _, id := range b.order {
+		if b.roles[id] == RoleWaker {
+			continue
+		}
+		g := b.tl.gs[id]
+		if g == nil {
+			continue
+		}
+		for i := range g.segs {
+			o := &g.segs[i]
+			if o.end+xtrace.Time(deadlineSlack) < s.end || o.end > s.end+xtrace.Time(deadlineSlack) {
+				continue
+			}
+			if b.timeoutOf(o) == TimeoutDeadline {
+				return b.overlap(s.start, s.end), true
+			}
+		}
+	}
+	return 0, false
 }

@@ -51,6 +51,19 @@ type Diagnosis struct {
 	// (roles main, task and child), longest first; WithTopEpisodes sets
 	// how many.
 	Episodes []Episode `json:"episodes"`
+	// Chain is the wait chain behind the main goroutine's dominant wait,
+	// when another goroutine ended it: the goroutine that ended most of
+	// it, what that goroutine did meanwhile, the goroutine that ended its
+	// own wait, and so on, up to the one that was running, waiting for a
+	// P, in a system call, asleep or on the network, at most 4 hops and no
+	// goroutine twice. Empty when the dominant state is not a wait of
+	// that kind, or a timer ended it (see Episodes' Timeout).
+	Chain []Hop `json:"chain,omitempty"`
+	// RanWhileRunnable is, when the main goroutine was mostly runnable,
+	// who held the Ps it waited for: the other goroutines' running time
+	// within its runnable time, grouped by function, the busiest first, at
+	// most 5.
+	RanWhileRunnable []FuncTime `json:"ran_while_runnable,omitempty"`
 	// GOMAXPROCS is its value at the end of the interval, 0 if unknown.
 	GOMAXPROCS int `json:"gomaxprocs,omitempty"`
 	// Parsed tells how much of the snapshot the analysis read.
@@ -110,6 +123,11 @@ type GC struct {
 	// blocked anyway lost nothing.
 	STWOverlap time.Duration `json:"stw_overlap"`
 	STWs       int           `json:"stws"`
+	// STW splits STWOverlap by the runtime's reason for stopping the
+	// world, the longest first, each with the goroutine that stopped it:
+	// the collector's own stops, and those of goroutine profiles,
+	// runtime.ReadMemStats, GOMAXPROCS changes and the like.
+	STW []STWCause `json:"stw,omitempty"`
 	// Phases are the mark phases and stop-the-world phases that overlap
 	// the interval, clipped to it, in time order.
 	Phases []GCPhase `json:"phases,omitempty"`
@@ -122,9 +140,12 @@ type GC struct {
 // GCPhase is a garbage collector phase within a diagnosis's interval.
 type GCPhase struct {
 	// Kind is "mark" or "stw".
-	Kind  string    `json:"kind"`
-	Start time.Time `json:"start"`
-	End   time.Time `json:"end"`
+	Kind string `json:"kind"`
+	// Reason is a stop-the-world's reason (see STWCause); empty for a
+	// mark phase.
+	Reason string    `json:"reason,omitempty"`
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
 }
 
 // Episode is one stretch of a goroutine's time in a blocked state.
@@ -143,6 +164,9 @@ type Episode struct {
 	// (timers, the network poller, a syscall's return) or the episode
 	// had not ended.
 	Waker *Waker `json:"waker,omitempty"`
+	// Timeout is set when a timer ended the episode: a context's
+	// deadline, or another timer (whose goroutine, if any, is Waker).
+	Timeout Timeout `json:"timeout,omitempty"`
 }
 
 // Waker is the goroutine that ended a blocking episode, with its stack at

@@ -33,10 +33,25 @@
 //	78% of 240 ms blocked on sync.Mutex in cache.(*Cache).Get; released by goroutine 41 in cache.(*Cache).refresh, which was mostly running (190 ms)
 //
 // It names the main goroutine's dominant state, the first function in the
-// program's own code (past the runtime and the standard library) where it
-// spent that time, and what ended its waits: the main goroutine's buckets
-// add up to the span, so its shares read as shares of the span, where a sum
-// over goroutines running in parallel would count time twice.
+// program's own code where it spent that time (past the runtime, the
+// standard library, third-party libraries and instrumentation; see
+// [WithProgram]), and what caused it: the main goroutine's buckets add up
+// to the span, so its shares read as shares of the span, where a sum over
+// goroutines running in parallel would count time twice. What caused it
+// is, for a wait another goroutine ended, the wait chain
+// ([Diagnosis.Chain]) to the goroutine that was doing the work:
+//
+//	100% of 250 ms blocked on a channel receive in main.commit; woken through goroutines 53, 54 by goroutine 55 in main.fsync, mostly in system calls (250 ms)
+//
+// for a wait a timer ended, the timer ("the context deadline expired after
+// 200 ms", [Episode.Timeout]); for runnable time, who held the Ps
+// ([Diagnosis.RanWhileRunnable]) or the stops of the world that kept the
+// span off them, named by the runtime's reason and the goroutine that
+// stopped it ([GC.STW]). The verdict stays within 200 characters, leaving
+// out detail, the middle of a chain first, to fit.
+//
+// [WriteProfile] writes `go tool trace`'s blocking, network, syscall and
+// scheduler-latency profiles, cut to a span, in pprof's format.
 //
 // A failed span's verdict leads with the failure and gives the timing
 // second, for example

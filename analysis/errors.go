@@ -28,4 +28,8 @@ var (
 	// trace of the span: neither its start nor its end was logged (under
 	// otelfr.LogCategory) within the snapshot's window.
 	ErrSpanNotFound = errors.New("analysis: span not found in the snapshot")
+
+	// ErrProfileKind is returned by [WriteProfile] and [ParseProfileKind]
+	// for a profile kind that is none of [ProfileKinds].
+	ErrProfileKind = errors.New("analysis: unknown profile kind")
 )

@@ -1,9 +1,11 @@
 package analysis_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -84,4 +86,44 @@ func ExampleErrorSummary() {
 
 	// Output:
 	// Unavailable from inventory.Inventory/Reserve (server.address inventory:50051): connection refused
+}
+
+func ExampleWriteProfile() {
+	rec, err := otelfr.Start()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer rec.Stop(context.Background())
+	sdk := sdktrace.NewTracerProvider()
+	defer sdk.Shutdown(context.Background())
+	tracer := otelfr.WrapTracerProvider(sdk).Tracer("example")
+
+	// A span that waits for a mutex another goroutine holds.
+	var mu sync.Mutex
+	mu.Lock()
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		mu.Unlock()
+	}()
+	_, span := tracer.Start(context.Background(), "slow")
+	mu.Lock()
+	span.End()
+
+	snap, err := rec.Snapshot(context.Background(), "manual")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	var buf bytes.Buffer
+	// go tool pprof reads what WriteProfile writes.
+	err = analysis.WriteProfile(&buf, snap.Data, analysis.Span{SpanID: span.SpanContext().SpanID()}, analysis.ProfileBlock)
+	fmt.Println(err, buf.Len() > 0)
+
+	_, err = analysis.ParseProfileKind("heap")
+	fmt.Println(errors.Is(err, analysis.ErrProfileKind))
+
+	// Output:
+	// <nil> true
+	// true
 }

@@ -295,7 +295,9 @@ func scenarioCPU(t *testing.T) outcome {
 	return outcome{data: data, span: span, want: analysis.StateRunnable, wantDur: dur * spinners / (spinners + 1),
 		check: func(t *testing.T, d *analysis.Diagnosis) {
 			assert.Equal(t, 1, d.GOMAXPROCS)
-			assert.Contains(t, d.Verdict, "runnable, waiting for a P (GOMAXPROCS=1); the busiest other goroutine")
+			assert.Contains(t, d.Verdict, "runnable, waiting for a P in analysis_test.yieldingSpin (GOMAXPROCS=1); 9 goroutines in analysis_test.yieldingSpin ran ")
+			require.NotEmpty(t, d.RanWhileRunnable)
+			assert.Equal(t, spinners, d.RanWhileRunnable[0].Goroutines, "the spinners held the P")
 		}}
 }
 

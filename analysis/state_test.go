@@ -92,33 +92,6 @@ func TestJSONDuration(t *testing.T) {
 	}
 }
 
-func TestUserFrame(t *testing.T) {
-	tests := []struct {
-		name  string
-		funcs []string
-		want  string
-	}{
-		{"user code below sync", []string{"sync.(*Mutex).Lock", "github.com/acme/cache.(*Cache).Get", "net/http.HandlerFunc.ServeHTTP"}, "github.com/acme/cache.(*Cache).Get"},
-		{"package main", []string{"runtime.gopark", "time.Sleep", "main.main.func1"}, "main.main.func1"},
-		{"only the standard library", []string{"runtime.gopark", "internal/poll.runtime_pollWait", "net.(*conn).Read"}, "internal/poll.runtime_pollWait"},
-		{"only the runtime", []string{"runtime.gopark", "runtime.goparkunlock"}, "runtime.gopark"},
-		{"empty", nil, ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var fs []Frame
-			for _, f := range tt.funcs {
-				fs = append(fs, Frame{Func: f})
-			}
-			assert.Equal(t, tt.want, userFrame(fs).Func)
-		})
-	}
-	assert.Equal(t, "cache.(*Cache).Get", shortFunc("github.com/acme/cache.(*Cache).Get"))
-	assert.Equal(t, "main.main", shortFunc("main.main"))
-	assert.Equal(t, "github.com/acme/cache", funcPackage("github.com/acme/cache.(*Cache).Get"))
-	assert.Equal(t, "internal/poll", funcPackage("internal/poll.(*FD).Read"))
-}
-
 func TestSyncPrimitive(t *testing.T) {
 	tests := map[string]string{
 		"sync.(*Mutex).Lock":                              "sync.Mutex",

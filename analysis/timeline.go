@@ -36,6 +36,9 @@ type seg struct {
 	// stack at that moment.
 	waker      xtrace.GoID
 	wakerStack xtrace.Stack
+	// woken is set when a wait ended by the goroutine becoming runnable,
+	// whether or not a goroutine did it.
+	woken bool
 }
 
 // gtrack follows one goroutine through the trace.
@@ -47,6 +50,13 @@ type gtrack struct {
 	// entry is any stack of the goroutine; its root frame names it.
 	entry xtrace.Stack
 	segs  []seg
+	// byTimer is set for a goroutine that a timer started: the function
+	// of a time.AfterFunc (context deadlines among them).
+	byTimer bool
+	// creator started the goroutine, at createStack, when the parsed
+	// generations hold its creation.
+	creator     xtrace.GoID
+	createStack xtrace.Stack
 }
 
 type taskRec struct {
@@ -83,6 +93,9 @@ type createEdge struct {
 type interval struct {
 	start, end xtrace.Time
 	name       string
+	// g started a stop-the-world, at stack.
+	g     xtrace.GoID
+	stack xtrace.Stack
 }
 
 type syncPoint struct {
@@ -330,20 +343,31 @@ func (tl *timeline) transition(ev *xtrace.Event) {
 		tl.openSeg(g, tl.syncTs, to, "", st.Stack, true)
 		return
 	case xtrace.GoNotExist:
-		if creator := ev.Goroutine(); creator != xtrace.NoGoroutine && tl.keep(t, t) {
+		creator := ev.Goroutine()
+		if creator != xtrace.NoGoroutine && tl.keep(t, t) {
 			tl.creates = append(tl.creates, createEdge{t, creator, g.id})
 		}
+		g.creator, g.createStack = creator, ev.Stack()
+		// Every go statement runs on a goroutine; the runtime starts a
+		// goroutine from its scheduler only to run a time.AfterFunc
+		// function.
+		g.byTimer = creator == xtrace.NoGoroutine || createdByTimer(ev.Stack())
 		st.Stack = xtrace.NoStack // the new goroutine's start, not where it waits
 	}
+	// prev is where the goroutine was when it left its last state: where
+	// a runnable goroutine waits for a P.
+	prev := xtrace.NoStack
 	if g.open {
 		switch {
 		case from == xtrace.GoWaiting && to == xtrace.GoRunnable:
+			g.cur.woken = true
 			if w := ev.Goroutine(); w != g.id && ev.Stack() != xtrace.NoStack {
 				g.cur.waker, g.cur.wakerStack = w, ev.Stack()
 			}
 		case from == xtrace.GoRunning && st.Stack != xtrace.NoStack:
 			g.cur.stack = st.Stack
 		}
+		prev = g.cur.stack
 		tl.closeSeg(g, t)
 	}
 	switch to {
@@ -353,6 +377,8 @@ func (tl *timeline) transition(ev *xtrace.Event) {
 		tl.openSeg(g, t, to, st.Reason, st.Stack, false)
 	case xtrace.GoSyscall:
 		tl.openSeg(g, t, to, "", st.Stack, false)
+	case xtrace.GoRunnable:
+		tl.openSeg(g, t, to, "", prev, false)
 	default:
 		tl.openSeg(g, t, to, "", xtrace.NoStack, false)
 	}
@@ -426,20 +452,26 @@ func (tl *timeline) rangeEvent(ev *xtrace.Event) {
 			}
 		case xtrace.EventRangeEnd:
 			if tl.markOpen != 0 && tl.keep(tl.markOpen, t) {
-				tl.marks = append(tl.marks, interval{tl.markOpen, t, r.Name})
+				tl.marks = append(tl.marks, interval{start: tl.markOpen, end: t, name: r.Name})
 			}
 			tl.markOpen = 0
 		}
 	case strings.HasPrefix(r.Name, "stop-the-world"):
+		var by xtrace.GoID = xtrace.NoGoroutine
+		if r.Scope.Kind == xtrace.ResourceGoroutine {
+			by = r.Scope.Goroutine()
+		}
 		switch kind {
 		case xtrace.EventRangeBegin:
-			tl.stwOpen = interval{start: t, name: r.Name}
+			tl.stwOpen = interval{start: t, name: r.Name, g: by, stack: ev.Stack()}
 		case xtrace.EventRangeActive:
 			if tl.stwOpen.start == 0 {
-				tl.stwOpen = interval{start: tl.syncTs, name: r.Name}
+				tl.stwOpen = interval{start: tl.syncTs, name: r.Name, g: by}
 			}
 		case xtrace.EventRangeEnd:
-			if tl.stwOpen.start != 0 && tl.keep(tl.stwOpen.start, t) {
+			// Every stop is kept, not only those near the span: a GC
+			// cycle's is looked up from its later phases.
+			if tl.stwOpen.start != 0 {
 				tl.stwOpen.end = t
 				tl.stws = append(tl.stws, tl.stwOpen)
 			}
@@ -457,7 +489,7 @@ func (tl *timeline) closeAll() {
 		}
 	}
 	if tl.markOpen != 0 && tl.keep(tl.markOpen, tl.lastTs) {
-		tl.marks = append(tl.marks, interval{tl.markOpen, tl.lastTs, "GC concurrent mark phase"})
+		tl.marks = append(tl.marks, interval{start: tl.markOpen, end: tl.lastTs, name: "GC concurrent mark phase"})
 	}
 	if tl.stwOpen.start != 0 && tl.keep(tl.stwOpen.start, tl.lastTs) {
 		tl.stwOpen.end = tl.lastTs

@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	xtrace "golang.org/x/exp/trace"
 )
@@ -33,9 +35,25 @@ func failedVerdict(summary, timing string) string {
 // Thresholds for the verdict's GC clause, as shares of the interval.
 const (
 	gcMarkNotable = 0.2
-	gcSTWNotable  = 0.05
-	assistNotable = 0.05
+	// gcForcedNotable is gcMarkNotable for collections the program asked
+	// for (runtime.GC, debug.FreeOSMemory): avoidable, so worth naming
+	// sooner.
+	gcForcedNotable = 0.01
+	gcSTWNotable    = 0.05
+	// stwAskedNotable is gcSTWNotable for the stops the program asked
+	// for.
+	stwAskedNotable = 0.01
+	assistNotable   = 0.05
+	// stwRunnableNotable is the share of the main goroutine's runnable
+	// time during which the world must be stopped for the verdict to
+	// blame the stops rather than the goroutines that ran.
+	stwRunnableNotable = 0.25
 )
+
+// maxVerdict bounds a verdict's length, in characters, before a failed
+// span's error summary is put in front: clauses are dropped, detail
+// first, to fit.
+const maxVerdict = 200
 
 func (b *builder) verdict(d *Diagnosis, startCut, endCut bool) string {
 	mg := d.main()
@@ -44,47 +62,223 @@ func (b *builder) verdict(d *Diagnosis, startCut, endCut bool) string {
 	}
 	state, dur := mg.Buckets.Dominant()
 	main := b.tl.gs[xtrace.GoID(mg.ID)]
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "%d%% of %s ", percent(dur, mg.Time), fmtDur(mg.Time))
+	full := []window{{b.a, b.b}}
+	core := fmt.Sprintf("%d%% of %s ", percent(dur, mg.Time), fmtDur(mg.Time))
+	// chain renders the cause with up to n hops of its wait chain.
+	var chain func(n int) string
+	stwTold := false
 	switch state {
 	case StateRunning:
-		sb.WriteString("running")
-		if f := b.runningFunc(main); f != "" {
-			fmt.Fprintf(&sb, " in %s", f)
+		core += "running"
+		if f, _ := b.placeIn(main, state, full); f != "" {
+			core += " in " + f
 		}
 	case StateGCAssist:
-		sb.WriteString("in GC mark assist")
-		if f, _ := b.topFunc(main, state); f != "" {
-			fmt.Fprintf(&sb, ", allocating in %s", f)
+		core += "in GC mark assist"
+		if f, _ := b.placeIn(main, state, full); f != "" {
+			core += ", allocating in " + f
 		}
 	case StateRunnable:
-		sb.WriteString("runnable, waiting for a P")
-		if d.GOMAXPROCS > 0 {
-			fmt.Fprintf(&sb, " (GOMAXPROCS=%d)", d.GOMAXPROCS)
+		core += "runnable, waiting for a P"
+		if f, _ := b.placeIn(main, state, full); f != "" {
+			core += " in " + f
 		}
-		if id, ran := b.busiest(main.id); id != xtrace.NoGoroutine {
-			fmt.Fprintf(&sb, "; the busiest other goroutine, %d", id)
-			if f := entryFunc(b.tl.gs[id].entry); f != "" {
-				fmt.Fprintf(&sb, " in %s", shortFunc(f))
-			}
-			fmt.Fprintf(&sb, ", ran %s", fmtDur(ran))
+		if d.GOMAXPROCS > 0 {
+			core += fmt.Sprintf(" (GOMAXPROCS=%d)", d.GOMAXPROCS)
+		}
+		if stw := b.stwOverlapIn(b.runnableWindows(main)); len(d.GC.STW) > 0 && float64(stw) >= stwRunnableNotable*float64(dur) {
+			chain = func(level int) string { return "; " + stwPhrase(d.GC.STW, stw, level) }
+			stwTold = true
+		} else if len(d.RanWhileRunnable) > 0 {
+			chain = func(int) string { return "; " + holdersPhrase(d.RanWhileRunnable[0]) }
 		}
 	default:
-		f, seg := b.topFunc(main, state)
-		sb.WriteString(blockedPhrase(state, seg, b))
-		if f != "" {
-			fmt.Fprintf(&sb, " in %s", f)
+		core += blockedPhrase(state, b.longest(main, state), b)
+		if f, _ := b.placeIn(main, state, full); f != "" {
+			core += " in " + f
 		}
-		b.wakerClause(&sb, d, main, state)
+		verb := "woken"
+		if p := blockedPhrase(state, b.longest(main, state), b); strings.HasSuffix(p, "Mutex") {
+			verb = "released" // the holder unlocked it
+		}
+		chain = func(level int) string { return b.chainPhrase(d, verb, level) }
 	}
-	b.gcClause(&sb, d, mg)
+	gc := b.gcPhrase(d, mg, stwTold)
+	partial := ""
 	switch {
 	case startCut:
-		fmt.Fprintf(&sb, " (partial: the span began before the snapshot's window, which holds its last %s)", fmtDur(d.Duration))
+		partial = fmt.Sprintf(" (partial: began before the window, which holds its last %s)", fmtDur(d.Duration))
 	case endCut:
-		sb.WriteString(" (partial: the span had not ended when the snapshot was taken)")
+		partial = " (partial: not ended when the snapshot was taken)"
+	}
+	ch := func(n int) string {
+		if chain == nil {
+			return ""
+		}
+		return chain(n)
+	}
+	// The most that fits: the chain in less and less detail, then without
+	// the GC clause, then without the partial note.
+	var cands []string
+	for level := range chainLevels {
+		cands = append(cands, core+ch(level)+gc+partial)
+	}
+	short := ch(chainLevels - 1)
+	cands = append(cands, core+short+partial, core+short, core+partial)
+	for _, v := range cands {
+		if utf8.RuneCountInString(v) <= maxVerdict {
+			return v
+		}
+	}
+	return clip(core, maxVerdict)
+}
+
+// stwNotable reports whether the stops of the world during the interval
+// deserve the verdict's mention: a notable share of it, or, for stops the
+// program asked for (profiles, ReadMemStats, GOMAXPROCS), which are rare
+// and avoidable, a smaller one.
+func (b *builder) stwNotable(d *Diagnosis) bool {
+	total := float64(d.Duration)
+	if float64(d.GC.STWOverlap) >= gcSTWNotable*total {
+		return true
+	}
+	var asked time.Duration
+	for _, c := range d.GC.STW {
+		if !isGCReason(c.Reason) {
+			asked += c.Overlap
+		}
+	}
+	return float64(asked) >= stwAskedNotable*total
+}
+
+// clip cuts s to at most n characters, marking the cut with "…".
+func clip(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+// chainLevels is how many levels of detail chainPhrase has.
+const chainLevels = 8
+
+// chainPhrase tells what ended the main goroutine's waits: a timer, or its
+// wait chain, at a level of detail from 0 (every hop's function and place)
+// to chainLevels-1. Each level leaves out more: 1 the middle hops' places,
+// 2 their functions, 3 folds them into a count, 4 leaves out the last
+// hop's place, 5 the first hop's function when there are more (the last
+// hop is the root cause); 6 names the last hop as the one that woke the
+// span through the others, 7 leaves out what it was doing.
+func (b *builder) chainPhrase(d *Diagnosis, verb string, level int) string {
+	if b.timeout != "" {
+		return fmt.Sprintf("; %s after %s", timeoutPhrase(b.timeout), fmtDur(b.timeoutWait))
+	}
+	hops := d.Chain
+	if len(hops) == 0 {
+		return ""
+	}
+	in := func(f string) string {
+		if f == "" {
+			return ""
+		}
+		return " in " + f
+	}
+	last := len(hops) - 1
+	root := hops[last]
+	var sb strings.Builder
+	if level >= 6 {
+		fmt.Fprintf(&sb, "; %s", verb)
+		if last > 0 {
+			ids := make([]string, last)
+			for i, h := range hops[:last] {
+				ids[i] = strconv.FormatInt(h.Goroutine, 10)
+			}
+			noun := "goroutines "
+			if last == 1 {
+				noun = "goroutine "
+			}
+			sb.WriteString(" through " + noun + strings.Join(ids, ", "))
+		}
+		fmt.Fprintf(&sb, " by goroutine %d%s", root.Goroutine, in(root.Func))
+		switch {
+		case level >= 7:
+		case root.Timeout != "":
+			fmt.Fprintf(&sb, ", waiting until %s", timeoutPhrase(root.Timeout))
+		case root.Duration > 0:
+			fmt.Fprintf(&sb, ", mostly %s (%s)", shortPhrase[root.State], fmtDur(root.Duration))
+		}
+		return sb.String()
+	}
+	first := hops[0].Func
+	if level >= 5 && last > 0 {
+		first = ""
+	}
+	fmt.Fprintf(&sb, "; %s by goroutine %d%s", verb, hops[0].Goroutine, in(first))
+	for i := 0; i < len(hops); i++ {
+		h := hops[i]
+		place := ""
+		if h.Place != h.Func && (i == last && level < 4 || i < last && level < 1) {
+			place = in(h.Place)
+		}
+		if i < last {
+			if level >= 3 && last-i > 1 {
+				n := last - i - 1
+				fmt.Fprintf(&sb, ", which waited%s (through %d more) for goroutine %d%s", place, n, root.Goroutine, in(root.Func))
+				i = last - 1
+				continue
+			}
+			next := hops[i+1]
+			f := next.Func
+			if level >= 2 && i+1 < last {
+				f = ""
+			}
+			fmt.Fprintf(&sb, ", which waited%s for goroutine %d%s", place, next.Goroutine, in(f))
+			continue
+		}
+		switch {
+		case h.Timeout != "":
+			fmt.Fprintf(&sb, ", which waited%s until %s", place, timeoutPhrase(h.Timeout))
+		case h.Duration > 0:
+			fmt.Fprintf(&sb, ", which was mostly %s%s (%s)", shortPhrase[h.State], place, fmtDur(h.Duration))
+		}
 	}
 	return sb.String()
+}
+
+// holdersPhrase tells who ran while the main goroutine waited for a P:
+// "16 goroutines in main.spin ran 730 ms of it".
+func holdersPhrase(h FuncTime) string {
+	who := fmt.Sprintf("%d goroutines", h.Goroutines)
+	if h.Goroutines == 1 {
+		who = "1 goroutine"
+	}
+	return fmt.Sprintf("%s in %s ran %s of it", who, h.Func, fmtDur(h.Time))
+}
+
+// stwPhrase tells that the world was stopped for d, and why: the reason
+// with the most stopped time, and who stopped it. From level 3 on it is
+// shorter, from level 5 on it leaves out the goroutine's ID.
+func stwPhrase(causes []STWCause, d time.Duration, level int) string {
+	c := causes[0]
+	var total time.Duration
+	for _, x := range causes {
+		total += x.Overlap
+	}
+	why := c.Reason
+	if float64(c.Overlap) < 0.9*float64(total) && level < 3 {
+		why = "mostly " + why
+	}
+	switch {
+	case c.Goroutine != 0 && level < 5:
+		why += fmt.Sprintf(", by goroutine %d", c.Goroutine)
+		if c.Func != "" {
+			why += " in " + c.Func
+		}
+	case c.Func != "":
+		why += ", by " + c.Func
+	}
+	return fmt.Sprintf("the world was stopped for %s (%s)", fmtDur(d), why)
 }
 
 // shortPhrase describes what another goroutine was mostly doing.
@@ -131,10 +325,8 @@ func blockedPhrase(state State, s *seg, b *builder) string {
 	return "blocked"
 }
 
-// topFunc returns the user function where g spent the most time in state
-// during the interval, and its longest segment there.
-func (b *builder) topFunc(g *gtrack, state State) (string, *seg) {
-	byFunc := map[string]time.Duration{}
+// longest returns g's longest segment in state during the interval.
+func (b *builder) longest(g *gtrack, state State) *seg {
 	var longest *seg
 	var longestO time.Duration
 	for i := range g.segs {
@@ -142,182 +334,51 @@ func (b *builder) topFunc(g *gtrack, state State) (string, *seg) {
 		if s.state != state {
 			continue
 		}
-		o := b.overlap(s.start, s.end)
-		if o == 0 {
-			continue
-		}
-		if f := b.userFunc(s.stack); f != "" {
-			byFunc[f] += o
-		}
-		if o > longestO {
+		if o := b.overlap(s.start, s.end); o > longestO {
 			longest, longestO = s, o
 		}
 	}
-	f, _ := maxKey(byFunc)
-	return f, longest
+	return longest
 }
 
-// runningFunc names where g ran: its CPU samples when the trace has them
-// (CPU profiling was on), else the stacks at which it stopped running.
-func (b *builder) runningFunc(g *gtrack) string {
-	byFunc := map[string]time.Duration{}
-	for _, s := range b.tl.samples {
-		if s.g == g.id && s.t >= b.a && s.t <= b.b {
-			if f := b.userFunc(s.stack); f != "" {
-				byFunc[f]++
-			}
-		}
-	}
-	if len(byFunc) == 0 {
-		for i := range g.segs {
-			s := &g.segs[i]
-			if f := b.userFunc(s.stack); s.state == StateRunning && f != "" {
-				byFunc[f] += b.overlap(s.start, s.end)
-			}
-		}
-	}
-	f, _ := maxKey(byFunc)
-	return f
-}
-
-// busiest returns the goroutine other than except that ran longest during
-// the interval, and for how long.
-func (b *builder) busiest(except xtrace.GoID) (xtrace.GoID, time.Duration) {
-	best, bestD := xtrace.NoGoroutine, time.Duration(0)
-	for id, g := range b.tl.gs {
-		if id == except {
-			continue
-		}
-		var ran time.Duration
-		for i := range g.segs {
-			if s := &g.segs[i]; s.state == StateRunning || s.state == StateGCAssist {
-				ran += b.overlap(s.start, s.end)
-			}
-		}
-		if ran > bestD || (ran == bestD && ran > 0 && id < best) {
-			best, bestD = id, ran
-		}
-	}
-	return best, bestD
-}
-
-// wakerClause names the goroutine that ended most of g's waits in state.
-func (b *builder) wakerClause(sb *strings.Builder, d *Diagnosis, g *gtrack, state State) {
-	switch state {
-	case StateBlockedSleep, StateBlockedNetwork, StateSyscall:
-		return // timers, the poller and the kernel end these
-	}
-	byWaker := map[xtrace.GoID]time.Duration{}
-	stacks := map[xtrace.GoID]map[string]time.Duration{}
-	for i := range g.segs {
-		s := &g.segs[i]
-		if s.state != state || s.waker == xtrace.NoGoroutine {
-			continue
-		}
-		o := b.overlap(s.start, s.end)
-		if o == 0 {
-			continue
-		}
-		byWaker[s.waker] += o
-		if stacks[s.waker] == nil {
-			stacks[s.waker] = map[string]time.Duration{}
-		}
-		if f := b.userFunc(s.wakerStack); f != "" {
-			stacks[s.waker][f] += o
-		}
-	}
-	w, ok := maxKey(byWaker)
-	if !ok {
-		return
-	}
-	verb := "woken"
-	if state == StateBlockedMutex {
-		verb = "released"
-	}
-	fmt.Fprintf(sb, "; %s by goroutine %d", verb, w)
-	if f, _ := maxKey(stacks[w]); f != "" {
-		fmt.Fprintf(sb, " in %s", f)
-	}
-	for _, wg := range d.Goroutines {
-		if wg.ID != int64(w) || wg.Time == 0 {
-			continue
-		}
-		ws, wd := wg.Buckets.Dominant()
-		fmt.Fprintf(sb, ", which was mostly %s (%s)", shortPhrase[ws], fmtDur(wd))
-	}
-}
-
-func (b *builder) gcClause(sb *strings.Builder, d *Diagnosis, mg *Goroutine) {
+// gcPhrase is the verdict's GC clause: marking during a notable share of
+// the interval, and stops of the world, unless stwTold.
+func (b *builder) gcPhrase(d *Diagnosis, mg *Goroutine, stwTold bool) string {
 	total := float64(d.Duration)
 	if total <= 0 {
-		return
+		return ""
 	}
 	var parts []string
-	if float64(d.GC.MarkOverlap) >= gcMarkNotable*total {
+	who, forced := b.gcStarter()
+	markNotable := gcMarkNotable
+	if forced {
+		markNotable = gcForcedNotable
+	}
+	if float64(d.GC.MarkOverlap) >= markNotable*total {
 		p := fmt.Sprintf("GC marking during %d%% of it", percent(d.GC.MarkOverlap, d.Duration))
+		var notes []string
 		if a := mg.Buckets[StateGCAssist]; float64(a) >= assistNotable*total {
-			p += fmt.Sprintf(" (assist %s)", fmtDur(a))
+			notes = append(notes, "assist "+fmtDur(a))
+		}
+		if who != "" {
+			by := "started by "
+			if forced {
+				by = "forced by "
+			}
+			notes = append(notes, by+who)
+		}
+		if len(notes) > 0 {
+			p += " (" + strings.Join(notes, ", ") + ")"
 		}
 		parts = append(parts, p)
 	}
-	if float64(d.GC.STWOverlap) >= gcSTWNotable*total {
-		parts = append(parts, fmt.Sprintf("stop-the-world overlap %s", fmtDur(d.GC.STWOverlap)))
+	if !stwTold && len(d.GC.STW) > 0 && b.stwNotable(d) {
+		parts = append(parts, stwPhrase(d.GC.STW, d.GC.STWOverlap, 0))
 	}
-	if len(parts) > 0 {
-		sb.WriteString("; ")
-		sb.WriteString(strings.Join(parts, ", "))
+	if len(parts) == 0 {
+		return ""
 	}
-}
-
-// userFunc names the first frame of stk in the program's own code: past the
-// runtime, the standard library and everything else in a module path
-// without a dot. It falls back to the first frame outside the runtime.
-func (b *builder) userFunc(stk xtrace.Stack) string {
-	return shortFunc(userFrame(b.stackFrames(stk)).Func)
-}
-
-func userFrame(fs []Frame) Frame {
-	for _, f := range fs {
-		if !isStdFunc(f.Func) {
-			return f
-		}
-	}
-	for _, f := range fs {
-		if pkg := funcPackage(f.Func); pkg != "runtime" && !strings.HasPrefix(pkg, "runtime/") {
-			return f
-		}
-	}
-	if len(fs) > 0 {
-		return fs[0]
-	}
-	return Frame{}
-}
-
-// funcPackage returns the import path of a function's package.
-func funcPackage(fn string) string {
-	slash := strings.LastIndexByte(fn, '/')
-	dot := strings.IndexByte(fn[slash+1:], '.')
-	if dot < 0 {
-		return fn
-	}
-	return fn[:slash+1+dot]
-}
-
-// isStdFunc reports whether fn belongs to the standard library: its import
-// path's first element has no dot, and it is not package main.
-func isStdFunc(fn string) bool {
-	pkg := funcPackage(fn)
-	if pkg == "main" {
-		return false
-	}
-	first, _, _ := strings.Cut(pkg, "/")
-	return !strings.Contains(first, ".")
-}
-
-// shortFunc drops a function name's import path but for the package name:
-// "github.com/acme/cache.(*Cache).Get" becomes "cache.(*Cache).Get".
-func shortFunc(fn string) string {
-	return fn[strings.LastIndexByte(fn, '/')+1:]
+	return "; " + strings.Join(parts, ", ")
 }
 
 // syncPrimitive names the sync type a goroutine blocked on, from its stack.

@@ -15,7 +15,9 @@ const (
 	SkipByteBudget = "byte_budget"
 	// SkipQueueFull: the anomaly queue was full; the span was forwarded at once.
 	SkipQueueFull = "queue_full"
-	// SkipOutsideWindow: the span started before the snapshot's window.
+	// SkipOutsideWindow: the snapshot's window does not reach the span:
+	// it ended before the window began. A span that only began before
+	// the window is linked, its tail diagnosed (Outcome.Partial).
 	SkipOutsideWindow = "outside_window"
 	// SkipStopped: the recorder or the processor was shut down.
 	SkipStopped = "stopped"

@@ -189,8 +189,17 @@ func (p *Processor) snapshot(reason string) (*otelfr.Snapshot, snapstore.Info, s
 	return snap, info, ""
 }
 
+// covers reports whether a snapshot's window reaches the span: the span
+// ended within it. A span that began before the window (one longer than
+// it) is covered too, partly: see partial.
 func covers(in snapstore.Info, s sdktrace.ReadOnlySpan) bool {
-	return !s.StartTime().Before(in.WindowStart) && !s.EndTime().After(in.WindowEnd)
+	return !s.EndTime().Before(in.WindowStart) && !s.EndTime().After(in.WindowEnd)
+}
+
+// partial reports whether a covered span began before the window, which
+// holds only its tail.
+func partial(in snapstore.Info, s sdktrace.ReadOnlySpan) bool {
+	return s.StartTime().Before(in.WindowStart)
 }
 
 // deliver diagnoses the anomalies covered by a stored snapshot, records
@@ -272,7 +281,7 @@ func (p *Processor) link(in snapstore.Info, a anomaly, verdict string) sdktrace.
 		otelfr.SnapshotReasonKey.String(a.reason),
 	)
 	if p.forward(d, &p.c.linked) {
-		p.report(Outcome{Span: d, Reason: a.reason, SnapshotID: in.ID, SnapshotURL: url, Verdict: verdict})
+		p.report(Outcome{Span: d, Reason: a.reason, SnapshotID: in.ID, SnapshotURL: url, Verdict: verdict, Partial: partial(in, a.span)})
 	}
 	return d
 }
@@ -339,4 +348,8 @@ type Outcome struct {
 	// a Diagnoser is configured (WithDiagnoser) and could explain it;
 	// otherwise empty.
 	Verdict string
+	// Partial is set when the span is linked to a snapshot whose window
+	// holds only its tail: it began before the window (it lasted longer
+	// than the window reaches back). A Diagnoser then explains that tail.
+	Partial bool
 }

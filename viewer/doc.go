@@ -12,6 +12,7 @@
 //	/ID?trace=TRACEID  redirects to the span page of the trace's anomalous span when the snapshot holds one; otherwise the snapshot page, listing only that trace's spans
 //	/ID.trace          the raw execution trace (and /ID for clients that do not ask for HTML)
 //	/ID.json           the snapshot's snapstore.Info as JSON
+//	/ID.pprof?span=SPANID&kind=KIND  the span's profile in pprof's format, for `go tool pprof`: KIND is block, net, syscall or sched (analysis.WriteProfile), linked from the span page
 //	/snapshots.json    the newest snapshots (up to [WithMaxList]) as JSON, filtered by ?service= and ?instance= as the index; / too, for clients that do not ask for HTML
 //	POST /             takes a snapshot now, with [WithTrigger]
 //

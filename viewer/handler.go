@@ -117,6 +117,10 @@ func (v *viewer) index(w http.ResponseWriter, r *http.Request) {
 
 func (v *viewer) page(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("file")
+	if base, ok := strings.CutSuffix(id, profileExt); ok {
+		v.profile(w, r, base)
+		return
+	}
 	if !snapstore.ValidID(id) {
 		v.raw.ServeHTTP(w, r) // ID.trace, ID.json, or the raw handler's 400
 		return

@@ -184,7 +184,6 @@ func readIndex(ctx context.Context, store snapstore.Store, q listQuery) (indexPa
 	return p, nil
 }
 
-
 // choices returns the services named in infos, and the instances of
 // service (of every service when it is ""), each sorted and at most
 // maxChoices.

@@ -184,20 +184,20 @@ type spanPage struct {
 	Stored   string
 	Err      string
 	Timeline template.HTML
+	// Profiles are the kinds of the span's profiles, each downloaded from
+	// ID.pprof?span=SPANID&kind=KIND.
+	Profiles []analysis.ProfileKind
 }
 
 func newSpanPage(info snapstore.Info, sid trace.SpanID, data []byte) spanPage {
-	p := spanPage{Info: info, SpanID: sid.String()}
-	span := analysis.Span{SpanID: sid}
+	p := spanPage{Info: info, SpanID: sid.String(), Profiles: analysis.ProfileKinds()}
 	for i := range info.Spans {
 		if info.Spans[i].SpanID == sid.String() {
 			ref := info.Spans[i]
 			p.Ref, p.Stored = &ref, ref.Verdict
-			span.TraceID, _ = trace.TraceIDFromHex(ref.TraceID)
-			span.Name, span.Start, span.End = ref.Name, ref.Start, ref.End
 		}
 	}
-	d, err := analysis.Analyze(data, span)
+	d, err := analysis.Analyze(data, spanOf(info, sid))
 	if err != nil {
 		p.Err = err.Error()
 		return p

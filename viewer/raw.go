@@ -134,7 +134,10 @@ const (
 	jsonExt  = ".json"
 )
 
-func (h *raw) fail(w http.ResponseWriter, err error) {
+func (h *raw) fail(w http.ResponseWriter, err error) { failData(w, err) }
+
+// failData answers a data route's request that failed with err.
+func failData(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, snapstore.ErrNotFound):
 		http.Error(w, "snapshot not found: unknown, removed by retention, or not yet uploaded from the replica that took it: retry in a while", http.StatusNotFound)

@@ -9,6 +9,9 @@
 //	otelfr analyze FILE --span ID --json the diagnosis as JSON
 //	otelfr analyze -store STORE SNAPSHOT [--span ID] [--json]
 //	                                     the same for the snapshot of that ID in a store
+//	otelfr analyze FILE --span ID --profile KIND -o OUT
+//	                                     write the span's profile of KIND (block, net,
+//	                                     syscall, sched) in pprof's format, for go tool pprof
 //	otelfr serve [-store STORE] [-addr HOST:PORT] [-token TOKEN | -basic-auth USER:PASSWORD | -insecure-no-auth]
 //	                                     serve the viewer's pages over a store
 //
@@ -19,6 +22,13 @@
 // the span, and the longest blocking episodes with their stacks and the
 // goroutines that ended them. See package analysis for what each part
 // means.
+//
+// A profile is `go tool trace`'s profile of that kind cut to the span: the
+// time its goroutines spent blocked on synchronization (block), on the
+// network (net), in system calls (syscall) or waiting for a P (sched), by
+// stack. -program PATH,... names the import paths of the traced program's
+// own code, whose frames the verdict names; by default it is the code
+// outside the module cache.
 //
 // A snapshot's strings are the traced program's: a task, span or function
 // name can hold any bytes. The text output prints one as it is when it holds

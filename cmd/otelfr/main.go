@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/hex"
@@ -40,6 +41,8 @@ const usage = `usage:
   otelfr analyze FILE --span ID [--json] diagnose a span (ID: SPAN or TRACE:SPAN, hex)
   otelfr analyze -store STORE SNAPSHOT [--span ID] [--json]
                                          the same for a snapshot in a store (a directory or a bucket URL)
+  otelfr analyze FILE --span ID --profile KIND -o OUT
+                                         write the span's block, net, syscall or sched profile (pprof)
   otelfr serve [-store STORE] [-addr HOST:PORT] [-token T | -basic-auth USER:PASSWORD]
                                          serve the viewer over a store: one viewer for a fleet
 `
@@ -77,6 +80,9 @@ func analyze(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	location := fs.String("store", "", "read the snapshot of this ID from the store: "+storeUsage)
 	asJSON := fs.Bool("json", false, "print JSON")
 	episodes := fs.Int("episodes", 5, "how many blocking episodes to show")
+	profileKind := fs.String("profile", "", "write the span's profile of this kind instead of its diagnosis: block, net, syscall or sched (pprof format, for go tool pprof; needs --span and -o)")
+	out := fs.String("o", "", "with --profile, the file to write the profile to (- for standard output)")
+	programPaths := fs.String("program", "", "comma-separated import paths of the traced program's own code, whose frames the diagnosis names (default: code outside the module cache)")
 
 	// The flag package stops at the first argument that is not a flag;
 	// parse again after each so that flags may follow FILE.
@@ -112,6 +118,23 @@ func analyze(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		src = source{name: "snapshot " + file, list: "otelfr analyze -store " + shellQuote(*location) + " " + file}
 	}
 
+	var kind analysis.ProfileKind
+	if *profileKind != "" {
+		var err error
+		if kind, err = analysis.ParseProfileKind(*profileKind); err != nil {
+			fmt.Fprintf(stderr, "otelfr analyze: --profile: %v\n", err)
+			return exitUsage
+		}
+		if *spanArg == "" || *out == "" {
+			fmt.Fprintf(stderr, "otelfr analyze: --profile needs --span and -o FILE\n")
+			return exitUsage
+		}
+	}
+	var opts []analysis.Option
+	if *programPaths != "" {
+		opts = append(opts, analysis.WithProgram(strings.Split(*programPaths, ",")...))
+	}
+
 	var span analysis.Span
 	if *spanArg != "" {
 		var err error
@@ -145,7 +168,10 @@ func analyze(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		printSpans(stdout, src.name, infos)
 		return exitOK
 	}
-	d, err := analysis.Analyze(data, span, analysis.WithTopEpisodes(*episodes))
+	if kind != "" {
+		return writeProfile(stderr, stdout, *out, data, src, span, kind, opts)
+	}
+	d, err := analysis.Analyze(data, span, append(opts, analysis.WithTopEpisodes(*episodes))...)
 	if err != nil {
 		return fail(stderr, src, span, err)
 	}
@@ -153,6 +179,28 @@ func analyze(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return writeJSON(stdout, stderr, d)
 	}
 	printDiagnosis(stdout, d)
+	return exitOK
+}
+
+// writeProfile writes the span's profile of kind to the file out ("-" for
+// stdout), whole or not at all.
+func writeProfile(stderr, stdout io.Writer, out string, data []byte, src source, span analysis.Span, kind analysis.ProfileKind, opts []analysis.Option) int {
+	var buf bytes.Buffer
+	if err := analysis.WriteProfile(&buf, data, span, kind, opts...); err != nil {
+		return fail(stderr, src, span, err)
+	}
+	if out == "-" {
+		if _, err := stdout.Write(buf.Bytes()); err != nil {
+			fmt.Fprintf(stderr, "otelfr: %v\n", err)
+			return exitError
+		}
+		return exitOK
+	}
+	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+		fmt.Fprintf(stderr, "otelfr: %v\n", err)
+		return exitError
+	}
+	fmt.Fprintf(stderr, "otelfr: wrote the %s profile of span %s to %s (go tool pprof %s)\n", kind, span.SpanID, printable(out), shellQuote(out))
 	return exitOK
 }
 

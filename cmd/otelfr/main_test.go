@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/pprof/profile"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -304,4 +305,39 @@ func TestAnalyzePrintsTaskNamesRaw(t *testing.T) {
 		names[i] = in.Name
 	}
 	assert.Contains(t, names, hostileName)
+}
+
+func TestAnalyzeProfile(t *testing.T) {
+	file := writeSnapshot(t)
+	slow := snapshot.slow.SpanID().String()
+	out := filepath.Join(t.TempDir(), "block.pb.gz")
+	code, _, errOut := runCmd("analyze", file, "--span", slow, "--profile", "block", "-o", out)
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, errOut, "wrote the block profile of span "+slow)
+	f, err := os.Open(out)
+	require.NoError(t, err)
+	defer f.Close()
+	p, err := profile.Parse(f)
+	require.NoError(t, err, "go tool pprof reads it")
+	var onMutex bool
+	for _, s := range p.Sample {
+		for _, l := range s.Location {
+			onMutex = onMutex || l.Line[0].Function.Name == "sync.(*Mutex).Lock"
+		}
+	}
+	assert.True(t, onMutex, "the span's wait on the mutex")
+
+	code, stdout, _ := runCmd("analyze", file, "--span", slow, "--profile", "sched", "-o", "-")
+	require.Equal(t, 0, code)
+	_, err = profile.ParseData([]byte(stdout))
+	assert.NoError(t, err, "to standard output")
+
+	for _, args := range [][]string{
+		{"analyze", file, "--span", slow, "--profile", "heap", "-o", out},
+		{"analyze", file, "--profile", "block", "-o", out},
+		{"analyze", file, "--span", slow, "--profile", "block"},
+	} {
+		code, _, errOut := runCmd(args...)
+		assert.Equal(t, exitUsage, code, "%v: %s", args, errOut)
+	}
 }
