@@ -8,6 +8,11 @@ const (
 	// DiagnosisVerdictKey is a one-line explanation of where the span's
 	// time went; for a failed span it leads with the error.
 	DiagnosisVerdictKey = attribute.Key("otelfr.diagnosis.verdict")
+	// DiagnosisCauseKey is the verdict's grouping key, [Diagnosis.Cause]:
+	// the same for every span slowed by one problem. The span processor
+	// stores it with the span (snapstore.SpanRef.Cause) and counts it in
+	// its metrics.
+	DiagnosisCauseKey = attribute.Key("otelfr.diagnosis.cause")
 	// DiagnosisStatusKey is "complete" when the snapshot holds the whole
 	// span, "partial" when the window cuts it, "not_found" when the span's
 	// task or goroutine is not in the snapshot.

@@ -154,6 +154,7 @@ func (b *builder) build() (*Diagnosis, error) {
 	d.GOMAXPROCS = b.gomaxprocs()
 	b.causes(d)
 	d.Verdict = failedVerdict(d.Span.Error, b.verdict(d, startCut, endCut))
+	d.Cause = b.cause(d)
 	return d, nil
 }
 

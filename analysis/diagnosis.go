@@ -32,6 +32,13 @@ type Diagnosis struct {
 	// inventory:50051): connection refused; then 100% of 57 µs running in
 	// syscall.write".
 	Verdict string `json:"verdict"`
+	// Cause is the verdict's grouping key: the dominant state, the place
+	// it names and the root cause, without goroutine IDs, durations,
+	// shares or line numbers, so that diagnoses of one problem on any
+	// replica share it, for example "blocked.mutex in
+	// cache.(*Cache).Get; root: cache.(*Cache).refresh". The
+	// package documentation (# Causes) tells how it is formed.
+	Cause string `json:"cause,omitempty"`
 	// Start and End bound the analyzed interval: the span's interval,
 	// cut to the snapshot's window. Duration is End-Start.
 	Start    time.Time     `json:"start"`
@@ -212,13 +219,14 @@ func (d *Diagnosis) main() *Goroutine {
 const minBucketShare = 0.01
 
 // Attributes returns the diagnosis as attributes for the attachment span,
-// under the Diagnosis* keys: the verdict, the status, the number of
+// under the Diagnosis* keys: the verdict, the cause, the status, the number of
 // goroutines and, as DiagnosisBucketKeyPrefix + state name, the
 // main goroutine's buckets in milliseconds, largest first, leaving out
 // those under 1% of its time.
 func (d *Diagnosis) Attributes() []attribute.KeyValue {
 	attrs := []attribute.KeyValue{
 		DiagnosisVerdictKey.String(d.Verdict),
+		DiagnosisCauseKey.String(d.Cause),
 		DiagnosisStatusKey.String(string(d.Status)),
 		DiagnosisGoroutinesKey.Int(len(d.Goroutines)),
 	}

@@ -58,6 +58,7 @@ func TestDiagnosisAttributesAndEvents(t *testing.T) {
 	attrs := attrMap(d.Attributes())
 	assert.Equal(t, d.Verdict, attrs[analysis.DiagnosisVerdictKey].AsString())
 	assert.Equal(t, "complete", attrs[analysis.DiagnosisStatusKey].AsString())
+	assert.Equal(t, d.Cause, attrs[analysis.DiagnosisCauseKey].AsString())
 	assert.Equal(t, int64(len(d.Goroutines)), attrs[analysis.DiagnosisGoroutinesKey].AsInt64())
 	mutex := attrs[attribute.Key(analysis.DiagnosisBucketKeyPrefix+"blocked.mutex")]
 	assert.InEpsilon(t, blockedMs, mutex.AsFloat64(), 0.1, "milliseconds")
@@ -69,7 +70,7 @@ func TestDiagnosisAttributesAndEvents(t *testing.T) {
 		}
 	}
 	if blocked > slept {
-		first := d.Attributes()[3]
+		first := d.Attributes()[4]
 		assert.Equal(t, analysis.DiagnosisBucketKeyPrefix+"blocked.mutex", string(first.Key), "largest bucket first")
 	}
 

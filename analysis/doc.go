@@ -50,6 +50,24 @@
 // stopped it ([GC.STW]). The verdict stays within 200 characters, leaving
 // out detail, the middle of a chain first, to fit.
 //
+// # Causes
+//
+// [Diagnosis.Cause] is the verdict's grouping key, what the fleet's causes
+// page (package viewer) groups anomalies by: the verdict without its
+// numbers, so that two diagnoses of one problem share it whatever
+// goroutine IDs, durations, shares, line numbers and addresses they saw.
+// It joins with "; ", for a failed span, "error: " and its error summary
+// with every run of digits replaced by "#"; the main goroutine's dominant
+// state ([State.String]) and " in " the function the verdict names for it;
+// and, where the diagnosis found one, "root: " and the root cause: the
+// function of the wait chain's last hop (not what it was doing, which a
+// loaded machine blurs), or the timer that ended the wait; who held the
+// Ps; or the reason the world was stopped:
+//
+//	blocked.chan in main.commit; root: main.fsync
+//	runnable in main.handle; root: main.spin running
+//	blocked.select in main.call; root: context deadline
+//
 // [WriteProfile] writes `go tool trace`'s blocking, network, syscall and
 // scheduler-latency profiles, cut to a span, in pprof's format.
 //

@@ -66,6 +66,10 @@ type SpanRef struct {
 	// Verdict is the diagnosis's one-line explanation, when a diagnoser
 	// ran.
 	Verdict string `json:"verdict,omitempty"`
+	// Cause is the diagnosis's grouping key (analysis.Diagnosis.Cause),
+	// when a diagnoser gave one: the same for every span slowed by one
+	// problem, on any replica.
+	Cause string `json:"cause,omitempty"`
 }
 
 // Store keeps snapshots. Implementations must be safe for concurrent use,

@@ -193,7 +193,8 @@ func (f *fakeDiagnoser) Diagnose(_ context.Context, data []byte, s sdktrace.Read
 	f.calls++
 	f.bytes = len(data)
 	v := "blocked on " + s.Name()
-	return v, []attribute.KeyValue{analysis.DiagnosisVerdictKey.String(v)}, []sdktrace.Event{{Name: analysis.EpisodeEventName}}, nil
+	attrs := []attribute.KeyValue{analysis.DiagnosisVerdictKey.String(v), analysis.DiagnosisCauseKey.String("cause of " + s.Name())}
+	return v, attrs, []sdktrace.Event{{Name: analysis.EpisodeEventName}}, nil
 }
 
 func TestDiagnoser(t *testing.T) {
@@ -233,6 +234,8 @@ func TestDiagnoser(t *testing.T) {
 	require.Len(t, infos[0].Spans, 2)
 	assert.Equal(t, "blocked on first", infos[0].Spans[0].Verdict)
 	assert.Equal(t, "blocked on second", infos[0].Spans[1].Verdict)
+	assert.Equal(t, "cause of first", infos[0].Spans[0].Cause, "the cause is stored beside the verdict")
+	assert.Equal(t, map[string]int64{"cause of first": 1, "cause of second": 1}, p.proc.Stats().Causes)
 	assert.Equal(t, int(infos[0].Size), d.bytes, "the whole trace, read back from the store")
 	mu.Lock()
 	defer mu.Unlock()

@@ -355,6 +355,9 @@ func TestMetrics(t *testing.T) {
 	assert.Equal(t, int64(1), got["otelfr.spans.skipped{rate_limited}"])
 	assert.Equal(t, int64(0), got["otelfr.errors{export}"])
 	assert.Positive(t, got["otelfr.snapshot.size"])
+	for k := range got {
+		assert.NotContains(t, k, "otelfr.causes", "no diagnoser, no causes")
+	}
 
 	// Shutdown unregisters the callback.
 	require.NoError(t, p.tp.Shutdown(t.Context()))

@@ -46,6 +46,8 @@ type counters struct {
 	abandoned            atomic.Int64
 	droppedAfterShutdown atomic.Int64
 	otherSkip            atomic.Int64 // a reason not in skipReasons: never, but never a panic
+
+	causes causeCounts // diagnosed anomalies by cause
 }
 
 // skipCounter returns the counter of spans skipped for reason.
@@ -84,6 +86,10 @@ type Stats struct {
 	// handed to OnEnd once Shutdown had begun, and not forwarded. They are
 	// not counted in Anomalies.
 	DroppedAfterShutdown int64
+	// Causes counts the diagnosed anomalies by their diagnosis's cause
+	// (see [Diagnoser]): at most 64 causes, the first seen, and the others
+	// added under "other".
+	Causes map[string]int64
 }
 
 // Stats returns the Processor's counters.
@@ -98,6 +104,7 @@ func (p *Processor) Stats() Stats {
 
 		Abandoned:            p.c.abandoned.Load(),
 		DroppedAfterShutdown: p.c.droppedAfterShutdown.Load(),
+		Causes:               p.c.causes.snapshot(),
 	}
 	for i, r := range skipReasons {
 		if n := p.c.skipped[i].Load(); n > 0 {
@@ -131,6 +138,8 @@ func (p *Processor) registerMetrics(mp metric.MeterProvider) (metric.Registratio
 	failures := counter("otelfr.errors", "{error}", "Failures to take, store or export a snapshot, by stage.")
 	dropped := counter("otelfr.spans.dropped", "{span}",
 		"Spans never forwarded: handed over after shutdown began, or abandoned when shutdown ran out of time.")
+	causes := counter("otelfr.causes", "{span}",
+		"Diagnosed anomalous spans by cause, the diagnosis's grouping key; at most 64 causes, others under \"other\".")
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -157,6 +166,7 @@ func (p *Processor) registerMetrics(mp metric.MeterProvider) (metric.Registratio
 		}
 		o.ObserveInt64(dropped, p.c.droppedAfterShutdown.Load(), afterShutdown)
 		o.ObserveInt64(dropped, p.c.abandoned.Load(), abandoned)
+		p.c.causes.observe(o, causes)
 		return nil
-	}, anomalies, snapshots, bytes, linked, skipped, failures, dropped)
+	}, anomalies, snapshots, bytes, linked, skipped, failures, dropped, causes)
 }

@@ -28,6 +28,11 @@ import (
 // normal ones) by its running time. The attributes and events it returns
 // go on the span's attachment span; verdict is recorded with the stored
 // snapshot. An error is reported to otel.Handle; the snapshot is kept.
+//
+// A Diagnoser that can group the spans it explains returns, among attrs,
+// the grouping key as the attribute otelfr.diagnosis.cause
+// (analysis.DiagnosisCauseKey): it is stored with the span
+// (snapstore.SpanRef.Cause) and counted in the metric otelfr.causes.
 type Diagnoser interface {
 	Diagnose(ctx context.Context, trace []byte, span sdktrace.ReadOnlySpan) (verdict string, attrs []attribute.KeyValue, events []sdktrace.Event, err error)
 }
@@ -227,7 +232,8 @@ func (p *Processor) deliver(info snapstore.Info, data []byte, covered []anomaly)
 			if err != nil {
 				otel.Handle(fmt.Errorf("otelfr/spanprocessor: diagnosing span %s in snapshot %s: %w", sc.SpanID(), info.ID, err))
 			}
-			refs[i].Verdict = verdict
+			refs[i].Verdict, refs[i].Cause = verdict, causeOf(attrs)
+			p.c.causes.count(refs[i].Cause)
 			atts[i].Attributes, atts[i].Events = attrs, events
 		}
 	}

@@ -54,3 +54,35 @@ func TestSpanPageInBrowser(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotEmpty(t, testutil.ReadTrace(t, data), "the download is a trace that parses")
 }
+
+// TestCausesPageInBrowser opens the causes page, filtered to one span
+// name, in a real headless Chromium, and follows its example link to the
+// span's page.
+func TestCausesPageInBrowser(t *testing.T) {
+	srv, f := newServer(t)
+	ctx := browsertest.New(t, 60*time.Second)
+
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/snapshots/"),
+		chromedp.WaitVisible("a.causes-link"),
+		chromedp.Click("a.causes-link"),
+		chromedp.WaitVisible("table.causes"),
+	))
+	groups := browsertest.Count(t, ctx, "table.causes tr.group")
+	assert.Equal(t, 3, groups, "the fixture's three span names, one cause each")
+	assert.Equal(t, groups, browsertest.Count(t, ctx, "table.causes svg.spark polyline"), "a sparkline per group")
+	browsertest.Screenshot(t, ctx, "viewer-causes.png")
+
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/snapshots/causes?span="+url.QueryEscape("GET /checkout")),
+		chromedp.WaitVisible("a.example"),
+		chromedp.Click("a.example"),
+		chromedp.WaitVisible("#verdict"),
+	))
+	loc, err := chromedp.Run(ctx, chromedp.Location())
+	require.NoError(t, err)
+	assert.Equal(t, srv.URL+"/snapshots/"+f.id+"?span="+f.spanID, loc)
+	verdict, err := chromedp.Run(ctx, chromedp.Text("#verdict"))
+	require.NoError(t, err)
+	assert.Contains(t, verdict, "sync.Mutex")
+}

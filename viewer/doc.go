@@ -14,6 +14,8 @@
 //	/ID.json           the snapshot's snapstore.Info as JSON
 //	/ID.pprof?span=SPANID&kind=KIND  the span's profile in pprof's format, for `go tool pprof`: KIND is block, net, syscall or sched (analysis.WriteProfile), linked from the span page
 //	/snapshots.json    the newest snapshots (up to [WithMaxList]) as JSON, filtered by ?service= and ?instance= as the index; / too, for clients that do not ask for HTML
+//	/causes            the anomalies of a range (?since=1h, the default, or ?from=&to= in RFC 3339) grouped by service, span name and cause, filtered by ?service=, ?span=, ?reason=, ?replica=
+//	/causes.json       the same as a [CauseReport] in JSON
 //	POST /             takes a snapshot now, with [WithTrigger]
 //
 // A Jaeger link pattern on a span tag can read the span's tags and its
@@ -42,6 +44,20 @@
 // explains any span it holds. A stored verdict leads the page, as it was
 // made from the span itself and names the error of a failed one; the
 // viewer's own verdict is shown beside it when they differ.
+//
+// # Causes
+//
+// The causes page groups a range's anomalous spans, across every replica
+// of a shared store, by service, span name and cause: the diagnosis's
+// grouping key, snapstore.SpanRef.Cause (analysis.Diagnosis.Cause says
+// how it is formed). Each group has its count, time lost (total, p50,
+// p99), first and last seen, replicas, links to its newest span pages and
+// a trend as an SVG sparkline; the groups that lost the most time come
+// first. [Causes] computes it, for the page and for `otelfr causes`. Over a
+// store that pages it reads pages of 1,000 snapshots until one is older
+// than the range's start, at most 50 of them. These two routes come before
+// the snapshot routes: a snapshot whose ID were "causes" (the processor's
+// IDs never are) has its trace at /causes.trace only.
 //
 // Everything works offline: pages are rendered on the server with
 // html/template, the timeline is SVG, the stylesheet is embedded, and no

@@ -37,6 +37,8 @@ func NewHandler(store snapstore.Store, opts ...Option) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", v.index)
 	mux.HandleFunc("GET /assets/style.css", v.style)
+	mux.HandleFunc("GET /causes", v.causes)
+	mux.HandleFunc("GET /causes.json", v.causesJSON)
 	mux.HandleFunc("GET /{file}", v.page)
 	mux.Handle("/", v.raw)
 	return secureHeaders(authenticate(c, mux))

@@ -36,6 +36,7 @@ var funcs = template.FuncMap{
 	"maxFilterPages": func() int { return maxFilterPages },
 	"place":          place,
 	"fleet":          func(r snapstore.Resource) bool { return r != snapstore.Resource{} },
+	"spark":          sparkline,
 }
 
 // replica describes the process that took a snapshot, from its resource:

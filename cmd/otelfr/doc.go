@@ -14,6 +14,15 @@
 //	                                     syscall, sched) in pprof's format, for go tool pprof
 //	otelfr serve [-store STORE] [-addr HOST:PORT] [-token TOKEN | -basic-auth USER:PASSWORD | -insecure-no-auth]
 //	                                     serve the viewer's pages over a store
+//	otelfr causes [-store STORE] [-since 1h | -from TIME [-to TIME]] [-service S] [-span NAME] [-reason R] [-replica R] [-json]
+//	                                     the anomalies of a range grouped by service, span and cause
+//
+// causes prints the table of the viewer's /causes page (package viewer's
+// Causes, one implementation for both): the anomalous spans whose end falls
+// in the range, grouped by service, span name and the diagnosis's cause,
+// with their count, time lost (total, p50, p99), replicas, last seen and
+// the newest example, for `otelfr analyze -store STORE SNAPSHOT --span ID`.
+// Like serve, it reads OTELFR_STORE when -store is not given.
 //
 // ID is a span ID, 16 hex digits, or TRACE:SPAN with the 32-digit trace ID
 // first. FILE "-" reads the snapshot from standard input. The diagnosis

@@ -45,6 +45,8 @@ const usage = `usage:
                                          write the span's block, net, syscall or sched profile (pprof)
   otelfr serve [-store STORE] [-addr HOST:PORT] [-token T | -basic-auth USER:PASSWORD]
                                          serve the viewer over a store: one viewer for a fleet
+  otelfr causes [-store STORE] [-since 1h] [-service S] [-span NAME] [-reason R] [-replica R] [-json]
+                                         the anomalies of a range grouped by service, span and cause
 `
 
 // run is the command, with its arguments (without the program name) and
@@ -61,6 +63,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		return serve(ctx, args[1:], stderr)
+	case "causes":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return causes(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
