@@ -111,7 +111,7 @@ func scenarioStackDump(t *testing.T, p *pipe) truth {
 	// world running: 10% to 20% more than the stops, so no bucket check.
 	return truth{state: analysis.StateRunnable, orState: &running,
 		place: " in analysis_test.priceBatch",
-		root:  []string{"the world was stopped for", "all goroutines stack trace", "in analysis_test.dumpStacks"}}
+		root:  []string{"the world was stopped for", "all goroutines stack trace", "analysis_test.dumpStacks"}}
 }
 
 func scenarioGoroutineProfile(t *testing.T, p *pipe) truth {
@@ -153,7 +153,7 @@ func scenarioReadMemStats(t *testing.T, p *pipe) truth {
 	// time on its P.
 	return truth{state: analysis.StateRunnable, orState: &running,
 		place: " in analysis_test.priceBatch",
-		root:  []string{"the world was stopped for", "read mem stats", "in analysis_test.pollMemStats"}}
+		root:  []string{"the world was stopped for", "read mem stats", "analysis_test.pollMemStats"}}
 }
 
 // resize changes GOMAXPROCS and back, as a container-aware autoscaler
@@ -171,7 +171,7 @@ func scenarioGOMAXPROCS(t *testing.T, p *pipe) truth {
 	// While GOMAXPROCS is 1, the span shares its P with the resizer.
 	return truth{state: analysis.StateRunning, orState: &runnable,
 		place: " in analysis_test.priceBatch",
-		root:  []string{"the world was stopped for", "GOMAXPROCS", "in analysis_test.resize"}}
+		root:  []string{"the world was stopped for", "GOMAXPROCS", "analysis_test.resize"}}
 }
 
 // heap is a live heap of pointers for the collector to mark.
@@ -205,7 +205,7 @@ func scenarioForcedGC(t *testing.T, p *pipe) truth {
 	stop()
 	return truth{state: analysis.StateRunning,
 		place: "running in analysis_test.priceBatch",
-		root:  []string{"GC", "in analysis_test.collect"}}
+		root:  []string{"GC", "analysis_test.collect"}}
 }
 
 func scenarioFreeOSMemory(t *testing.T, p *pipe) truth {
@@ -217,5 +217,5 @@ func scenarioFreeOSMemory(t *testing.T, p *pipe) truth {
 	stop()
 	return truth{state: analysis.StateRunning,
 		place: "running in analysis_test.priceBatch",
-		root:  []string{"GC", "in analysis_test.release"}}
+		root:  []string{"GC", "analysis_test.release"}}
 }

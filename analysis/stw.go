@@ -136,7 +136,7 @@ func (b *builder) cycleStart(t xtrace.Time) *interval {
 // interval, the most marking first: "goroutine 12 in main.flush". forced
 // is set when that goroutine asked for the collection (runtime.GC,
 // debug.FreeOSMemory) rather than crossed the heap goal.
-func (b *builder) gcStarter() (who string, forced bool) {
+func (b *builder) gcStarter() (id, fn string, forced bool) {
 	byG := map[xtrace.GoID]time.Duration{}
 	stacks := map[xtrace.GoID]xtrace.Stack{}
 	for _, m := range b.tl.marks {
@@ -151,15 +151,15 @@ func (b *builder) gcStarter() (who string, forced bool) {
 	}
 	g, ok := maxKey(byG)
 	if !ok {
-		return "", false
+		return "", "", false
 	}
-	who = "goroutine " + strconv.FormatInt(int64(g), 10)
+	id = "goroutine " + strconv.FormatInt(int64(g), 10)
 	fs := b.stackFrames(stacks[g])
 	if f, _ := b.cfg.program.placeFrame(fs); f.Func != "" {
-		who += " in " + shortFunc(f.Func)
+		fn = shortFunc(f.Func)
 	}
 	for _, f := range fs {
 		forced = forced || f.Func == "runtime.GC" || f.Func == "runtime/debug.FreeOSMemory"
 	}
-	return who, forced
+	return id, fn, forced
 }

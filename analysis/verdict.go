@@ -103,7 +103,7 @@ func (b *builder) verdict(d *Diagnosis, startCut, endCut bool) string {
 		}
 		chain = func(level int) string { return b.chainPhrase(d, verb, level) }
 	}
-	gc := b.gcPhrase(d, mg, stwTold)
+	gc := b.gcPhrase(d, mg, stwTold, 0)
 	partial := ""
 	switch {
 	case startCut:
@@ -117,13 +117,17 @@ func (b *builder) verdict(d *Diagnosis, startCut, endCut bool) string {
 		}
 		return chain(n)
 	}
-	// The most that fits: the chain in less and less detail, then without
-	// the GC clause, then without the partial note.
+	// The most that fits: the chain in less and less detail, then the GC
+	// clause in less detail, then without it, then without the partial
+	// note.
 	var cands []string
 	for level := range chainLevels {
 		cands = append(cands, core+ch(level)+gc+partial)
 	}
 	short := ch(chainLevels - 1)
+	for level := 1; level <= 2; level++ {
+		cands = append(cands, core+short+b.gcPhrase(d, mg, stwTold, level)+partial)
+	}
 	cands = append(cands, core+short+partial, core+short, core+partial)
 	for _, v := range cands {
 		if utf8.RuneCountInString(v) <= maxVerdict {
@@ -342,14 +346,17 @@ func (b *builder) longest(g *gtrack, state State) *seg {
 }
 
 // gcPhrase is the verdict's GC clause: marking during a notable share of
-// the interval, and stops of the world, unless stwTold.
-func (b *builder) gcPhrase(d *Diagnosis, mg *Goroutine, stwTold bool) string {
+// the interval, and stops of the world, unless stwTold. From level 1 on
+// it names who started the collections and stopped the world by their
+// function only, without goroutine IDs; at level 2 it also leaves out the
+// mark assist time.
+func (b *builder) gcPhrase(d *Diagnosis, mg *Goroutine, stwTold bool, level int) string {
 	total := float64(d.Duration)
 	if total <= 0 {
 		return ""
 	}
 	var parts []string
-	who, forced := b.gcStarter()
+	id, fn, forced := b.gcStarter()
 	markNotable := gcMarkNotable
 	if forced {
 		markNotable = gcForcedNotable
@@ -357,8 +364,15 @@ func (b *builder) gcPhrase(d *Diagnosis, mg *Goroutine, stwTold bool) string {
 	if float64(d.GC.MarkOverlap) >= markNotable*total {
 		p := fmt.Sprintf("GC marking during %d%% of it", percent(d.GC.MarkOverlap, d.Duration))
 		var notes []string
-		if a := mg.Buckets[StateGCAssist]; float64(a) >= assistNotable*total {
+		if a := mg.Buckets[StateGCAssist]; float64(a) >= assistNotable*total && level < 2 {
 			notes = append(notes, "assist "+fmtDur(a))
+		}
+		who := id
+		switch {
+		case level > 0 && fn != "":
+			who = fn
+		case fn != "":
+			who += " in " + fn
 		}
 		if who != "" {
 			by := "started by "
@@ -373,7 +387,11 @@ func (b *builder) gcPhrase(d *Diagnosis, mg *Goroutine, stwTold bool) string {
 		parts = append(parts, p)
 	}
 	if !stwTold && len(d.GC.STW) > 0 && b.stwNotable(d) {
-		parts = append(parts, stwPhrase(d.GC.STW, d.GC.STWOverlap, 0))
+		stwLevel := 0
+		if level > 0 {
+			stwLevel = 5 // no goroutine IDs
+		}
+		parts = append(parts, stwPhrase(d.GC.STW, d.GC.STWOverlap, stwLevel))
 	}
 	if len(parts) == 0 {
 		return ""
