@@ -116,7 +116,7 @@ func (p *Processor) handle(w *worker, batch []anomaly) []anomaly {
 		}
 	}
 	if len(reuse) > 0 {
-		p.deliver(w.last, nil, reuse)
+		p.deliver(w.last, reuse)
 	}
 
 	if len(rest) > 0 {
@@ -132,7 +132,7 @@ func (p *Processor) handle(w *worker, batch []anomaly) []anomaly {
 			for _, a := range rest {
 				p.skip(a, SkipCooldown)
 			}
-		} else if snap, info, skip := p.snapshot(rest[trigger].reason); skip != "" {
+		} else if info, skip := p.snapshot(rest[trigger].reason); skip != "" {
 			for _, a := range rest {
 				p.skip(a, skip)
 			}
@@ -147,7 +147,7 @@ func (p *Processor) handle(w *worker, batch []anomaly) []anomaly {
 				}
 			}
 			w.last, w.haveLast = info, true
-			p.deliver(info, snap.Data, covered)
+			p.deliver(info, covered)
 		}
 	}
 	clear(batch)
@@ -158,35 +158,27 @@ func triggerKey(a anomaly) string { return a.reason + "\x00" + a.span.Name() }
 
 // snapshot takes and stores a snapshot. On failure it returns the skip
 // reason to put on the spans.
-func (p *Processor) snapshot(reason string) (*otelfr.Snapshot, snapstore.Info, string) {
-	snap, err := p.rec.Snapshot(p.ctx, reason)
+func (p *Processor) snapshot(reason string) (snapstore.Info, string) {
+	info, stage, err := p.take(p.ctx, reason)
 	if err != nil {
 		switch {
-		case p.ctx.Err() != nil:
-			return nil, snapstore.Info{}, SkipStopped // Shutdown ran out of time
+		case p.ctx.Err() != nil, errors.Is(err, exporter.ErrShutdown):
+			return snapstore.Info{}, SkipStopped // Shutdown ran out of time, or began
 		case errors.Is(err, otelfr.ErrByteBudget):
-			return nil, snapstore.Info{}, SkipByteBudget
+			return snapstore.Info{}, SkipByteBudget
 		case errors.Is(err, otelfr.ErrRateLimited):
-			return nil, snapstore.Info{}, SkipRateLimited
+			return snapstore.Info{}, SkipRateLimited
 		case errors.Is(err, otelfr.ErrStopped):
-			return nil, snapstore.Info{}, SkipStopped
+			return snapstore.Info{}, SkipStopped
 		}
-		p.c.errors[stageSnapshot].Add(1)
-		otel.Handle(fmt.Errorf("otelfr/spanprocessor: snapshot: %w", err))
-		return nil, snapstore.Info{}, SkipError
-	}
-	info, err := p.exp.Save(p.ctx, snap)
-	if err != nil {
-		if errors.Is(err, exporter.ErrShutdown) || p.ctx.Err() != nil {
-			return nil, snapstore.Info{}, SkipStopped
+		p.c.errors[stage].Add(1)
+		if stage == stageSnapshot {
+			err = fmt.Errorf("snapshot: %w", err)
 		}
-		p.c.errors[stageStore].Add(1)
-		otel.Handle(fmt.Errorf("otelfr/spanprocessor: storing snapshot %s: %w", snap.ID, err))
-		return nil, snapstore.Info{}, SkipError
+		otel.Handle(fmt.Errorf("otelfr/spanprocessor: %w", err))
+		return snapstore.Info{}, SkipError
 	}
-	p.c.snapshots.Add(1)
-	p.c.snapshotBytes.Add(info.Size)
-	return snap, info, ""
+	return info, ""
 }
 
 func covers(in snapstore.Info, s sdktrace.ReadOnlySpan) bool {
@@ -195,15 +187,16 @@ func covers(in snapstore.Info, s sdktrace.ReadOnlySpan) bool {
 
 // deliver diagnoses the anomalies covered by a stored snapshot, records
 // them with it, forwards them decorated, and exports their attachments.
-// data is the snapshot's trace, or nil to read it from the store if a
-// diagnoser needs it.
-func (p *Processor) deliver(info snapstore.Info, data []byte, covered []anomaly) {
+// A diagnoser reads the snapshot's trace back from the store: the
+// snapshot went there without a copy held in memory.
+func (p *Processor) deliver(info snapstore.Info, covered []anomaly) {
 	if len(covered) == 0 {
 		return
 	}
 	atts := make([]exporter.Anomaly, len(covered))
 	refs := make([]snapstore.SpanRef, len(covered))
-	if p.cfg.diagnoser != nil && data == nil {
+	var data []byte
+	if p.cfg.diagnoser != nil {
 		data = p.load(info.ID)
 	}
 	for i, a := range covered {
