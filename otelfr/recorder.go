@@ -36,7 +36,7 @@ type Recorder struct {
 	inflight *call
 	stopped  bool
 	running  sync.WaitGroup // snapshots being written
-	staging  []byte         // WriteSnapshot's buffer, used by the one in flight
+	staging  [][]byte       // WriteSnapshot's buffers, used by the one in flight
 
 	stopOnce sync.Once
 	stopErr  error
@@ -116,8 +116,8 @@ func (r *Recorder) Snapshot(ctx context.Context, reason string) (*Snapshot, erro
 // WriteSnapshot writes the flight recorder's current window to w, labelled
 // with reason, and returns the Snapshot that describes it, with Data nil:
 // its size, SHA-256 and window are read from the trace on its way to w, in
-// one pass, holding at most 1 MiB of it, which also goes to w in writes
-// of 1 MiB. It is how the span processor streams a snapshot into a store
+// one pass, holding at most 2 MiB of it, which goes to w in writes of
+// 1 MiB. It is how the span processor streams a snapshot into a store
 // (snapstore.Creator).
 //
 // WriteSnapshot is not shared: a call made while another snapshot is
@@ -200,13 +200,13 @@ func (r *Recorder) write(now time.Time, reason string, sizeHint int64, w io.Writ
 		st.dst = buf
 	} else {
 		if r.staging == nil {
-			r.staging = make([]byte, 0, streamBufferSize)
+			r.staging = [][]byte{make([]byte, 0, streamBufferSize), make([]byte, 0, streamBufferSize)}
 		}
-		st.buf = r.staging[:0]
+		st.buffered(r.staging)
 	}
 	_, err := r.fr.WriteTo(&st)
-	if err == nil {
-		err = st.flush()
+	if cerr := st.close(); err == nil {
+		err = cerr
 	}
 	if err != nil {
 		if !r.fr.Enabled() {
