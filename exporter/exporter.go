@@ -321,7 +321,7 @@ func (w *bufferWriter) Abort() {
 }
 
 // Open returns a stored snapshot's trace; the caller closes it.
-func (e *Exporter) Open(ctx context.Context, id string) (io.ReadCloser, error) {
+func (e *Exporter) Open(ctx context.Context, id string) (io.ReadSeekCloser, error) {
 	r, _, err := e.store.Open(ctx, id)
 	return r, err
 }

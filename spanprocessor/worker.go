@@ -32,6 +32,15 @@ type Diagnoser interface {
 	Diagnose(ctx context.Context, trace []byte, span sdktrace.ReadOnlySpan) (verdict string, attrs []attribute.KeyValue, events []sdktrace.Event, err error)
 }
 
+// ReaderDiagnoser is implemented by Diagnosers that read a snapshot's
+// trace from the store themselves, only the parts a span needs, as
+// analysis.Diagnoser does. The Processor then hands them the stored
+// snapshot, opened, instead of loading its whole trace for Diagnose.
+type ReaderDiagnoser interface {
+	Diagnoser
+	DiagnoseReader(ctx context.Context, r io.ReadSeeker, span sdktrace.ReadOnlySpan) (verdict string, attrs []attribute.KeyValue, events []sdktrace.Event, err error)
+}
+
 // run is the background worker: it collects anomalies for the coalesce
 // window, then handles them as one batch.
 func (p *Processor) run() {
@@ -195,10 +204,8 @@ func (p *Processor) deliver(info snapstore.Info, covered []anomaly) {
 	}
 	atts := make([]exporter.Anomaly, len(covered))
 	refs := make([]snapstore.SpanRef, len(covered))
-	var data []byte
-	if p.cfg.diagnoser != nil {
-		data = p.load(info.ID)
-	}
+	diagnose := p.diagnoser(info.ID)
+	defer diagnose.close()
 	for i, a := range covered {
 		atts[i] = exporter.Anomaly{Span: a.span, Reason: a.reason}
 		sc := a.span.SpanContext()
@@ -206,8 +213,8 @@ func (p *Processor) deliver(info snapstore.Info, covered []anomaly) {
 			TraceID: sc.TraceID().String(), SpanID: sc.SpanID().String(), Name: a.span.Name(),
 			Start: a.span.StartTime(), End: a.span.EndTime(), Reason: a.reason,
 		}
-		if p.cfg.diagnoser != nil && data != nil && p.ctx.Err() == nil {
-			verdict, attrs, events, err := p.cfg.diagnoser.Diagnose(p.ctx, data, a.span)
+		if diagnose.ok() && p.ctx.Err() == nil {
+			verdict, attrs, events, err := diagnose.run(p.ctx, a.span)
 			if err != nil {
 				otel.Handle(fmt.Errorf("otelfr/spanprocessor: diagnosing span %s in snapshot %s: %w", sc.SpanID(), info.ID, err))
 			}
@@ -234,20 +241,50 @@ func (p *Processor) shuttingDown(err error) bool {
 	return errors.Is(err, exporter.ErrShutdown) || p.ctx.Err() != nil
 }
 
-// load reads a stored snapshot's trace for the diagnoser.
-func (p *Processor) load(id string) []byte {
+// diagnosis is the configured diagnoser with the stored snapshot it reads.
+type diagnosis struct {
+	d    Diagnoser
+	r    io.ReadSeekCloser // the snapshot, for a ReaderDiagnoser
+	data []byte            // the snapshot, for the others
+}
+
+// diagnoser opens the stored snapshot id for the diagnoser, if any: a
+// ReaderDiagnoser reads what it needs of it, the others get it loaded.
+func (p *Processor) diagnoser(id string) diagnosis {
+	d := diagnosis{d: p.cfg.diagnoser}
+	if d.d == nil {
+		return d
+	}
 	r, err := p.exp.Open(p.ctx, id)
 	if err != nil {
 		otel.Handle(fmt.Errorf("otelfr/spanprocessor: reading snapshot %s to diagnose: %w", id, err))
-		return nil
+		return diagnosis{}
+	}
+	if _, ok := d.d.(ReaderDiagnoser); ok {
+		d.r = r
+		return d
 	}
 	defer r.Close()
-	data, err := io.ReadAll(r)
-	if err != nil {
+	if d.data, err = io.ReadAll(r); err != nil {
 		otel.Handle(fmt.Errorf("otelfr/spanprocessor: reading snapshot %s to diagnose: %w", id, err))
-		return nil
+		return diagnosis{}
 	}
-	return data
+	return d
+}
+
+func (d diagnosis) ok() bool { return d.r != nil || d.data != nil }
+
+func (d diagnosis) run(ctx context.Context, span sdktrace.ReadOnlySpan) (string, []attribute.KeyValue, []sdktrace.Event, error) {
+	if d.r != nil {
+		return d.d.(ReaderDiagnoser).DiagnoseReader(ctx, d.r, span)
+	}
+	return d.d.Diagnose(ctx, d.data, span)
+}
+
+func (d diagnosis) close() {
+	if d.r != nil {
+		_ = d.r.Close()
+	}
 }
 
 // link forwards the span decorated with the snapshot, and returns it as
