@@ -24,7 +24,9 @@ import (
 // do not want it.
 //
 // Diagnose runs on the Processor's background worker, once per linked
-// span, before the span is forwarded: it delays anomalous spans (never
+// span, with the stored snapshot's trace read back whole (a
+// [ReaderDiagnoser] reads only what it needs), before the span is
+// forwarded: it delays anomalous spans (never
 // normal ones) by its running time. The attributes and events it returns
 // go on the span's attachment span; verdict is recorded with the stored
 // snapshot. An error is reported to otel.Handle; the snapshot is kept.
