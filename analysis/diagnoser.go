@@ -3,6 +3,7 @@ package analysis
 import (
 	"context"
 	"errors"
+	"io"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -29,6 +30,18 @@ func NewDiagnoser(opts ...Option) *Diagnoser {
 // verdict "error: " + its summary, as DiagnosisVerdictKey too. It
 // returns ctx.Err() without analyzing if ctx is already done.
 func (d *Diagnoser) Diagnose(ctx context.Context, trace []byte, span sdktrace.ReadOnlySpan) (verdict string, attrs []attribute.KeyValue, events []sdktrace.Event, err error) {
+	return d.diagnose(ctx, span, func(sp Span) (*Diagnosis, error) { return Analyze(trace, sp, d.opts...) })
+}
+
+// DiagnoseReader is Diagnose for a snapshot read from r, such as a stored
+// one: it reads only the generations the span needs ([AnalyzeReader]).
+// The span processor calls it instead of Diagnose, so that a stored
+// snapshot is never loaded whole.
+func (d *Diagnoser) DiagnoseReader(ctx context.Context, r io.ReadSeeker, span sdktrace.ReadOnlySpan) (verdict string, attrs []attribute.KeyValue, events []sdktrace.Event, err error) {
+	return d.diagnose(ctx, span, func(sp Span) (*Diagnosis, error) { return AnalyzeReader(r, sp, d.opts...) })
+}
+
+func (d *Diagnoser) diagnose(ctx context.Context, span sdktrace.ReadOnlySpan, analyze func(Span) (*Diagnosis, error)) (verdict string, attrs []attribute.KeyValue, events []sdktrace.Event, err error) {
 	if err := ctx.Err(); err != nil {
 		return "", nil, nil, err
 	}
@@ -41,7 +54,7 @@ func (d *Diagnoser) Diagnose(ctx context.Context, trace []byte, span sdktrace.Re
 		End:     span.EndTime(),
 		Error:   ErrorSummary(span),
 	}
-	diag, err := Analyze(trace, sp, d.opts...)
+	diag, err := analyze(sp)
 	if errors.Is(err, ErrSpanNotFound) {
 		attrs = []attribute.KeyValue{DiagnosisStatusKey.String(string(StatusNotFound))}
 		if verdict = failedVerdict(sp.Error, ""); verdict != "" {

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -234,8 +235,93 @@ func (e *Exporter) Save(ctx context.Context, s *otelfr.Snapshot) (snapstore.Info
 	return e.store.Save(ctx, s)
 }
 
+// Create begins a snapshot in the store, for its trace to be streamed in
+// with [otelfr.Recorder.WriteSnapshot]: straight into the store when it
+// implements [snapstore.Creator], and otherwise gathered in memory and
+// handed to its Save by Commit. After Shutdown it returns [ErrShutdown],
+// and so does a Commit that Shutdown overtook.
+func (e *Exporter) Create(ctx context.Context) (snapstore.SnapshotWriter, error) {
+	if e.stopped.Load() {
+		return nil, ErrShutdown
+	}
+	if c, ok := e.store.(snapstore.Creator); ok {
+		w, err := c.Create(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return &exporterWriter{SnapshotWriter: w, e: e}, nil
+	}
+	return &bufferWriter{e: e}, nil
+}
+
+// exporterWriter is a store's SnapshotWriter that honours Shutdown.
+type exporterWriter struct {
+	snapstore.SnapshotWriter
+	e *Exporter
+}
+
+func (w *exporterWriter) Commit(ctx context.Context, s *otelfr.Snapshot) (snapstore.Info, error) {
+	if w.e.stopped.Load() {
+		w.Abort()
+		return snapstore.Info{}, ErrShutdown
+	}
+	return w.SnapshotWriter.Commit(ctx, s)
+}
+
+// bufferWriter gathers a snapshot in memory for a store that is not a
+// snapstore.Creator. It grows in blocks rather than by copying what it
+// holds, and joins them once, in pieces: a memmove of many megabytes
+// cannot be preempted, and would hold up every stop-the-world pause.
+type bufferWriter struct {
+	e      *Exporter
+	blocks [][]byte
+	n      int
+	done   bool
+}
+
+const bufferBlock = 1 << 20
+
+func (w *bufferWriter) Write(p []byte) (int, error) {
+	if w.done {
+		return 0, os.ErrClosed
+	}
+	written := len(p)
+	for len(p) > 0 {
+		if len(w.blocks) == 0 || len(w.blocks[len(w.blocks)-1]) == bufferBlock {
+			w.blocks = append(w.blocks, make([]byte, 0, bufferBlock))
+		}
+		b := &w.blocks[len(w.blocks)-1]
+		k := min(len(p), bufferBlock-len(*b))
+		*b = append(*b, p[:k]...)
+		p = p[k:]
+		w.n += k
+	}
+	return written, nil
+}
+
+func (w *bufferWriter) Commit(ctx context.Context, s *otelfr.Snapshot) (snapstore.Info, error) {
+	if w.done {
+		return snapstore.Info{}, os.ErrClosed
+	}
+	w.done = true
+	data := make([]byte, 0, w.n)
+	for _, b := range w.blocks {
+		data = append(data, b...)
+		runtime.Gosched() // background work: let queued requests run
+	}
+	w.blocks = nil
+	cp := *s
+	cp.Data = data
+	return w.e.Save(ctx, &cp)
+}
+
+func (w *bufferWriter) Abort() {
+	w.done = true
+	w.blocks = nil
+}
+
 // Open returns a stored snapshot's trace; the caller closes it.
-func (e *Exporter) Open(ctx context.Context, id string) (io.ReadCloser, error) {
+func (e *Exporter) Open(ctx context.Context, id string) (io.ReadSeekCloser, error) {
 	r, _, err := e.store.Open(ctx, id)
 	return r, err
 }

@@ -1,8 +1,12 @@
 package exporter_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"io"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -284,4 +288,64 @@ func TestAttachWithoutFinishedSpan(t *testing.T) {
 	assert.Equal(t, current.SpanID().String(), attrMap(child.Attributes)[otelfr.SnapshotSpanIDKey].AsString(), "the current span's page")
 	require.Len(t, child.Events, 1)
 	assert.Equal(t, analysis.EpisodeEventName, child.Events[0].Name)
+}
+
+// saveOnly is a store that is not a snapstore.Creator: it takes whole
+// snapshots.
+type saveOnly struct {
+	snapstore.Store
+	saved []*otelfr.Snapshot
+}
+
+func (s *saveOnly) Save(ctx context.Context, snap *otelfr.Snapshot) (snapstore.Info, error) {
+	s.saved = append(s.saved, snap)
+	return s.Store.Save(ctx, snap)
+}
+
+func TestCreate(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), 200_000) // 3.2 MB: several blocks
+	sum := sha256.Sum256(data)
+	snap := &otelfr.Snapshot{ID: "SNAP1", SHA256: hex.EncodeToString(sum[:]), TakenAt: time.Now()}
+	dir, err := snapstore.NewDirStore(t.TempDir())
+	require.NoError(t, err)
+	for _, tt := range []struct {
+		name  string
+		store snapstore.Store
+	}{
+		{"Creator", dir},
+		{"SaveOnly", &saveOnly{Store: dir}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := exporter.New(tt.store, nil)
+			w, err := e.Create(t.Context())
+			require.NoError(t, err)
+			for p := 0; p < len(data); p += 100_000 {
+				_, err := w.Write(data[p:min(p+100_000, len(data))])
+				require.NoError(t, err)
+			}
+			info, err := w.Commit(t.Context(), snap)
+			require.NoError(t, err)
+			assert.Equal(t, int64(len(data)), info.Size)
+			assert.Equal(t, snap.SHA256, info.SHA256)
+			r, err := e.Open(t.Context(), "SNAP1")
+			require.NoError(t, err)
+			got, err := io.ReadAll(r)
+			require.NoError(t, err)
+			require.NoError(t, r.Close())
+			assert.Equal(t, data, got)
+			if so, ok := tt.store.(*saveOnly); ok {
+				require.Len(t, so.saved, 1)
+				assert.Equal(t, data, so.saved[0].Data, "a store without Create gets the whole trace in Save")
+			}
+
+			// Shutdown overtakes a snapshot being written.
+			w, err = e.Create(t.Context())
+			require.NoError(t, err)
+			require.NoError(t, e.Shutdown(t.Context()))
+			_, err = w.Commit(t.Context(), snap)
+			require.ErrorIs(t, err, exporter.ErrShutdown)
+			_, err = e.Create(t.Context())
+			require.ErrorIs(t, err, exporter.ErrShutdown)
+		})
+	}
 }

@@ -6,6 +6,11 @@
 // something goes wrong, [Recorder.Snapshot] writes that window out as a
 // [Snapshot], which `go tool trace` opens.
 //
+// [Recorder.WriteSnapshot] writes the window to an io.Writer instead, such
+// as a store's file, in one pass that also hashes the trace and reads its
+// window, without holding the trace in memory: the span processor stores
+// snapshots that way.
+//
 // Snapshots are single-flight (concurrent callers share the one in progress)
 // and rate limited, by a minimum interval and by a byte budget per period, so
 // that an incident cannot turn the recorder into a source of load.

@@ -3,7 +3,11 @@ package otelfr
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"runtime/trace"
 	"sync"
@@ -32,6 +36,7 @@ type Recorder struct {
 	inflight *call
 	stopped  bool
 	running  sync.WaitGroup // snapshots being written
+	staging  [][]byte       // WriteSnapshot's buffers, used by the one in flight
 
 	stopOnce sync.Once
 	stopErr  error
@@ -40,9 +45,10 @@ type Recorder struct {
 // call is one snapshot in progress, shared by every caller that asks for a
 // snapshot while it runs.
 type call struct {
-	done chan struct{}
-	snap *Snapshot
-	err  error
+	done     chan struct{}
+	snap     *Snapshot
+	err      error
+	streamed bool // written to a caller's io.Writer: its Data is nil
 }
 
 // Start starts a flight recorder, or adopts the one given with
@@ -89,73 +95,120 @@ func Start(opts ...Option) (*Recorder, error) {
 }
 
 // Snapshot writes the flight recorder's current window out as a Snapshot
-// labelled with reason.
+// labelled with reason, its trace in Data.
 //
 // Snapshots are single-flight: a call made while another snapshot is being
 // written waits for it and returns the same Snapshot (with the reason of
-// the call that started it) and error. ctx bounds only that wait and the
-// check before starting; the write itself, typically tens of milliseconds,
-// is not interruptible.
+// the call that started it) and error. A call that finds a
+// [Recorder.WriteSnapshot] in flight, whose trace went elsewhere, waits
+// for it and then takes a snapshot of its own, subject to the rate
+// limits. ctx bounds only that wait and the check before starting; the
+// write itself, typically a few milliseconds, is not interruptible.
 //
 // A call that would start a new snapshot too soon after the previous one,
 // or beyond the byte budget, returns an error matching [ErrRateLimited]
 // without touching the flight recorder. After [Recorder.Stop], or when the
 // flight recorder has been stopped by someone else, it returns [ErrStopped].
 func (r *Recorder) Snapshot(ctx context.Context, reason string) (*Snapshot, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	r.mu.Lock()
-	if r.stopped {
-		r.mu.Unlock()
-		return nil, ErrStopped
-	}
-	if c := r.inflight; c != nil {
-		r.mu.Unlock()
-		select {
-		case <-c.done:
-			return c.snap, c.err
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	now := time.Now()
-	if err := r.lim.allow(now); err != nil {
-		r.mu.Unlock()
-		return nil, err
-	}
-	c := &call{done: make(chan struct{})}
-	r.inflight = c
-	r.running.Add(1)
-	hint := r.lim.lastSize
-	r.mu.Unlock()
-
-	c.snap, c.err = r.write(now, reason, hint)
-
-	r.mu.Lock()
-	if c.err == nil {
-		r.lim.charge(now, c.snap.Size())
-	}
-	r.inflight = nil
-	r.mu.Unlock()
-	close(c.done)
-	r.running.Done()
-	return c.snap, c.err
+	return r.take(ctx, reason, nil)
 }
 
-// write copies the flight recorder's window into a new Snapshot. sizeHint
-// is the previous snapshot's size, used to allocate the buffer once.
-func (r *Recorder) write(now time.Time, reason string, sizeHint int64) (*Snapshot, error) {
+// WriteSnapshot writes the flight recorder's current window to w, labelled
+// with reason, and returns the Snapshot that describes it, with Data nil:
+// its size, SHA-256 and window are read from the trace on its way to w, in
+// one pass, holding at most 2 MiB of it, which goes to w in writes of
+// 1 MiB. It is how the span processor streams a snapshot into a store
+// (snapstore.Creator).
+//
+// WriteSnapshot is not shared: a call made while another snapshot is
+// being written waits for it, then takes its own, subject to the rate
+// limits as [Recorder.Snapshot] is. An error from w stops the write and
+// is returned wrapped; w then holds part of a trace, for the caller to
+// discard.
+func (r *Recorder) WriteSnapshot(ctx context.Context, w io.Writer, reason string) (*Snapshot, error) {
+	if w == nil {
+		return nil, errors.New("otelfr: WriteSnapshot: nil io.Writer")
+	}
+	return r.take(ctx, reason, w)
+}
+
+// take takes a snapshot, into w or, if w is nil, into the Snapshot's Data.
+func (r *Recorder) take(ctx context.Context, reason string, w io.Writer) (*Snapshot, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		r.mu.Lock()
+		if r.stopped {
+			r.mu.Unlock()
+			return nil, ErrStopped
+		}
+		if c := r.inflight; c != nil {
+			r.mu.Unlock()
+			select {
+			case <-c.done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if w == nil && !c.streamed {
+				return c.snap, c.err
+			}
+			continue // its trace went elsewhere: take one of our own
+		}
+		now := time.Now()
+		if err := r.lim.allow(now); err != nil {
+			r.mu.Unlock()
+			return nil, err
+		}
+		c := &call{done: make(chan struct{}), streamed: w != nil}
+		r.inflight = c
+		r.running.Add(1)
+		hint := r.lim.lastSize
+		r.mu.Unlock()
+
+		c.snap, c.err = r.write(now, reason, hint, w)
+
+		r.mu.Lock()
+		if c.err == nil {
+			r.lim.charge(now, c.snap.Size())
+		}
+		r.inflight = nil
+		r.mu.Unlock()
+		close(c.done)
+		r.running.Done()
+		return c.snap, c.err
+	}
+}
+
+// write copies the flight recorder's window to w, or into a new
+// Snapshot's Data if w is nil, and returns the Snapshot. sizeHint is the
+// previous snapshot's size, used to allocate Data once. The caller is the
+// one snapshot in flight.
+func (r *Recorder) write(now time.Time, reason string, sizeHint int64, w io.Writer) (*Snapshot, error) {
 	if !r.fr.Enabled() {
 		return nil, ErrStopped
 	}
-	if sizeHint == 0 {
-		// The first snapshot: the window is about MaxBytes, a little more
-		// when a trace generation straddles its edge.
-		sizeHint = int64(r.maxBytes)
+	st := snapshotStream{dst: w, hash: sha256.New()}
+	var buf *snapshotBuffer
+	if w == nil {
+		if sizeHint == 0 {
+			// The first snapshot: the window is about MaxBytes, a
+			// little more when a trace generation straddles its edge.
+			sizeHint = int64(r.maxBytes)
+		}
+		buf = &snapshotBuffer{b: make([]byte, 0, sizeHint+sizeHint/8)}
+		st.dst = buf
+	} else {
+		if r.staging == nil {
+			r.staging = [][]byte{make([]byte, 0, streamBufferSize), make([]byte, 0, streamBufferSize)}
+		}
+		st.buffered(r.staging)
 	}
-	buf := snapshotBuffer{b: make([]byte, 0, sizeHint+sizeHint/8)}
-	if _, err := r.fr.WriteTo(&buf); err != nil {
+	_, err := r.fr.WriteTo(&st)
+	if cerr := st.close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		if !r.fr.Enabled() {
 			return nil, ErrStopped
 		}
@@ -165,13 +218,17 @@ func (r *Recorder) write(now time.Time, reason string, sizeHint int64) (*Snapsho
 	s := &Snapshot{
 		ID:            rand.Text(),
 		Reason:        reason,
-		Data:          buf.b,
+		SHA256:        hex.EncodeToString(st.hash.Sum(nil)),
 		TakenAt:       now,
 		WriteDuration: done.Sub(now),
 		MinAge:        r.minAge,
 		MaxBytes:      r.maxBytes,
+		size:          st.n,
 	}
-	start, end, err := traceWindow(s.Data)
+	if buf != nil {
+		s.Data = buf.b
+	}
+	start, end, err := st.win.window()
 	if err != nil {
 		otel.Handle(fmt.Errorf("otelfr: reading the window of snapshot %s: %w", s.ID, err))
 		start, end = r.startedAt, done

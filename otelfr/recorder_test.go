@@ -3,6 +3,8 @@ package otelfr
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -262,3 +264,108 @@ func TestSnapshotBufferGrowsInPieces(t *testing.T) {
 		})
 	}
 }
+
+// writeCounter records the sizes of the writes it gets.
+type writeCounter struct {
+	bytes.Buffer
+	writes []int
+	fail   error // returned from the third write on
+}
+
+func (w *writeCounter) Write(p []byte) (int, error) {
+	w.writes = append(w.writes, len(p))
+	if w.fail != nil && len(w.writes) >= 3 {
+		return 0, w.fail
+	}
+	return w.Buffer.Write(p)
+}
+
+func TestWriteSnapshot(t *testing.T) {
+	r := startRecorder(t, WithMinInterval(0), WithMaxBytes(8<<20))
+	busy(300 * time.Millisecond)
+	var w writeCounter
+	s, err := r.WriteSnapshot(t.Context(), &w, "latency")
+	require.NoError(t, err)
+	data := w.Bytes()
+
+	assert.Nil(t, s.Data)
+	assert.Equal(t, "latency", s.Reason)
+	assert.Equal(t, int64(len(data)), s.Size())
+	sum := sha256.Sum256(data)
+	assert.Equal(t, hex.EncodeToString(sum[:]), s.SHA256)
+	assert.Positive(t, parseTrace(t, data))
+	start, end, err := traceWindow(data)
+	require.NoError(t, err)
+	assert.True(t, s.Start.Equal(start) && s.End.Equal(end), "window read in-stream %v..%v, from the bytes %v..%v", s.Start, s.End, start, end)
+
+	// Large writes: all but the last one of streamBufferSize.
+	require.NotEmpty(t, w.writes)
+	for _, n := range w.writes[:len(w.writes)-1] {
+		assert.Equal(t, streamBufferSize, n)
+	}
+	t.Logf("%d bytes in %d writes", len(data), len(w.writes))
+
+	// Snapshot hashes its Data on the way too.
+	s2, err := r.Snapshot(t.Context(), "manual")
+	require.NoError(t, err)
+	sum = sha256.Sum256(s2.Data)
+	assert.Equal(t, hex.EncodeToString(sum[:]), s2.SHA256)
+}
+
+func TestWriteSnapshotWriterFails(t *testing.T) {
+	r := startRecorder(t, WithMinInterval(0), WithMaxBytes(8<<20))
+	busy(300 * time.Millisecond)
+	full := errors.New("disk full")
+	w := writeCounter{fail: full}
+	_, err := r.WriteSnapshot(t.Context(), &w, "x")
+	if len(w.writes) < 3 {
+		t.Skipf("a window of %d writes is too small to fail in", len(w.writes))
+	}
+	require.ErrorIs(t, err, full)
+	require.Len(t, w.writes, 3, "the write stops at the writer's error")
+
+	// The recorder is not stuck: the next snapshot goes ahead.
+	_, err = r.WriteSnapshot(t.Context(), io.Discard, "y")
+	require.NoError(t, err)
+	_, err = r.WriteSnapshot(t.Context(), nil, "z")
+	require.Error(t, err)
+}
+
+// A Snapshot call that finds a WriteSnapshot in flight cannot share its
+// trace, which went elsewhere: it takes its own.
+func TestSnapshotAfterStreamedOne(t *testing.T) {
+	r := startRecorder(t, WithMinInterval(0), WithMaxBytes(8<<20))
+	busy(100 * time.Millisecond)
+	release := make(chan struct{})
+	started := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_, err := r.WriteSnapshot(context.Background(), writerFunc(func(p []byte) (int, error) {
+			select {
+			case <-started:
+			default:
+				close(started)
+				<-release
+			}
+			return len(p), nil
+		}), "streamed")
+		assert.NoError(t, err)
+	})
+	<-started
+	got := make(chan *Snapshot)
+	go func() {
+		s, err := r.Snapshot(context.Background(), "own")
+		assert.NoError(t, err)
+		got <- s
+	}()
+	close(release)
+	s := <-got
+	wg.Wait()
+	require.NotNil(t, s)
+	assert.Equal(t, "own", s.Reason)
+	assert.NotEmpty(t, s.Data)
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

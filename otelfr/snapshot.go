@@ -20,8 +20,14 @@ type Snapshot struct {
 	// by the caller that started it (for example "latency" or "error").
 	Reason string
 
-	// Data is the execution trace.
+	// Data is the execution trace; nil for a snapshot that
+	// [Recorder.WriteSnapshot] wrote elsewhere.
 	Data []byte
+
+	// SHA256 is the hex SHA-256 of the trace, computed as it was written
+	// out of the flight recorder. It is empty in a Snapshot made by other
+	// means, whose Data a store hashes itself.
+	SHA256 string
 
 	// Start and End are the wall-clock interval covered by Data.
 	//
@@ -46,10 +52,18 @@ type Snapshot struct {
 	// settings are unknown.
 	MinAge   time.Duration
 	MaxBytes uint64
+
+	size int64 // of the trace written, when Data is nil
 }
 
-// Size returns the size of the snapshot's data in bytes.
-func (s *Snapshot) Size() int64 { return int64(len(s.Data)) }
+// Size returns the size of the snapshot's trace in bytes: len(Data), or
+// for a snapshot written by [Recorder.WriteSnapshot], the bytes written.
+func (s *Snapshot) Size() int64 {
+	if s.Data == nil {
+		return s.size
+	}
+	return int64(len(s.Data))
+}
 
 // Covers reports whether the interval [start, end] lies within the
 // snapshot's window, that is whether the trace holds everything that

@@ -224,46 +224,135 @@ func (g *genScan) window() (start, end time.Time, err error) {
 	return g.wall(g.minTs), g.wall(g.maxTs), nil
 }
 
+// windowScan follows the generations of a trace, batch by batch, for
+// scanTraceWindow and windowWriter: everything but decoding the final
+// generation's last events, which needs the batches themselves.
+type windowScan struct {
+	needEOG    bool    // Go 1.26: generations end with EvEndOfGeneration
+	g          genScan // current generation or, once closed, the last one
+	inGen      bool    // g is open
+	nGens      int     // closed generations
+	start, end time.Time
+}
+
+// header checks the trace header.
+func (w *windowScan) header(h [tracefmt.HeaderLen]byte) error {
+	switch h {
+	case tracefmt.Header(26):
+		w.needEOG = true
+	case tracefmt.Header(25):
+	default:
+		return fmt.Errorf("%w: unsupported header %q, want go 1.25 or go 1.26", errTraceFormat, string(h[:]))
+	}
+	return nil
+}
+
+func (w *windowScan) closeGen() error {
+	s, e, err := w.g.window()
+	if err != nil {
+		return err
+	}
+	if w.nGens == 0 || s.Before(w.start) {
+		w.start = s
+	}
+	if w.nGens == 0 || e.After(w.end) {
+		w.end = e
+	}
+	w.nGens++
+	w.inGen = false
+	return nil
+}
+
+// endOfGeneration handles an end-of-generation marker at offset p.
+func (w *windowScan) endOfGeneration(p int) error {
+	if !w.inGen {
+		return fmt.Errorf("%w: offset %d: end of generation without batches", errTraceFormat, p)
+	}
+	w.g.endOff = p
+	return w.closeGen()
+}
+
+// batch handles the batch h at offset p. It reports whether h begins a
+// generation.
+func (w *windowScan) batch(h tracefmt.Batch, p int) (bool, error) {
+	if w.inGen && h.Gen != w.g.gen {
+		if w.needEOG {
+			return false, fmt.Errorf("%w: offset %d: batch of generation %d inside generation %d", errTraceFormat, p, h.Gen, w.g.gen)
+		}
+		w.g.endOff = p
+		if err := w.closeGen(); err != nil {
+			return false, err
+		}
+	}
+	first := !w.inGen
+	if first {
+		w.g.reset(h.Gen, p)
+		w.inGen = true
+	}
+	g := &w.g
+	if g.batches == 0 || h.Ts < g.minTs {
+		g.minTs = h.Ts
+	}
+	g.batches++
+	switch h.Kind() {
+	case tracefmt.KindEvents:
+		g.seeMax(h.Ts)
+		g.noteM(h.M, p)
+	case tracefmt.KindSync:
+		if err := g.readSync(h, p); err != nil {
+			return first, err
+		}
+	case tracefmt.KindCPUSamples:
+		if err := g.readCPUSamples(h, p); err != nil {
+			return first, err
+		}
+	}
+	return first, nil
+}
+
+// finish closes the trace, which ended at offset size.
+func (w *windowScan) finish(size int) error {
+	if w.inGen {
+		if w.needEOG {
+			return fmt.Errorf("%w: truncated: generation %d has no end-of-generation marker", errTraceFormat, w.g.gen)
+		}
+		w.g.endOff = size
+		if err := w.closeGen(); err != nil {
+			return err
+		}
+	}
+	if w.nGens == 0 {
+		return fmt.Errorf("%w: trace has no generations", errTraceFormat)
+	}
+	return nil
+}
+
+// result returns the window once the final generation's events are
+// decoded into g.maxTs, which was maxTs before.
+func (w *windowScan) result(maxTs uint64) (start, end time.Time, err error) {
+	start, end = w.start, w.end
+	if w.g.maxTs != maxTs {
+		if e := w.g.wall(w.g.maxTs); e.After(end) {
+			end = e
+		}
+	}
+	if end.Before(start) {
+		return start, end, fmt.Errorf("%w: inconsistent clocks: end %v before start %v", errTraceFormat, end, start)
+	}
+	return start, end, nil
+}
+
 func scanTraceWindow(data []byte, mode decodeMode) (start, end time.Time, err error) {
 	if len(data) < tracefmt.HeaderLen {
 		return start, end, fmt.Errorf("%w: %d bytes is too short for a trace header", errTraceFormat, len(data))
 	}
-	var needEOG bool // Go 1.26: generations end with EvEndOfGeneration
-	switch [tracefmt.HeaderLen]byte(data) {
-	case tracefmt.Header(26):
-		needEOG = true
-	case tracefmt.Header(25):
-	default:
-		return start, end, fmt.Errorf("%w: unsupported header %q, want go 1.25 or go 1.26", errTraceFormat, data[:tracefmt.HeaderLen])
+	var w windowScan
+	if err := w.header([tracefmt.HeaderLen]byte(data)); err != nil {
+		return start, end, err
 	}
-
-	var (
-		g      genScan // current generation or, once closed, the last one
-		inGen  bool    // g is open
-		nGens  int     // closed generations
-		closeG = func() error {
-			s, e, err := g.window()
-			if err != nil {
-				return err
-			}
-			if nGens == 0 || s.Before(start) {
-				start = s
-			}
-			if nGens == 0 || e.After(end) {
-				end = e
-			}
-			nGens++
-			inGen = false
-			return nil
-		}
-	)
 	for p := tracefmt.HeaderLen; p < len(data); {
 		if data[p] == tracefmt.EvEndOfGeneration {
-			if !inGen {
-				return start, end, fmt.Errorf("%w: offset %d: end of generation without batches", errTraceFormat, p)
-			}
-			g.endOff = p
-			if err := closeG(); err != nil {
+			if err := w.endOfGeneration(p); err != nil {
 				return start, end, err
 			}
 			p++
@@ -273,73 +362,30 @@ func scanTraceWindow(data []byte, mode decodeMode) (start, end time.Time, err er
 		if err != nil {
 			return start, end, fmt.Errorf("%w: %w", errTraceFormat, err)
 		}
-		if inGen && h.Gen != g.gen {
-			if needEOG {
-				return start, end, fmt.Errorf("%w: offset %d: batch of generation %d inside generation %d", errTraceFormat, p, h.Gen, g.gen)
-			}
-			g.endOff = p
-			if err := closeG(); err != nil {
-				return start, end, err
-			}
-		}
-		if !inGen {
-			g.reset(h.Gen, p)
-			inGen = true
-		}
-		if g.batches == 0 || h.Ts < g.minTs {
-			g.minTs = h.Ts
-		}
-		g.batches++
-		switch h.Kind() {
-		case tracefmt.KindEvents:
-			g.seeMax(h.Ts)
-			g.noteM(h.M, p)
-		case tracefmt.KindSync:
-			if err := g.readSync(h, p); err != nil {
-				return start, end, err
-			}
-		case tracefmt.KindCPUSamples:
-			if err := g.readCPUSamples(h, p); err != nil {
-				return start, end, err
-			}
+		if _, err := w.batch(h, p); err != nil {
+			return start, end, err
 		}
 		p = next
 	}
-	if inGen {
-		if needEOG {
-			return start, end, fmt.Errorf("%w: truncated: generation %d has no end-of-generation marker", errTraceFormat, g.gen)
-		}
-		g.endOff = len(data)
-		if err := closeG(); err != nil {
-			return start, end, err
-		}
-	}
-	if nGens == 0 {
-		return start, end, fmt.Errorf("%w: trace has no generations", errTraceFormat)
+	if err := w.finish(len(data)); err != nil {
+		return start, end, err
 	}
 
 	// g is the final generation. Its last events lie somewhere inside the
 	// batches rather than at their base timestamps: decode those batches.
-	if mode != decodeNone {
-		maxTs := g.maxTs
-		if mode == decodeAll || g.overflow {
-			err = g.decodeAll(data)
-		} else {
-			err = g.decodeLastPerM(data)
-		}
-		if err != nil {
-			return start, end, err
-		}
-		if g.maxTs != maxTs {
-			if e := g.wall(g.maxTs); e.After(end) {
-				end = e
-			}
-		}
+	g := &w.g
+	maxTs := g.maxTs
+	switch {
+	case mode == decodeNone:
+	case mode == decodeAll || g.overflow:
+		err = g.decodeAll(data)
+	default:
+		err = g.decodeLastPerM(data)
 	}
-	if end.Before(start) {
-		return start, end, fmt.Errorf("%w: inconsistent clocks: end %v before start %v", errTraceFormat, end, start)
+	if err != nil {
+		return start, end, err
 	}
-	return start, end, nil
+	return w.result(maxTs)
 }
 
 // decodeLastPerM decodes the last event batch of each M of the generation.
@@ -380,27 +426,37 @@ func (g *genScan) decodeAll(data []byte) error {
 // decodeEvents walks the timed events of an event batch and records the
 // timestamp of the last.
 func (g *genScan) decodeEvents(h tracefmt.Batch, off int) error {
+	ts, err := lastEvent(h, off)
+	if err != nil {
+		return err
+	}
+	g.seeMax(ts)
+	return nil
+}
+
+// lastEvent walks the timed events of an event batch and returns the
+// timestamp of the last.
+func lastEvent(h tracefmt.Batch, off int) (uint64, error) {
 	b := h.Payload
 	ts := h.Ts
 	for p := 0; p < len(b); {
 		typ := b[p]
 		n := timedEventArgs[typ]
 		if n == 0 {
-			return fmt.Errorf("%w: batch at offset %d: unexpected event type %d", errTraceFormat, off, typ)
+			return 0, fmt.Errorf("%w: batch at offset %d: unexpected event type %d", errTraceFormat, off, typ)
 		}
 		var dt uint64
 		if dt, p = tracefmt.Uvarint(b, p+1); p < 0 {
-			return fmt.Errorf("%w: batch at offset %d: bad event timestamp", errTraceFormat, off)
+			return 0, fmt.Errorf("%w: batch at offset %d: bad event timestamp", errTraceFormat, off)
 		}
 		ts += dt
 		for range n - 1 {
 			if p = tracefmt.SkipUvarint(b, p); p < 0 {
-				return fmt.Errorf("%w: batch at offset %d: bad event argument", errTraceFormat, off)
+				return 0, fmt.Errorf("%w: batch at offset %d: bad event argument", errTraceFormat, off)
 			}
 		}
 	}
-	g.seeMax(ts)
-	return nil
+	return ts, nil
 }
 
 // readSync reads a sync batch: EvSync, then EvFrequency [freq] and
@@ -450,4 +506,140 @@ func (g *genScan) readCPUSamples(h tracefmt.Batch, off int) error {
 		g.seeMax(ts)
 	}
 	return nil
+}
+
+// windowWriter finds the window of a trace written to it, as [traceWindow]
+// does from the whole trace, without holding the trace: it keeps a copy of
+// the last event batch of each M of the generation being written, to
+// decode those of the final generation once the trace ends, and decodes
+// every event batch as it passes in a generation of more than mTableMax Ms.
+//
+// Write never fails, so that a trace the scan cannot read is still written
+// wherever it goes: the first error is kept for [windowWriter.window].
+type windowWriter struct {
+	split tracefmt.Splitter
+	scan  windowScan
+	err   error
+
+	last  []lastBatch    // of the current generation, one per M
+	index map[uint64]int // M to its place in last
+
+	// The current generation has too many Ms for last: its event batches
+	// are decoded as they pass, into eagerMax, or the first error. Both
+	// count only if it is the final generation, as with traceWindow.
+	eager    bool
+	eagerMax uint64
+	eagerErr error
+}
+
+// lastBatch is a copy of an M's latest event batch.
+type lastBatch struct {
+	off     int
+	ts      uint64
+	payload []byte
+}
+
+func (w *windowWriter) init() {
+	w.index = make(map[uint64]int)
+	w.split.Header = w.scan.header
+	w.split.EndOfGeneration = func(off int64) error { return w.scan.endOfGeneration(int(off)) }
+	w.split.Batch = w.batch
+}
+
+func (w *windowWriter) Write(p []byte) (int, error) {
+	if w.err == nil {
+		if w.index == nil {
+			w.init()
+		}
+		_, w.err = w.split.Write(p)
+	}
+	return len(p), nil
+}
+
+func (w *windowWriter) batch(h tracefmt.Batch, off int64) error {
+	first, err := w.scan.batch(h, int(off))
+	if err != nil {
+		return err
+	}
+	if first {
+		w.last = w.last[:0]
+		clear(w.index)
+		w.eager, w.eagerMax, w.eagerErr = false, 0, nil
+	}
+	if h.Kind() != tracefmt.KindEvents {
+		return nil
+	}
+	g := &w.scan.g
+	if g.overflow && !w.eager {
+		// Decode what is held, and from now on every batch of the
+		// generation as it passes (decodeAll, in one pass).
+		w.eager = true
+		for _, l := range w.last {
+			w.decodeEager(tracefmt.Batch{Ts: l.ts, Payload: l.payload}, l.off)
+		}
+		w.last = w.last[:0]
+		clear(w.index)
+	}
+	if w.eager {
+		w.decodeEager(h, int(off))
+		return nil
+	}
+	i, ok := w.index[h.M]
+	if !ok {
+		i = len(w.last)
+		w.index[h.M] = i
+		if i < cap(w.last) {
+			w.last = w.last[:i+1]
+		} else {
+			w.last = append(w.last, lastBatch{})
+		}
+	}
+	l := &w.last[i]
+	l.off, l.ts = int(off), h.Ts
+	l.payload = append(l.payload[:0], h.Payload...)
+	return nil
+}
+
+func (w *windowWriter) decodeEager(h tracefmt.Batch, off int) {
+	if w.eagerErr != nil {
+		return
+	}
+	ts, err := lastEvent(h, off)
+	w.eagerErr = err
+	w.eagerMax = max(w.eagerMax, ts)
+}
+
+// decodeLast decodes the batches held into the current generation.
+func (w *windowWriter) decodeLast() error {
+	for _, l := range w.last {
+		if err := w.scan.g.decodeEvents(tracefmt.Batch{Ts: l.ts, Payload: l.payload}, l.off); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// window returns the window of the trace written, which has ended.
+func (w *windowWriter) window() (start, end time.Time, err error) {
+	if w.err == nil {
+		w.err = w.split.Close()
+	}
+	if w.err != nil && !errors.Is(w.err, errTraceFormat) {
+		w.err = fmt.Errorf("%w: %w", errTraceFormat, w.err)
+	}
+	if w.err != nil {
+		return start, end, w.err
+	}
+	if err := w.scan.finish(int(w.split.Offset())); err != nil {
+		return start, end, err
+	}
+	maxTs := w.scan.g.maxTs
+	if w.eagerErr != nil {
+		return start, end, w.eagerErr
+	}
+	w.scan.g.seeMax(w.eagerMax)
+	if err := w.decodeLast(); err != nil {
+		return start, end, err
+	}
+	return w.scan.result(maxTs)
 }

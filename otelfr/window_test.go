@@ -206,7 +206,7 @@ func twAbs(d time.Duration) time.Duration { return max(d, -d) }
 func TestTraceWindow(t *testing.T) {
 	snap := twRecord(t, 1500*time.Millisecond, 2, false, true)
 	data := snap.data
-	start, end, err := traceWindow(data)
+	start, end, err := twWindow(t, data)
 	require.NoError(t, err)
 	t.Logf("snapshot: %d bytes, window %v .. %v (%v)", len(data), start.Format(time.RFC3339Nano), end.Format(time.RFC3339Nano), end.Sub(start))
 
@@ -262,7 +262,7 @@ func TestTraceWindow(t *testing.T) {
 	t.Run("Go125Header", func(t *testing.T) {
 		old := bytes.Clone(data)
 		copy(old, "go 1.25 trace\x00\x00\x00")
-		s, e, err := traceWindow(old)
+		s, e, err := twWindow(t, old)
 		require.NoError(t, err)
 		require.True(t, s.Equal(start) && e.Equal(end))
 
@@ -278,13 +278,13 @@ func TestTraceWindow(t *testing.T) {
 			stripped = append(stripped, old[p:next]...)
 			p = next
 		}
-		s, e, err = traceWindow(stripped)
+		s, e, err = twWindow(t, stripped)
 		require.NoError(t, err)
 		require.True(t, s.Equal(start) && e.Equal(end))
 
 		// But Go 1.26 traces do.
 		copy(stripped, "go 1.26 trace\x00\x00\x00")
-		_, _, err = traceWindow(stripped)
+		_, _, err = twWindow(t, stripped)
 		require.ErrorIs(t, err, errTraceFormat)
 	})
 
@@ -310,6 +310,9 @@ func TestTraceWindow(t *testing.T) {
 				continue
 			}
 			s, e, err := traceWindow(data[:cut])
+			if cut%64 == 0 || boundaries[cut] {
+				s, e, err = twWindow(t, data[:cut])
+			}
 			if boundaries[cut] {
 				// A prefix of whole generations is a shorter trace.
 				require.NoError(t, err, "cut at %d", cut)
@@ -333,7 +336,7 @@ func TestTraceWindow(t *testing.T) {
 			for range 1 + rng.IntN(8) {
 				buf[tracefmt.HeaderLen+rng.IntN(len(buf)-tracefmt.HeaderLen)] ^= byte(1 + rng.IntN(255))
 			}
-			s, e, err := traceWindow(buf)
+			s, e, err := twWindow(t, buf)
 			if err != nil {
 				require.ErrorIs(t, err, errTraceFormat)
 				failed++
@@ -355,7 +358,7 @@ func TestTraceWindow(t *testing.T) {
 		} {
 			bad := bytes.Clone(data)
 			copy(bad, h)
-			_, _, err := traceWindow(bad)
+			_, _, err := twWindow(t, bad)
 			require.ErrorIs(t, err, errTraceFormat, "header %q", h)
 		}
 	})
@@ -463,7 +466,7 @@ func TestTraceWindowSynthetic(t *testing.T) {
 
 	t.Run("TwoGenerations", func(t *testing.T) {
 		data := twTwoGens(twHeader126).b
-		start, end, err := traceWindow(data)
+		start, end, err := twWindow(t, data)
 		require.NoError(t, err)
 		require.Equal(t, wantStart.UnixNano(), start.UnixNano())
 		require.Equal(t, wantEnd.UnixNano(), end.UnixNano())
@@ -478,7 +481,7 @@ func TestTraceWindowSynthetic(t *testing.T) {
 	})
 
 	t.Run("Go125", func(t *testing.T) {
-		start, end, err := traceWindow(twTwoGens(twHeader125).b)
+		start, end, err := twWindow(t, twTwoGens(twHeader125).b)
 		require.NoError(t, err)
 		require.Equal(t, wantStart.UnixNano(), start.UnixNano())
 		require.Equal(t, wantEnd.UnixNano(), end.UnixNano())
@@ -489,7 +492,7 @@ func TestTraceWindowSynthetic(t *testing.T) {
 			batch(1, 1, 900, twEvents([]uint64{twEvProcEnd, 300})).
 			batch(2, twMAny, 2000, twSync(twFreq, 0, wall2)).
 			batch(2, 1, 2100, twEvents([]uint64{twEvProcEnd, 950}))
-		start, end, err = traceWindow(w.b)
+		start, end, err = twWindow(t, w.b)
 		require.NoError(t, err)
 		require.Equal(t, wantStart.UnixNano(), start.UnixNano())
 		require.Equal(t, wantEnd.UnixNano(), end.UnixNano())
@@ -504,7 +507,7 @@ func TestTraceWindowSynthetic(t *testing.T) {
 			[]uint64{tracefmt.EvCPUSample, 4000, 2, 1, 2, 3},
 		)...)
 		w.batch(2, twMAny, 9500, samples).eog()
-		_, end, err := traceWindow(w.b)
+		_, end, err := twWindow(t, w.b)
 		require.NoError(t, err)
 		require.Equal(t, wall2.Add(twUnit(4000-2000)).UnixNano(), end.UnixNano())
 	})
@@ -519,7 +522,7 @@ func TestTraceWindowSynthetic(t *testing.T) {
 		w.b = twPaddedUvarint(w.b, 3)
 		w.b = append(w.b, 0xff, 0xff, 0xff)
 		w.eog()
-		start, end, err := traceWindow(w.b)
+		start, end, err := twWindow(t, w.b)
 		require.NoError(t, err)
 		require.Equal(t, wantStart.UnixNano(), start.UnixNano())
 		require.Equal(t, wantEnd.UnixNano(), end.UnixNano())
@@ -536,7 +539,7 @@ func TestTraceWindowSynthetic(t *testing.T) {
 			w.batch(1, m+1, 1000+m, twEvents([]uint64{twEvProcEnd, 1}, []uint64{twEvProcEnd, dt}))
 		}
 		w.eog()
-		start, end, err := traceWindow(w.b)
+		start, end, err := twWindow(t, w.b)
 		require.NoError(t, err)
 		require.Equal(t, twWall.UnixNano(), start.UnixNano())
 		require.Equal(t, twWall.Add(twUnit(137+1+5000)).UnixNano(), end.UnixNano())
@@ -585,7 +588,7 @@ func TestTraceWindowSynthetic(t *testing.T) {
 			0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0),
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, _, err := traceWindow(data)
+			_, _, err := twWindow(t, data)
 			require.ErrorIs(t, err, errTraceFormat)
 			t.Log(err)
 		})
@@ -601,7 +604,7 @@ func TestTraceWindowSynthetic(t *testing.T) {
 			if i%2 == 0 && len(data) >= tracefmt.HeaderLen {
 				copy(data, twHeader126)
 			}
-			_, _, err := traceWindow(data)
+			_, _, err := twWindow(t, data)
 			require.ErrorIs(t, err, errTraceFormat)
 		}
 	})
@@ -713,9 +716,9 @@ func TestTraceWindowFuzzSeeds(t *testing.T) {
 		require.NoError(t, err)
 		return []byte(s)
 	}
-	_, _, err := traceWindow(read(twSeedPrefix))
+	_, _, err := twWindow(t, read(twSeedPrefix))
 	require.ErrorIs(t, err, errTraceFormat)
-	start, end, err := traceWindow(read(twSeedReduced))
+	start, end, err := twWindow(t, read(twSeedReduced))
 	require.NoError(t, err)
 	require.Greater(t, end.Sub(start), 500*time.Millisecond)
 }
@@ -726,7 +729,7 @@ func FuzzTraceWindow(f *testing.F) {
 	f.Add(twTwoGens(twHeader126).b)
 	f.Add(twTwoGens(twHeader125).b)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		start, end, err := traceWindow(data)
+		start, end, err := twWindow(t, data)
 		if err != nil {
 			require.ErrorIs(t, err, errTraceFormat)
 			return
@@ -764,4 +767,28 @@ func BenchmarkTraceWindow(b *testing.B) {
 			}
 		})
 	}
+}
+
+// twWindow returns traceWindow(data), after checking that a windowWriter
+// finds the same window, or also fails, whether the trace comes whole or
+// in chunks.
+func twWindow(t testing.TB, data []byte) (start, end time.Time, err error) {
+	t.Helper()
+	start, end, err = traceWindow(data)
+	for _, chunk := range []int{max(len(data), 1), 977} {
+		var w windowWriter
+		for p := 0; p < len(data); p += chunk {
+			n, werr := w.Write(data[p:min(p+chunk, len(data))])
+			require.NoError(t, werr, "a windowWriter never fails")
+			require.Equal(t, min(chunk, len(data)-p), n)
+		}
+		s, e, serr := w.window()
+		if err != nil {
+			require.ErrorIs(t, serr, errTraceFormat, "in chunks of %d: traceWindow fails with %v", chunk, err)
+			continue
+		}
+		require.NoError(t, serr, "in chunks of %d", chunk)
+		require.True(t, s.Equal(start) && e.Equal(end), "in chunks of %d: %v..%v, traceWindow %v..%v", chunk, s, e, start, end)
+	}
+	return start, end, err
 }

@@ -97,7 +97,10 @@ type DirStore struct {
 	write func(f *os.File, p []byte) (int, error)
 }
 
-var _ Store = (*DirStore)(nil)
+var (
+	_ Store   = (*DirStore)(nil)
+	_ Creator = (*DirStore)(nil)
+)
 
 // Option configures a [DirStore].
 type Option interface {
@@ -208,28 +211,11 @@ func (d *DirStore) Save(ctx context.Context, s *otelfr.Snapshot) (Info, error) {
 	if err := ctx.Err(); err != nil {
 		return Info{}, err
 	}
-	// Hash in pieces: one call over the whole snapshot cannot be preempted,
-	// and would hold up every stop-the-world pause while it runs.
-	h := sha256.New()
-	for d := s.Data; len(d) > 0; {
-		n := min(len(d), 256<<10)
-		h.Write(d[:n])
-		d = d[n:]
-		runtime.Gosched() // background work: let queued requests run
+	sum := s.SHA256
+	if sum == "" {
+		sum = hashData(s.Data)
 	}
-	sum := [sha256.Size]byte(h.Sum(nil))
-	info := Info{
-		ID:            s.ID,
-		Reason:        s.Reason,
-		Size:          s.Size(),
-		SHA256:        hex.EncodeToString(sum[:]),
-		WindowStart:   s.Start,
-		WindowEnd:     s.End,
-		TakenAt:       s.TakenAt,
-		WriteDuration: s.WriteDuration,
-		MinAge:        s.MinAge,
-		MaxBytes:      s.MaxBytes,
-	}
+	info := NewInfo(s, s.Size(), sum)
 	meta, err := json.Marshal(info)
 	if err != nil {
 		return Info{}, err
@@ -251,6 +237,166 @@ func (d *DirStore) Save(ctx context.Context, s *otelfr.Snapshot) (Info, error) {
 	}
 	info.Path = tracePath
 	return info, nil
+}
+
+// hashData returns the hex SHA-256 of data. It hashes in pieces: one call
+// over the whole snapshot cannot be preempted, and would hold up every
+// stop-the-world pause while it runs.
+func hashData(data []byte) string {
+	h := sha256.New()
+	for len(data) > 0 {
+		n := min(len(data), 256<<10)
+		h.Write(data[:n])
+		data = data[n:]
+		runtime.Gosched() // background work: let queued requests run
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Create implements [Creator]: the trace goes to a temporary file in the
+// store's directory, which Commit renames into place and describes, as
+// Save does. Retention counts the new snapshot when it is committed, so
+// while it is written the store may exceed its limits by that one
+// snapshot. A write that finds the volume full ([syscall.ENOSPC]) removes
+// the oldest snapshots, at least one and at least as many bytes as it
+// lacked, and goes on, until no other snapshot is left. A read-only store
+// returns [ErrReadOnly].
+func (d *DirStore) Create(ctx context.Context) (SnapshotWriter, error) {
+	if d.readOnly {
+		return nil, ErrReadOnly
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(d.dir, tmpGlob)
+	if err != nil {
+		return nil, fmt.Errorf("otelfr/snapstore: saving snapshot: %w", err)
+	}
+	return &dirWriter{d: d, f: f}, nil
+}
+
+// dirWriter is a snapshot being written into a DirStore.
+type dirWriter struct {
+	d    *DirStore
+	f    *os.File // nil once committed or aborted
+	n    int64
+	werr error // the first write error: Commit fails with it
+}
+
+func (w *dirWriter) Write(p []byte) (int, error) {
+	if w.f == nil {
+		return 0, os.ErrClosed
+	}
+	if w.werr != nil {
+		return 0, w.werr
+	}
+	write := w.d.write
+	if write == nil {
+		write = (*os.File).Write
+	}
+	written := 0
+	for {
+		n, err := write(w.f, p)
+		written += n
+		w.n += int64(n)
+		p = p[n:]
+		if err == nil {
+			return written, nil
+		}
+		if !errors.Is(err, syscall.ENOSPC) || !w.d.freeOldest(int64(len(p))) {
+			w.werr = fmt.Errorf("otelfr/snapstore: saving snapshot: %w", err)
+			return written, w.werr
+		}
+	}
+}
+
+// freeOldest removes the oldest snapshots, at least one and at least
+// lacked bytes, and reports whether it removed any.
+func (d *DirStore) freeOldest(lacked int64) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	inv, err := d.scan()
+	if err != nil {
+		return false
+	}
+	var freed int64
+	removed := false
+	for i := len(inv.snapshots) - 1; i >= 0 && (!removed || freed < lacked); i-- {
+		oldest := inv.snapshots[i]
+		if err := d.remove(oldest.ID); err != nil {
+			otel.Handle(fmt.Errorf("otelfr/snapstore: retention: %w", err))
+			continue
+		}
+		removed = true
+		freed += oldest.Size
+	}
+	return removed
+}
+
+// Commit implements [SnapshotWriter].
+func (w *dirWriter) Commit(ctx context.Context, s *otelfr.Snapshot) (Info, error) {
+	if w.f == nil {
+		return Info{}, os.ErrClosed
+	}
+	f := w.f
+	w.f = nil
+	err := f.Close()
+	switch {
+	case w.werr != nil:
+		err = w.werr
+	case err != nil:
+		err = fmt.Errorf("otelfr/snapstore: saving snapshot: %w", err)
+	case !ValidID(s.ID):
+		err = ErrInvalidID
+	case s.SHA256 == "":
+		err = ErrNoChecksum
+	default:
+		err = ctx.Err()
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return Info{}, err
+	}
+	info, err := w.d.commit(ctx, f.Name(), NewInfo(s, w.n, s.SHA256))
+	if err != nil {
+		_ = os.Remove(f.Name())
+	}
+	return info, err
+}
+
+// commit renames the trace written at tmp into place and writes its
+// description.
+func (d *DirStore) commit(ctx context.Context, tmp string, info Info) (Info, error) {
+	meta, err := json.Marshal(info)
+	if err != nil {
+		return Info{}, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	kept, err := d.makeRoom(info.ID, info.Size)
+	if err != nil {
+		return Info{}, err
+	}
+	tracePath := filepath.Join(d.dir, info.ID+traceExt)
+	if err := os.Rename(tmp, tracePath); err != nil {
+		return Info{}, fmt.Errorf("otelfr/snapstore: saving snapshot: %w", err)
+	}
+	if err := d.writeFreeing(ctx, filepath.Join(d.dir, info.ID+metaExt), meta, &kept); err != nil {
+		_ = os.Remove(tracePath)
+		return Info{}, err
+	}
+	info.Path = tracePath
+	return info, nil
+}
+
+// Abort implements [SnapshotWriter].
+func (w *dirWriter) Abort() {
+	if w.f == nil {
+		return
+	}
+	_ = w.f.Close()
+	_ = os.Remove(w.f.Name())
+	w.f = nil
 }
 
 // writeFreeing writes data to path, and while that fails for want of space,

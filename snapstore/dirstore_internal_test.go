@@ -2,6 +2,7 @@ package snapstore
 
 import (
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -161,4 +162,111 @@ func TestDirStoreFullDiskWedgesStore(t *testing.T) {
 		require.NoError(t, err)
 		assert.Len(t, list, 3)
 	})
+}
+
+// stream writes s's trace into the store through Create, in pieces of n
+// bytes, and commits it with its SHA-256.
+func stream(t *testing.T, st *DirStore, s *otelfr.Snapshot, n int) (Info, error) {
+	t.Helper()
+	w, err := st.Create(t.Context())
+	require.NoError(t, err)
+	for p := 0; p < len(s.Data); p += n {
+		if _, err := w.Write(s.Data[p:min(p+n, len(s.Data))]); err != nil {
+			w.Abort()
+			return Info{}, err
+		}
+	}
+	streamed := *s
+	streamed.SHA256 = hashData(s.Data)
+	streamed.Data = nil
+	return w.Commit(t.Context(), &streamed)
+}
+
+func TestDirStoreCreate(t *testing.T) {
+	dir := t.TempDir()
+	st, err := NewDirStore(dir, WithMaxCount(3))
+	require.NoError(t, err)
+	want := snapshot(1, 5000)
+	info, err := stream(t, st, want, 777)
+	require.NoError(t, err)
+	saved, err := st.Save(t.Context(), snapshot(2, 5000))
+	require.NoError(t, err)
+	assert.Equal(t, saved.SHA256, info.SHA256, "the same trace, streamed or saved")
+	assert.Equal(t, int64(5000), info.Size)
+
+	r, in, err := st.Open(t.Context(), "SNAP01")
+	require.NoError(t, err)
+	got, err := io.ReadAll(r)
+	require.NoError(t, err)
+	require.NoError(t, r.Close())
+	assert.Equal(t, want.Data, got)
+	assert.Equal(t, info.Path, in.Path)
+
+	t.Run("Abort", func(t *testing.T) {
+		w, err := st.Create(t.Context())
+		require.NoError(t, err)
+		_, err = w.Write([]byte("half a trace"))
+		require.NoError(t, err)
+		w.Abort()
+		w.Abort()
+		_, _, tmp := traces(t, dir)
+		assert.False(t, tmp, "no temporary file is left")
+		_, err = w.Commit(t.Context(), snapshot(3, 1))
+		require.ErrorIs(t, err, os.ErrClosed)
+	})
+	t.Run("NoChecksum", func(t *testing.T) {
+		w, err := st.Create(t.Context())
+		require.NoError(t, err)
+		_, err = w.Commit(t.Context(), &otelfr.Snapshot{ID: "NOSUM"})
+		require.ErrorIs(t, err, ErrNoChecksum)
+		_, _, tmp := traces(t, dir)
+		assert.False(t, tmp)
+	})
+	t.Run("Retention", func(t *testing.T) {
+		for i := 3; i < 8; i++ {
+			_, err := stream(t, st, snapshot(i, 100), 64)
+			require.NoError(t, err)
+		}
+		list, err := st.List(t.Context())
+		require.NoError(t, err)
+		assert.Equal(t, []string{"SNAP07", "SNAP06", "SNAP05"}, listed(list))
+	})
+	t.Run("ReadOnly", func(t *testing.T) {
+		ro, err := NewDirStore(dir, WithReadOnly())
+		require.NoError(t, err)
+		_, err = ro.Create(t.Context())
+		require.ErrorIs(t, err, ErrReadOnly)
+	})
+}
+
+// The full-volume regression above, for a snapshot streamed into the
+// store: the write frees the oldest snapshots and goes on.
+func TestDirStoreFullDiskWedgesStoreStreamed(t *testing.T) {
+	dir := t.TempDir()
+	st, err := NewDirStore(dir)
+	require.NoError(t, err)
+	for i := range 4 {
+		_, err := st.Save(t.Context(), snapshot(i, 1000))
+		require.NoError(t, err)
+	}
+	v := &volume{t: t, dir: dir}
+	v.capacity = v.used()
+	st.write = v.write
+	for i := 4; i < 8; i++ {
+		_, err := stream(t, st, snapshot(i, 1000), 300)
+		require.NoError(t, err, "snapshot %d on a full volume", i)
+	}
+	list, err := st.List(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, "SNAP07", list[0].ID)
+	_, _, tmp := traces(t, dir)
+	assert.False(t, tmp)
+
+	// Larger than the volume: fails once nothing is left, and leaves no
+	// temporary file.
+	v.capacity = 1500
+	_, err = stream(t, st, snapshot(9, 4000), 1000)
+	require.ErrorIs(t, err, syscall.ENOSPC)
+	_, _, tmp = traces(t, dir)
+	assert.False(t, tmp)
 }

@@ -7,6 +7,13 @@
 // storage, for a fleet. Package exporter saves into a Store, and package
 // viewer serves one.
 //
+// Stores that implement [Creator], as DirStore and bucketstore's do, take
+// a snapshot as a stream: otelfr.Recorder.WriteSnapshot writes the flight
+// recorder's window straight into the store's file, in one pass, and
+// [SnapshotWriter.Commit] stores it, so that no copy of the whole trace is
+// held in memory. Package spanprocessor streams every snapshot that way
+// when its store allows it.
+//
 // IDs are validated ([ValidID]) before they reach storage, so that no ID
 // can name a path, and a Store never lists or serves a snapshot whose Save
 // has not completed.

@@ -42,3 +42,45 @@ func ExampleDirStore() {
 	// attachment; filename="otelfr-EXAMPLE.trace"
 	// trace bytes
 }
+
+// A snapshot streamed from the flight recorder straight into a DirStore's
+// file.
+func ExampleDirStore_Create() {
+	rec, err := otelfr.Start(otelfr.WithMinInterval(0))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer rec.Stop(context.Background())
+	dir, err := os.MkdirTemp("", "snapshots")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+	store, err := snapstore.NewDirStore(dir)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	ctx := context.Background()
+	w, err := store.Create(ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	snap, err := rec.WriteSnapshot(ctx, w, "manual")
+	if err != nil {
+		w.Abort()
+		fmt.Println(err)
+		return
+	}
+	info, err := w.Commit(ctx, snap)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(info.Reason, info.Size == snap.Size(), info.SHA256 == snap.SHA256)
+	// Output: manual true true
+}

@@ -88,6 +88,53 @@ type Store interface {
 	AddSpans(ctx context.Context, id string, spans []SpanRef) error
 }
 
+// Creator is implemented by stores that take a snapshot's trace as a
+// stream, written straight where the store keeps it, so that no copy of
+// the whole trace is held in memory. Package spanprocessor streams each
+// snapshot into such a store with [otelfr.Recorder.WriteSnapshot], and
+// falls back to [Store.Save] for the others.
+type Creator interface {
+	// Create begins a snapshot. The caller writes its trace to the
+	// returned SnapshotWriter, then calls Commit or Abort.
+	Create(ctx context.Context) (SnapshotWriter, error)
+}
+
+// SnapshotWriter is a snapshot being written into a store. Nothing of it
+// is listed or served before Commit returns. It is not safe for
+// concurrent use.
+type SnapshotWriter interface {
+	io.Writer
+	// Commit stores the trace written as the snapshot s describes, and
+	// returns its description, whose Size is the number of bytes
+	// written. s.Data is ignored; s.SHA256 must be the hex SHA-256 of the
+	// trace written, as [otelfr.Recorder.WriteSnapshot] sets it, or
+	// Commit returns [ErrNoChecksum]. A failed Commit discards the trace.
+	Commit(ctx context.Context, s *otelfr.Snapshot) (Info, error)
+	// Abort discards the trace. It is a no-op after Commit or Abort.
+	Abort()
+}
+
+// ErrNoChecksum is returned by [SnapshotWriter.Commit] for a snapshot
+// without its SHA-256.
+var ErrNoChecksum = errors.New("otelfr/snapstore: snapshot has no SHA-256")
+
+// NewInfo returns the description of snapshot s of size bytes whose
+// trace has the hex SHA-256 sum, as a store records it.
+func NewInfo(s *otelfr.Snapshot, size int64, sum string) Info {
+	return Info{
+		ID:            s.ID,
+		Reason:        s.Reason,
+		Size:          size,
+		SHA256:        sum,
+		WindowStart:   s.Start,
+		WindowEnd:     s.End,
+		TakenAt:       s.TakenAt,
+		WriteDuration: s.WriteDuration,
+		MinAge:        s.MinAge,
+		MaxBytes:      s.MaxBytes,
+	}
+}
+
 // Pager is implemented by stores that can list one page of snapshots
 // without reading the others; package viewer pages its index with it.
 type Pager interface {

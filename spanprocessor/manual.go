@@ -28,17 +28,13 @@ func (p *Processor) Snapshot(ctx context.Context, reason string) (snapstore.Info
 	if p.stopped.Load() {
 		return snapstore.Info{}, otelfr.ErrStopped
 	}
-	snap, err := p.rec.Snapshot(ctx, reason)
+	info, stage, err := p.take(ctx, reason)
 	if err != nil {
+		if stage == stageStore {
+			p.c.errors[stageStore].Add(1)
+		}
 		return snapstore.Info{}, err
 	}
-	info, err := p.exp.Save(ctx, snap)
-	if err != nil {
-		p.c.errors[stageStore].Add(1)
-		return snapstore.Info{}, err
-	}
-	p.c.snapshots.Add(1)
-	p.c.snapshotBytes.Add(info.Size)
 	parent := trace.SpanContextFromContext(ctx)
 	if parent.IsValid() {
 		ref := snapstore.SpanRef{TraceID: parent.TraceID().String(), SpanID: parent.SpanID().String(), Reason: reason}

@@ -67,6 +67,9 @@ type Processor struct {
 	handled int64 // queued anomalies the worker forwarded
 	gaveUp  bool  // Shutdown gave up: the worker forwards nothing more
 
+	takeMu sync.Mutex
+	taking *taking // the snapshot being taken and stored, if any
+
 	c       counters
 	metrics metric.Registration // nil when registration failed
 }

@@ -24,7 +24,9 @@ import (
 // do not want it.
 //
 // Diagnose runs on the Processor's background worker, once per linked
-// span, before the span is forwarded: it delays anomalous spans (never
+// span, with the stored snapshot's trace read back whole (a
+// [ReaderDiagnoser] reads only what it needs), before the span is
+// forwarded: it delays anomalous spans (never
 // normal ones) by its running time. The attributes and events it returns
 // go on the span's attachment span; verdict is recorded with the stored
 // snapshot. An error is reported to otel.Handle; the snapshot is kept.
@@ -35,6 +37,15 @@ import (
 // (snapstore.SpanRef.Cause) and counted in the metric otelfr.causes.
 type Diagnoser interface {
 	Diagnose(ctx context.Context, trace []byte, span sdktrace.ReadOnlySpan) (verdict string, attrs []attribute.KeyValue, events []sdktrace.Event, err error)
+}
+
+// ReaderDiagnoser is implemented by Diagnosers that read a snapshot's
+// trace from the store themselves, only the parts a span needs, as
+// analysis.Diagnoser does. The Processor then hands them the stored
+// snapshot, opened, instead of loading its whole trace for Diagnose.
+type ReaderDiagnoser interface {
+	Diagnoser
+	DiagnoseReader(ctx context.Context, r io.ReadSeeker, span sdktrace.ReadOnlySpan) (verdict string, attrs []attribute.KeyValue, events []sdktrace.Event, err error)
 }
 
 // run is the background worker: it collects anomalies for the coalesce
@@ -121,7 +132,7 @@ func (p *Processor) handle(w *worker, batch []anomaly) []anomaly {
 		}
 	}
 	if len(reuse) > 0 {
-		p.deliver(w.last, nil, reuse)
+		p.deliver(w.last, reuse)
 	}
 
 	if len(rest) > 0 {
@@ -137,7 +148,7 @@ func (p *Processor) handle(w *worker, batch []anomaly) []anomaly {
 			for _, a := range rest {
 				p.skip(a, SkipCooldown)
 			}
-		} else if snap, info, skip := p.snapshot(rest[trigger].reason); skip != "" {
+		} else if info, skip := p.snapshot(rest[trigger].reason); skip != "" {
 			for _, a := range rest {
 				p.skip(a, skip)
 			}
@@ -152,7 +163,7 @@ func (p *Processor) handle(w *worker, batch []anomaly) []anomaly {
 				}
 			}
 			w.last, w.haveLast = info, true
-			p.deliver(info, snap.Data, covered)
+			p.deliver(info, covered)
 		}
 	}
 	clear(batch)
@@ -163,35 +174,27 @@ func triggerKey(a anomaly) string { return a.reason + "\x00" + a.span.Name() }
 
 // snapshot takes and stores a snapshot. On failure it returns the skip
 // reason to put on the spans.
-func (p *Processor) snapshot(reason string) (*otelfr.Snapshot, snapstore.Info, string) {
-	snap, err := p.rec.Snapshot(p.ctx, reason)
+func (p *Processor) snapshot(reason string) (snapstore.Info, string) {
+	info, stage, err := p.take(p.ctx, reason)
 	if err != nil {
 		switch {
-		case p.ctx.Err() != nil:
-			return nil, snapstore.Info{}, SkipStopped // Shutdown ran out of time
+		case p.ctx.Err() != nil, errors.Is(err, exporter.ErrShutdown):
+			return snapstore.Info{}, SkipStopped // Shutdown ran out of time, or began
 		case errors.Is(err, otelfr.ErrByteBudget):
-			return nil, snapstore.Info{}, SkipByteBudget
+			return snapstore.Info{}, SkipByteBudget
 		case errors.Is(err, otelfr.ErrRateLimited):
-			return nil, snapstore.Info{}, SkipRateLimited
+			return snapstore.Info{}, SkipRateLimited
 		case errors.Is(err, otelfr.ErrStopped):
-			return nil, snapstore.Info{}, SkipStopped
+			return snapstore.Info{}, SkipStopped
 		}
-		p.c.errors[stageSnapshot].Add(1)
-		otel.Handle(fmt.Errorf("otelfr/spanprocessor: snapshot: %w", err))
-		return nil, snapstore.Info{}, SkipError
-	}
-	info, err := p.exp.Save(p.ctx, snap)
-	if err != nil {
-		if errors.Is(err, exporter.ErrShutdown) || p.ctx.Err() != nil {
-			return nil, snapstore.Info{}, SkipStopped
+		p.c.errors[stage].Add(1)
+		if stage == stageSnapshot {
+			err = fmt.Errorf("snapshot: %w", err)
 		}
-		p.c.errors[stageStore].Add(1)
-		otel.Handle(fmt.Errorf("otelfr/spanprocessor: storing snapshot %s: %w", snap.ID, err))
-		return nil, snapstore.Info{}, SkipError
+		otel.Handle(fmt.Errorf("otelfr/spanprocessor: %w", err))
+		return snapstore.Info{}, SkipError
 	}
-	p.c.snapshots.Add(1)
-	p.c.snapshotBytes.Add(info.Size)
-	return snap, info, ""
+	return info, ""
 }
 
 // covers reports whether a snapshot's window reaches the span: the span
@@ -209,17 +212,16 @@ func partial(in snapstore.Info, s sdktrace.ReadOnlySpan) bool {
 
 // deliver diagnoses the anomalies covered by a stored snapshot, records
 // them with it, forwards them decorated, and exports their attachments.
-// data is the snapshot's trace, or nil to read it from the store if a
-// diagnoser needs it.
-func (p *Processor) deliver(info snapstore.Info, data []byte, covered []anomaly) {
+// A diagnoser reads the snapshot's trace back from the store: the
+// snapshot went there without a copy held in memory.
+func (p *Processor) deliver(info snapstore.Info, covered []anomaly) {
 	if len(covered) == 0 {
 		return
 	}
 	atts := make([]exporter.Anomaly, len(covered))
 	refs := make([]snapstore.SpanRef, len(covered))
-	if p.cfg.diagnoser != nil && data == nil {
-		data = p.load(info.ID)
-	}
+	diagnose := p.diagnoser(info.ID)
+	defer diagnose.close()
 	for i, a := range covered {
 		atts[i] = exporter.Anomaly{Span: a.span, Reason: a.reason}
 		sc := a.span.SpanContext()
@@ -227,8 +229,8 @@ func (p *Processor) deliver(info snapstore.Info, data []byte, covered []anomaly)
 			TraceID: sc.TraceID().String(), SpanID: sc.SpanID().String(), Name: a.span.Name(),
 			Start: a.span.StartTime(), End: a.span.EndTime(), Reason: a.reason,
 		}
-		if p.cfg.diagnoser != nil && data != nil && p.ctx.Err() == nil {
-			verdict, attrs, events, err := p.cfg.diagnoser.Diagnose(p.ctx, data, a.span)
+		if diagnose.ok() && p.ctx.Err() == nil {
+			verdict, attrs, events, err := diagnose.run(p.ctx, a.span)
 			if err != nil {
 				otel.Handle(fmt.Errorf("otelfr/spanprocessor: diagnosing span %s in snapshot %s: %w", sc.SpanID(), info.ID, err))
 			}
@@ -256,20 +258,50 @@ func (p *Processor) shuttingDown(err error) bool {
 	return errors.Is(err, exporter.ErrShutdown) || p.ctx.Err() != nil
 }
 
-// load reads a stored snapshot's trace for the diagnoser.
-func (p *Processor) load(id string) []byte {
+// diagnosis is the configured diagnoser with the stored snapshot it reads.
+type diagnosis struct {
+	d    Diagnoser
+	r    io.ReadSeekCloser // the snapshot, for a ReaderDiagnoser
+	data []byte            // the snapshot, for the others
+}
+
+// diagnoser opens the stored snapshot id for the diagnoser, if any: a
+// ReaderDiagnoser reads what it needs of it, the others get it loaded.
+func (p *Processor) diagnoser(id string) diagnosis {
+	d := diagnosis{d: p.cfg.diagnoser}
+	if d.d == nil {
+		return d
+	}
 	r, err := p.exp.Open(p.ctx, id)
 	if err != nil {
 		otel.Handle(fmt.Errorf("otelfr/spanprocessor: reading snapshot %s to diagnose: %w", id, err))
-		return nil
+		return diagnosis{}
+	}
+	if _, ok := d.d.(ReaderDiagnoser); ok {
+		d.r = r
+		return d
 	}
 	defer r.Close()
-	data, err := io.ReadAll(r)
-	if err != nil {
+	if d.data, err = io.ReadAll(r); err != nil {
 		otel.Handle(fmt.Errorf("otelfr/spanprocessor: reading snapshot %s to diagnose: %w", id, err))
-		return nil
+		return diagnosis{}
 	}
-	return data
+	return d
+}
+
+func (d diagnosis) ok() bool { return d.r != nil || d.data != nil }
+
+func (d diagnosis) run(ctx context.Context, span sdktrace.ReadOnlySpan) (string, []attribute.KeyValue, []sdktrace.Event, error) {
+	if d.r != nil {
+		return d.d.(ReaderDiagnoser).DiagnoseReader(ctx, d.r, span)
+	}
+	return d.d.Diagnose(ctx, d.data, span)
+}
+
+func (d diagnosis) close() {
+	if d.r != nil {
+		_ = d.r.Close()
+	}
 }
 
 // link forwards the span decorated with the snapshot, and returns it as

@@ -211,6 +211,32 @@ func (sp *spool) put(m snapstore.Info, data []byte) error {
 	return nil
 }
 
+// commit spools a snapshot whose trace was written to the file tmp in the
+// spool's directory, as put does.
+func (sp *spool) commit(m snapstore.Info, tmp string) error {
+	meta, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if _, ok := sp.entries[m.ID]; ok {
+		return ErrExists
+	}
+	sp.makeRoom(m.Size)
+	tp := sp.path(m.ID, traceExt)
+	if err := os.Rename(tmp, tp); err != nil {
+		return fmt.Errorf("otelfr/bucketstore: spooling: %w", err)
+	}
+	if err := sp.writeAtomic(sp.path(m.ID, metaExt), meta); err != nil {
+		_ = os.Remove(tp)
+		return err
+	}
+	sp.entries[m.ID] = &entry{meta: m, key: metaKey(m.ID, m.TakenAt), size: m.Size}
+	sp.total += m.Size
+	return nil
+}
+
 // makeRoom drops the oldest snapshots until size more bytes fit, or none
 // is left. A snapshot being uploaded is dropped too: its upload is
 // cancelled. The caller holds mu.

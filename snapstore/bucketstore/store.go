@@ -237,19 +237,12 @@ func (s *Store) Save(ctx context.Context, snap *otelfr.Snapshot) (snapstore.Info
 	if err := ctx.Err(); err != nil {
 		return snapstore.Info{}, err
 	}
-	m := snapstore.Info{
-		ID:            snap.ID,
-		Reason:        snap.Reason,
-		Size:          snap.Size(),
-		SHA256:        hash(snap.Data),
-		WindowStart:   snap.Start,
-		WindowEnd:     snap.End,
-		TakenAt:       snap.TakenAt,
-		WriteDuration: snap.WriteDuration,
-		MinAge:        snap.MinAge,
-		MaxBytes:      snap.MaxBytes,
-		Resource:      s.res,
+	sum := snap.SHA256
+	if sum == "" {
+		sum = hash(snap.Data)
 	}
+	m := snapstore.NewInfo(snap, snap.Size(), sum)
+	m.Resource = s.res
 	if s.spoolErr != nil {
 		return snapstore.Info{}, s.spoolErr
 	}
@@ -291,11 +284,16 @@ func (s *Store) spoolSave(m snapstore.Info, data []byte) (snapstore.Info, error)
 	if err := s.spool.put(m, data); err != nil {
 		return snapstore.Info{}, fmt.Errorf("otelfr/bucketstore: saving %s: %w", m.ID, err)
 	}
+	s.wakeUploader()
+	return m, nil
+}
+
+// wakeUploader tells the uploader that the spool has a new snapshot.
+func (s *Store) wakeUploader() {
 	select {
 	case s.wake <- struct{}{}:
 	default: // the uploader is awake, or already told
 	}
-	return m, nil
 }
 
 // hash returns the hex SHA-256 of data. It hashes in pieces: one call over

@@ -121,8 +121,8 @@ type anomalyRecord struct {
 	Attached   int64  `json:"attached"` // attachment received by the span exporter
 	TakenAt    int64  `json:"taken_at"` // the snapshot's write out of the flight recorder
 	WriteNS    int64  `json:"write_ns"`
-	SaveStart  int64  `json:"save_start"` // Store.Save called
-	SaveEnd    int64  `json:"save_end"`   // Store.Save returned
+	SaveStart  int64  `json:"save_start"` // SnapshotWriter.Commit called
+	SaveEnd    int64  `json:"save_end"`   // SnapshotWriter.Commit returned
 	Size       int64  `json:"size"`
 }
 
@@ -340,6 +340,35 @@ func (t *timedStore) Save(ctx context.Context, snap *otelfr.Snapshot) (snapstore
 	return info, err
 }
 
+// Create makes timedStore a snapstore.Creator, as the DirStore it wraps
+// is: the processor streams snapshots into it, and Commit is timed as
+// Save is.
+func (t *timedStore) Create(ctx context.Context) (snapstore.SnapshotWriter, error) {
+	w, err := t.Store.(snapstore.Creator).Create(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &timedWriter{SnapshotWriter: w, s: t.s}, nil
+}
+
+type timedWriter struct {
+	snapstore.SnapshotWriter
+	s *server
+}
+
+func (t *timedWriter) Commit(ctx context.Context, snap *otelfr.Snapshot) (snapstore.Info, error) {
+	start := time.Now().UnixNano()
+	info, err := t.SnapshotWriter.Commit(ctx, snap)
+	end := time.Now().UnixNano()
+	if t.s.noRecord.Load() {
+		return info, err
+	}
+	t.s.mu.Lock()
+	t.s.saves[snap.ID] = [2]int64{start, end}
+	t.s.mu.Unlock()
+	return info, err
+}
+
 // attachExporter records when each attachment span arrives.
 type attachExporter struct{ s *server }
 
@@ -351,16 +380,21 @@ func (e *attachExporter) ExportSpans(_ context.Context, spans []sdktrace.ReadOnl
 	e.s.mu.Lock()
 	defer e.s.mu.Unlock()
 	for _, sp := range spans {
-		var size int64
+		// The attachment of a finished span is timed inside that span,
+		// not around the write: the write's start is an attribute, and it
+		// ends at Commit (timedWriter).
+		var size, takenAt int64
 		for _, kv := range sp.Attributes() {
-			if kv.Key == otelfr.SnapshotSizeKey {
+			switch kv.Key {
+			case otelfr.SnapshotSizeKey:
 				size = kv.Value.AsInt64()
+			case otelfr.SnapshotTakenAtKey:
+				if t, err := time.Parse(time.RFC3339Nano, kv.Value.AsString()); err == nil {
+					takenAt = t.UnixNano()
+				}
 			}
 		}
-		e.s.attached[sp.Parent().SpanID()] = attachRecord{
-			at: now, takenAt: sp.StartTime().UnixNano(),
-			writeNS: int64(sp.EndTime().Sub(sp.StartTime())), size: size,
-		}
+		e.s.attached[sp.Parent().SpanID()] = attachRecord{at: now, takenAt: takenAt, size: size}
 	}
 	return nil
 }

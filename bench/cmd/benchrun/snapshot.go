@@ -354,7 +354,7 @@ func snapshotRows(results []*windowResult) []row {
 		}
 		mib := r.window >> 20
 		for _, pl := range []struct{ name, label string }{{"c0", "WithCoalesceWindow(0)"}, {"c20", "default coalesce window (20ms)"}} {
-			var attach, queue, write, between, save, after, export, size []float64
+			var attach, queue, write, save, after, export, size []float64
 			skipped := 0
 			for _, a := range r.anomalies {
 				if a.Pipeline != pl.name {
@@ -366,8 +366,7 @@ func snapshotRows(results []*windowResult) []row {
 				}
 				attach = append(attach, float64(a.Attached-a.OnEnd))
 				queue = append(queue, float64(a.TakenAt-a.OnEnd))
-				write = append(write, float64(a.WriteNS))
-				between = append(between, float64(a.SaveStart-a.TakenAt-a.WriteNS))
+				write = append(write, float64(a.SaveStart-a.TakenAt))
 				save = append(save, float64(a.SaveEnd-a.SaveStart))
 				after = append(after, float64(a.Stored-a.SaveEnd))
 				export = append(export, float64(a.Attached-a.Stored))
@@ -376,15 +375,15 @@ func snapshotRows(results []*windowResult) []row {
 			if len(attach) == 0 {
 				continue
 			}
-			v := fmt.Sprintf("OnEnd→attachment median %s, p99 %s (n=%d, snapshot %.1f MiB); medians of the steps: to WriteTo %s, WriteTo %s, window parse %s, Store.Save %s, AddSpans+forward %s, to exporter %s",
+			v := fmt.Sprintf("OnEnd→attachment median %s, p99 %s (n=%d, snapshot %.1f MiB); medians of the steps: to WriteTo %s, WriteTo into the store (SHA-256, window) %s, Commit %s, AddSpans+forward %s, to exporter %s",
 				fdur(median(attach)), fdur(quantile(attach, 0.99)), len(attach), median(size)/(1<<20),
-				fdur(median(queue)), fdur(median(write)), fdur(median(between)), fdur(median(save)), fdur(median(after)), fdur(median(export)))
+				fdur(median(queue)), fdur(median(write)), fdur(median(save)), fdur(median(after)), fdur(median(export)))
 			if skipped > 0 {
 				v += fmt.Sprintf("; %d without attachment", skipped)
 			}
 			rw := row{item: "3", name: fmt.Sprintf("snapshot path, %d MiB window, %s, one anomaly every %s", mib, pl.label, r.spacing), value: v}
 			if mib == 16 && pl.name == "c0" {
-				rw.target, rw.status = "median < 20 ms", met(median(attach) < 20e6)
+				rw.target, rw.status = "median ≤ 15 ms", met(median(attach) <= 15e6)
 			}
 			rows = append(rows, rw)
 		}
@@ -393,9 +392,9 @@ func snapshotRows(results []*windowResult) []row {
 			item: "3", name: fmt.Sprintf("requests overlapping a snapshot path, %d MiB window", mib),
 			value: fmt.Sprintf("p50 %s, p99 %s (n=%d) vs the rest p50 %s, p99 %s (n=%d): p99 ×%.2f",
 				fdur(median(r.overlap)), fdur(o99), len(r.overlap), fdur(median(r.rest)), fdur(r99), len(r.rest), o99/r99),
-			target: "p99 < 2× the rest",
+			target: "p99 ≤ 3× the rest",
 		}
-		rw.status = met(o99 < 2*r99)
+		rw.status = met(o99 <= 3*r99)
 		rows = append(rows, rw)
 	}
 	return rows

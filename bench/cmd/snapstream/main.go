@@ -1,42 +1,60 @@
-// Command snapstream measures the plan for the snapshot path in
-// BENCHMARKS.md: it compares the path as built (Recorder.Snapshot copies the
-// flight recorder into a buffer, then DirStore.Save hashes it and writes the
-// file) with a prototype that streams the flight recorder straight into the
-// store's file through a SHA-256, in one pass and without a buffer. Both run
-// alternately, 16 times each, on a full 16 MiB window, while four goroutines
-// sleep 1ms in a loop and record how late they wake up: the delay a snapshot
-// inflicts on the rest of the process. It prints the medians.
+// Command snapstream measures the snapshot path of issue 15 side by side,
+// in one process, on a full 16 MiB window (BENCHMARKS.md, "Snapshot path
+// against its references"). Each round runs, in a rotating order:
 //
-//	cd bench && go run ./cmd/snapstream
+//   - idle: nothing, for the lateness reference;
+//   - discard: fr.WriteTo(io.Discard), the runtime's floor;
+//   - naive: fr.WriteTo(f) into an os.File, the Go blog's code;
+//   - otelfr: a slow span ended through the span processor (coalesce 0,
+//     no diagnoser, a DirStore) until WithOnAnomaly reports it stored.
 //
-// It runs in about 15 seconds, listens nowhere and writes only to a
+// Meanwhile four goroutines sleep 1 ms in a loop and record how late they
+// wake: the p99 of those that woke within a fixed 50 ms window from the
+// start of each measurement is that round's lateness. Peak RSS (VmHWM,
+// reset through /proc/self/clear_refs before each measurement) is read
+// after it, and compared with the idle rounds'. Two more modes split the
+// otelfr path: wsdiscard is Recorder.WriteSnapshot into io.Discard (the
+// pass: SHA-256 and window scan), wsstore the same into DirStore.Create
+// and Commit, without the span processor. It prints the medians over the
+// rounds and their ratios.
+//
+//	cd bench && go run ./cmd/snapstream [-rounds 16]
+//
+// It runs in about 30 seconds, listens nowhere and writes only to a
 // temporary directory, which it removes.
 package main
 
 import (
-	"bufio"
 	"context"
-	"crypto/sha256"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	rt "runtime/trace"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelfr/otel-flightrecorder/exporter"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
 	"github.com/otelfr/otel-flightrecorder/snapstore"
+	"github.com/otelfr/otel-flightrecorder/spanprocessor"
 )
 
 var sink atomic.Int64
 
 // churn starts and ends goroutines until stop is closed, to fill the
 // flight recorder's window with scheduler events.
-func churn(stop chan struct{}, wg *sync.WaitGroup) {
-	defer wg.Done()
+func churn(stop chan struct{}) {
 	for {
 		select {
 		case <-stop:
@@ -44,15 +62,82 @@ func churn(stop chan struct{}, wg *sync.WaitGroup) {
 		default:
 		}
 		var w sync.WaitGroup
-		for i := 0; i < 50; i++ {
-			w.Add(1)
-			go func() { defer w.Done(); sink.Add(1); time.Sleep(10 * time.Microsecond) }()
+		for range 50 {
+			w.Go(func() { sink.Add(1); time.Sleep(10 * time.Microsecond) })
 		}
 		w.Wait()
 	}
 }
 
+// wake is one wake-up of a sleeper: when, and how late.
+type wake struct {
+	at   time.Time
+	late time.Duration
+}
+
+type sleepers struct {
+	mu    sync.Mutex
+	wakes []wake
+}
+
+func (s *sleepers) run(stop chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		t0 := time.Now()
+		time.Sleep(time.Millisecond)
+		now := time.Now()
+		s.mu.Lock()
+		s.wakes = append(s.wakes, wake{now, now.Sub(t0) - time.Millisecond})
+		s.mu.Unlock()
+	}
+}
+
+// p99 returns the p99 lateness of the wake-ups in [from, to).
+func (s *sleepers) p99(from, to time.Time) time.Duration {
+	s.mu.Lock()
+	var l []time.Duration
+	for _, w := range s.wakes {
+		if !w.at.Before(from) && w.at.Before(to) {
+			l = append(l, w.late)
+		}
+	}
+	s.wakes = s.wakes[:0]
+	s.mu.Unlock()
+	if len(l) == 0 {
+		return 0
+	}
+	slices.Sort(l)
+	return l[len(l)*99/100]
+}
+
+// statusKiB reads a field of /proc/self/status, in KiB.
+func statusKiB(field string) int64 {
+	b, _ := os.ReadFile("/proc/self/status")
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// resetPeak resets VmHWM to the current RSS.
+func resetPeak() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+type countW int64
+
+func (c *countW) Write(p []byte) (int, error) { *c += countW(len(p)); return len(p), nil }
+
 func main() {
+	rounds := flag.Int("rounds", 16, "rounds")
+	only := flag.String("only", "", "comma-separated modes to run (default all)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the rounds to this file")
+	flag.Parse()
 	fr := rt.NewFlightRecorder(rt.FlightRecorderConfig{MinAge: time.Hour, MaxBytes: 16 << 20})
 	if err := fr.Start(); err != nil {
 		panic(err)
@@ -61,16 +146,27 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
-	dir, _ := os.MkdirTemp("", "harn-")
+	dir, _ := os.MkdirTemp("", "snapstream-")
 	defer os.RemoveAll(dir)
-	store, _ := snapstore.NewDirStore(dir, snapstore.WithMaxCount(3))
+	store, err := snapstore.NewDirStore(dir, snapstore.WithMaxCount(3))
+	if err != nil {
+		panic(err)
+	}
+	exp := exporter.New(store, tracetest.NewNoopExporter())
+	stored := make(chan spanprocessor.Outcome, 1)
+	proc := spanprocessor.New(sdktrace.NewSimpleSpanProcessor(tracetest.NewNoopExporter()), rec, exp,
+		spanprocessor.WithCoalesceWindow(0),
+		spanprocessor.WithLatencyThreshold(500*time.Millisecond),
+		spanprocessor.WithOnAnomaly(func(o spanprocessor.Outcome) { stored <- o }))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(proc))
+	tracer := tp.Tracer("snapstream")
+
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go churn(stop, &wg)
+	wg.Go(func() { churn(stop) })
 	for {
 		var c countW
-		fr.WriteTo(&c)
+		_, _ = fr.WriteTo(&c)
 		if c >= 15<<20 {
 			break
 		}
@@ -78,88 +174,147 @@ func main() {
 	}
 	close(stop)
 	wg.Wait()
-	// The paced load: how late 1ms sleeps wake up.
-	var lateMu sync.Mutex
-	var late []time.Duration
-	stop2 := make(chan struct{})
-	var wg2 sync.WaitGroup
-	for k := 0; k < 4; k++ {
-		wg2.Add(1)
-		go func() {
-			defer wg2.Done()
-			for {
-				select {
-				case <-stop2:
-					return
-				default:
-				}
-				t0 := time.Now()
-				time.Sleep(time.Millisecond)
-				d := time.Since(t0) - time.Millisecond
-				lateMu.Lock()
-				late = append(late, d)
-				lateMu.Unlock()
-			}
-		}()
+
+	var sl sleepers
+	stopSleep := make(chan struct{})
+	for range 4 {
+		wg.Go(func() { sl.run(stopSleep) })
 	}
-	var a, b, snapT []time.Duration
-	var la, lb []time.Duration
-	for r := 0; r < 16; r++ {
-		for _, mode := range []string{"buffer+save", "stream"} {
-			lateMu.Lock()
-			late = late[:0]
-			lateMu.Unlock()
+
+	modes := []string{"idle", "discard", "naive", "otelfr", "wsdiscard", "wsstore"}
+	if *only != "" {
+		modes = strings.Split(*only, ",")
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			panic(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			panic(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	type result struct {
+		write, late []time.Duration
+		peak        []int64
+		size        int64
+	}
+	res := make(map[string]*result)
+	for _, m := range append([]string{"idle", "discard", "naive"}, modes...) {
+		res[m] = &result{}
+	}
+	const window = 50 * time.Millisecond
+	for r := range *rounds {
+		for i := range modes {
+			mode := modes[(i+r)%len(modes)]
+			runtime.GC()
+			time.Sleep(100 * time.Millisecond)
+			resetPeak()
 			t0 := time.Now()
-			if mode == "buffer+save" {
-				s, err := rec.Snapshot(context.Background(), "x")
+			var size int64
+			switch mode {
+			case "discard":
+				n, err := fr.WriteTo(io.Discard)
 				if err != nil {
 					panic(err)
 				}
-				snapT = append(snapT, time.Since(t0))
-				if _, err := store.Save(context.Background(), s); err != nil {
+				size = n
+			case "naive":
+				f, err := os.CreateTemp(dir, "naive-")
+				if err != nil {
 					panic(err)
 				}
-			} else {
-				f, _ := os.CreateTemp(dir, ".tmp-")
-				h := sha256.New()
-				bw := bufio.NewWriterSize(f, 256<<10)
-				if _, err := fr.WriteTo(io.MultiWriter(bw, h)); err != nil {
+				n, err := fr.WriteTo(f)
+				if err != nil {
 					panic(err)
 				}
-				bw.Flush()
 				f.Close()
-				_ = h.Sum(nil)
-				os.Rename(f.Name(), f.Name()+".trace")
-				os.Remove(f.Name() + ".trace")
+				size = n
+			case "wsdiscard":
+				if _, err := rec.WriteSnapshot(context.Background(), io.Discard, "x"); err != nil {
+					panic(err)
+				}
+			case "wsstore":
+				w, err := store.Create(context.Background())
+				if err != nil {
+					panic(err)
+				}
+				s, err := rec.WriteSnapshot(context.Background(), w, "x")
+				if err != nil {
+					panic(err)
+				}
+				if _, err := w.Commit(context.Background(), s); err != nil {
+					panic(err)
+				}
+			case "otelfr":
+				_, span := tracer.Start(context.Background(), fmt.Sprintf("slow %d", r),
+					trace.WithTimestamp(t0.Add(-600*time.Millisecond)))
+				span.End()
+				o := <-stored
+				if o.SnapshotID == "" {
+					panic("no snapshot: " + o.Skipped)
+				}
 			}
 			d := time.Since(t0)
-			lateMu.Lock()
-			l := slices.Clone(late)
-			lateMu.Unlock()
-			slices.Sort(l)
-			p99 := time.Duration(0)
-			if len(l) > 0 {
-				p99 = l[len(l)*99/100]
+			time.Sleep(time.Until(t0.Add(window)))
+			rr := res[mode]
+			rr.late = append(rr.late, sl.p99(t0, t0.Add(window)))
+			rr.peak = append(rr.peak, statusKiB("VmHWM"))
+			if mode != "idle" {
+				rr.write = append(rr.write, d)
 			}
-			if mode == "stream" {
-				b, lb = append(b, d), append(lb, p99)
-			} else {
-				a, la = append(a, d), append(la, p99)
+			if size > 0 {
+				rr.size = size
 			}
-			runtime.GC()
-			time.Sleep(300 * time.Millisecond)
+			if mode == "naive" {
+				names, _ := os.ReadDir(dir)
+				for _, n := range names {
+					if strings.HasPrefix(n.Name(), "naive-") {
+						_ = os.Remove(dir + "/" + n.Name())
+					}
+				}
+			}
 		}
 	}
-	close(stop2)
-	wg2.Wait()
-	med := func(x []time.Duration) time.Duration { slices.Sort(x); return x[len(x)/2] }
-	fmt.Printf("buffer+save: Snapshot alone median %v\n", med(snapT))
-	fmt.Printf("buffer+save: median %v (wakeup lateness p99 median %v)\nstream:      median %v (wakeup lateness p99 median %v)\n", med(a), med(la), med(b), med(lb))
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	fmt.Println("GCs", ms.NumGC)
+	close(stopSleep)
+	wg.Wait()
+	_ = proc.Shutdown(context.Background())
+	_ = tp.Shutdown(context.Background())
+	_ = rec.Stop(context.Background())
+
+	med := func(x []time.Duration) time.Duration {
+		if len(x) == 0 {
+			return 0
+		}
+		x = slices.Clone(x)
+		slices.Sort(x)
+		return x[len(x)/2]
+	}
+	medK := func(x []int64) int64 {
+		if len(x) == 0 {
+			return 0
+		}
+		x = slices.Clone(x)
+		slices.Sort(x)
+		return x[len(x)/2]
+	}
+	idle := med(res["idle"].late)
+	if idle == 0 {
+		idle = 1
+	}
+	naive := max(med(res["naive"].write), 1)
+	base := medK(res["idle"].peak)
+	fmt.Printf("window %.1f MiB, %d rounds, RSS in the idle rounds %.1f MiB\n", float64(res["discard"].size)/(1<<20), *rounds, float64(base)/1024)
+	for _, m := range modes {
+		rr := res[m]
+		late := med(rr.late)
+		fmt.Printf("%-9s write median %-9v p99 lateness median %-9v (×%.2f idle)  peak RSS median %+.1f MiB over idle",
+			m, med(rr.write).Round(10*time.Microsecond), late.Round(time.Microsecond), float64(late)/float64(idle),
+			float64(medK(rr.peak)-base)/1024)
+		if m != "idle" {
+			fmt.Printf("  ×%.2f naive", float64(med(rr.write))/float64(naive))
+		}
+		fmt.Println()
+	}
 }
-
-type countW int64
-
-func (c *countW) Write(p []byte) (int, error) { *c += countW(len(p)); return len(p), nil }
