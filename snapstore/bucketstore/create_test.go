@@ -65,9 +65,14 @@ func TestCreate(t *testing.T) {
 	})
 	t.Run("Spool", func(t *testing.T) {
 		f := newFaultBucket()
+		// Uploads wait until check is done: an ID is refused while the
+		// spool holds it, and an upload that finished first would have
+		// taken SNAP1 out of the spool before check creates it again.
+		f.set(hang)
 		dir := t.TempDir()
 		s := spooled(t, f, dir, 0)
 		check(t, s)
+		f.set(up)
 		require.NoError(t, s.Shutdown(t.Context()))
 		assert.ElementsMatch(t, []string{"SNAP1", "SNAP2"}, inBucket(t, f), "uploaded from the spool")
 		for _, name := range spoolFiles(t, dir) {

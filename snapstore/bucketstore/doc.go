@@ -52,10 +52,11 @@
 // snapshot's upload is another such span. So the calls a Store makes on
 // behalf of the process it serves (Save, AddSpans, and the uploader's)
 // run under a remote parent span that is not sampled, with random IDs, and
-// a ParentBased sampler, the SDK's default, drops their spans. A sampler
-// that ignores the parent samples them; one that records what it drops,
-// such as spanprocessor.RecordUnsampled, hands them to the span processor,
-// whose triggers see them as they see every recorded span. Reads (List,
+// a ParentBased sampler, the SDK's default, drops their spans; their
+// context is also marked as otelfr's own, so that
+// spanprocessor.RecordUnsampled, which records what its sampler drops,
+// leaves them dropped. A sampler that ignores the parent samples them.
+// Reads (List,
 // ListPage, Meta, Open), which serve a viewer, are traced as children of
 // the caller's span.
 //

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelfr/otel-flightrecorder/internal/selftrace"
 )
 
 // untraced returns ctx under a remote parent span that is not sampled, for
@@ -27,5 +29,5 @@ func untraced(ctx context.Context) context.Context {
 		binary.LittleEndian.PutUint64(cfg.TraceID[8:], rand.Uint64())
 		binary.LittleEndian.PutUint64(cfg.SpanID[:], rand.Uint64())
 	}
-	return trace.ContextWithRemoteSpanContext(ctx, trace.NewSpanContext(cfg))
+	return selftrace.Mark(trace.ContextWithRemoteSpanContext(ctx, trace.NewSpanContext(cfg)))
 }

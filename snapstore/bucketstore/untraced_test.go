@@ -3,6 +3,7 @@ package bucketstore_test
 import (
 	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -82,6 +83,34 @@ func TestUploadsBecomeAnomalies(t *testing.T) {
 		assert.Contains(t, spanNamesOf(spans.GetSpans()), "gocloud.dev/blob.ListPage")
 	})
 
+	// With spanprocessor.RecordUnsampled, which records what its sampler
+	// drops so that a span processor sees every span, the store's calls
+	// stay unrecorded: they used to reach the processor as RecordOnly
+	// spans, and the loop was back.
+	t.Run("record unsampled", func(t *testing.T) {
+		ended := &endedSpans{}
+		globalTracer(t, sdktrace.NewTracerProvider(
+			sdktrace.WithSampler(spanprocessor.RecordUnsampled(sdktrace.ParentBased(sdktrace.NeverSample()))),
+			sdktrace.WithSpanProcessor(ended)))
+		url := fileURL(t.TempDir())
+		spooled, err := bucketstore.Open(t.Context(), url, bucketstore.WithSpool(t.TempDir(), 0))
+		require.NoError(t, err)
+		_, err = spooled.Save(t.Context(), snapshot("SPOOLED", t0))
+		require.NoError(t, err)
+		require.NoError(t, spooled.AddSpans(t.Context(), "SPOOLED", []snapstore.SpanRef{span("b")}))
+		require.NoError(t, spooled.Shutdown(t.Context()), "the upload went through")
+		assert.Equal(t, int64(1), spooled.Stats().Uploaded)
+		assert.Empty(t, ended.names(), "no span from Save, AddSpans or the uploader reached a processor")
+
+		// A read is recorded: the sampler does record what it drops.
+		direct, err := bucketstore.Open(t.Context(), url)
+		require.NoError(t, err)
+		defer func() { assert.NoError(t, direct.Close()) }()
+		_, err = direct.List(t.Context())
+		require.NoError(t, err)
+		assert.Contains(t, ended.names(), "gocloud.dev/blob.ListPage")
+	})
+
 	// The loop itself: a processor whose latency trigger fires on every
 	// span sees one anomaly, the span the test ends, and none from the
 	// upload of its snapshot.
@@ -112,4 +141,26 @@ func TestUploadsBecomeAnomalies(t *testing.T) {
 		assert.Equal(t, []string{"otelfr.snapshot", "request"}, spanNamesOf(spans.GetSpans()))
 		require.NoError(t, tp.Shutdown(t.Context()))
 	})
+}
+
+// endedSpans is a span processor that keeps the names of the spans that
+// end, recorded or sampled.
+type endedSpans struct {
+	mu    sync.Mutex
+	ended []string
+}
+
+func (e *endedSpans) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+func (e *endedSpans) OnEnd(s sdktrace.ReadOnlySpan) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.ended = append(e.ended, s.Name())
+}
+func (e *endedSpans) Shutdown(context.Context) error   { return nil }
+func (e *endedSpans) ForceFlush(context.Context) error { return nil }
+
+func (e *endedSpans) names() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.ended)
 }
