@@ -330,14 +330,20 @@ type timedStore struct {
 func (t *timedStore) Save(ctx context.Context, snap *otelfr.Snapshot) (snapstore.Info, error) {
 	start := time.Now().UnixNano()
 	info, err := t.Store.Save(ctx, snap)
-	end := time.Now().UnixNano()
-	if t.s.noRecord.Load() {
-		return info, err
-	}
-	t.s.mu.Lock()
-	t.s.saves[snap.ID] = [2]int64{start, end}
-	t.s.mu.Unlock()
+	t.s.recordSave(snap.ID, start)
 	return info, err
+}
+
+// recordSave records that the store took snapshot id from start until
+// now, unless recording is off.
+func (s *server) recordSave(id string, start int64) {
+	end := time.Now().UnixNano()
+	if s.noRecord.Load() {
+		return
+	}
+	s.mu.Lock()
+	s.saves[id] = [2]int64{start, end}
+	s.mu.Unlock()
 }
 
 // Create makes timedStore a snapstore.Creator, as the DirStore it wraps
@@ -359,13 +365,7 @@ type timedWriter struct {
 func (t *timedWriter) Commit(ctx context.Context, snap *otelfr.Snapshot) (snapstore.Info, error) {
 	start := time.Now().UnixNano()
 	info, err := t.SnapshotWriter.Commit(ctx, snap)
-	end := time.Now().UnixNano()
-	if t.s.noRecord.Load() {
-		return info, err
-	}
-	t.s.mu.Lock()
-	t.s.saves[snap.ID] = [2]int64{start, end}
-	t.s.mu.Unlock()
+	t.s.recordSave(snap.ID, start)
 	return info, err
 }
 
