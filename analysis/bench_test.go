@@ -3,14 +3,17 @@ package analysis_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"os"
 	rt "runtime/trace"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	xtrace "golang.org/x/exp/trace"
 
 	"github.com/otelfr/otel-flightrecorder/analysis"
@@ -28,17 +31,69 @@ var benchSnapshot struct {
 
 const benchSize = 32 << 20
 
+// benchFixtureEnv names a file that keeps the recorded snapshot (and
+// FILE.json its span) between runs, so that two builds can be compared on
+// the same trace: each recording differs in where the last span falls.
+const benchFixtureEnv = "OTELFR_BENCH_ANALYZE_FIXTURE"
+
 func loadSnapshot(b *testing.B) ([]byte, analysis.Span) {
 	s := &benchSnapshot
 	s.once.Do(func() {
+		fixture := os.Getenv(benchFixtureEnv)
+		if fixture != "" {
+			data, err := os.ReadFile(fixture)
+			js, jerr := os.ReadFile(fixture + ".json")
+			if err == nil && jerr == nil {
+				if s.span, err = unmarshalSpan(js); err == nil {
+					s.data = data
+					return
+				}
+			}
+		}
 		start := time.Now()
 		s.data, s.span = recordUnderLoad(b)
 		s.took = time.Since(start)
+		if fixture != "" {
+			js, err := marshalSpan(s.span)
+			if err == nil {
+				err = errors.Join(os.WriteFile(fixture, s.data, 0o644), os.WriteFile(fixture+".json", js, 0o644))
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
 	})
 	if s.data == nil {
 		b.Fatal("no snapshot")
 	}
 	return s.data, s.span
+}
+
+// fixtureSpan is analysis.Span as the fixture keeps it: trace.TraceID
+// and SpanID marshal to hex but do not unmarshal.
+type fixtureSpan struct {
+	TraceID, SpanID, Name string
+	Start, End            time.Time
+}
+
+func marshalSpan(s analysis.Span) ([]byte, error) {
+	return json.Marshal(fixtureSpan{s.TraceID.String(), s.SpanID.String(), s.Name, s.Start, s.End})
+}
+
+func unmarshalSpan(js []byte) (analysis.Span, error) {
+	var f fixtureSpan
+	if err := json.Unmarshal(js, &f); err != nil {
+		return analysis.Span{}, err
+	}
+	tid, err := trace.TraceIDFromHex(f.TraceID)
+	if err != nil {
+		return analysis.Span{}, err
+	}
+	sid, err := trace.SpanIDFromHex(f.SpanID)
+	if err != nil {
+		return analysis.Span{}, err
+	}
+	return analysis.Span{TraceID: tid, SpanID: sid, Name: f.Name, Start: f.Start, End: f.End}, nil
 }
 
 // recordUnderLoad runs a flight recorder with a window of 64 MiB and a
@@ -129,6 +184,9 @@ func recordUnderLoad(b *testing.B) ([]byte, analysis.Span) {
 // compares with parsing the whole snapshot.
 //
 //	go test -run '^$' -bench BenchmarkAnalyze -benchtime 20x ./analysis
+//
+// With OTELFR_BENCH_ANALYZE_FIXTURE=FILE, the snapshot is recorded once
+// into FILE and read back by later runs.
 func BenchmarkAnalyze(b *testing.B) {
 	data, span := loadSnapshot(b)
 	b.Run("last-span", func(b *testing.B) {
