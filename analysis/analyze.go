@@ -63,9 +63,23 @@ func analyze(data []byte, span Span, opts []Option) (*builder, *Diagnosis, error
 		return nil, nil, fmt.Errorf("%w: span %s is not logged in the snapshot's %d generations", ErrSpanNotFound, span.SpanID, len(gens))
 	}
 	first, last := selectGenerations(gens, span, startGen, endGen)
+	if endGen < 0 && span.End.IsZero() && startGen >= 0 {
+		// Only the start is logged (the wrapper logs the end of long
+		// spans only) and no end time is given: the span's task ends it,
+		// most often in the generation it started in. Look there first,
+		// then twice as far each time until its end is found.
+		last = startGen
+	}
 	for {
 		b, d, earlier, err := analyzeGenerations(data, gens, first, last, span, cfg)
-		if err != nil || !earlier || first == 0 {
+		if err != nil {
+			return b, d, err
+		}
+		if last < len(gens)-1 && span.End.IsZero() && !b.endSeen() {
+			last = min(len(gens)-1, last+(last-first+1))
+			continue
+		}
+		if !earlier || first == 0 {
 			return b, d, err
 		}
 		// A goroutine of the span was waiting since before the first

@@ -39,6 +39,20 @@ type builder struct {
 	timeoutWait time.Duration
 }
 
+// endSeen reports whether the parsed generations hold the span's end: its
+// end marker or the end of its task.
+func (b *builder) endSeen() bool {
+	if len(b.tl.ends) > 0 {
+		return true
+	}
+	if len(b.tl.starts) == 0 || b.tl.starts[0].task == xtrace.BackgroundTask {
+		// Logged on a goroutine, outside any task: only a marker ends it.
+		return false
+	}
+	rec := b.tl.tasks[b.tl.starts[0].task]
+	return rec != nil && rec.end != 0
+}
+
 func (b *builder) build() (*Diagnosis, error) {
 	tl := b.tl
 	if len(tl.starts) == 0 && len(tl.ends) == 0 {
@@ -88,6 +102,10 @@ func (b *builder) build() (*Diagnosis, error) {
 		if rec != nil && rec.end > eT {
 			eT = rec.end
 		}
+	case rec != nil && rec.end != 0:
+		// The wrapper logs the end of a long span only: the task's end
+		// is the span's.
+		eT = rec.end
 	}
 	startCut := sT < tl.firstTs && b.atWindowStart
 	endCut := eT > tl.lastTs && b.atWindowEnd

@@ -5,9 +5,10 @@
 // under otelfr.LogCategory when the span starts and ends ("start <trace ID>
 // <span ID>", "end ..."). otelfr's TracerProvider wrapper logs them into the
 // runtime/trace task that the OpenTelemetry SDK starts for every recording
-// span while a flight recorder runs; the span processor, used alone, logs
-// them on the goroutine that starts and ends the span. [Analyze] follows
-// either: the task's goroutines, or that goroutine.
+// span while a flight recorder runs, the end only for spans of 10 ms or
+// more (the task's end is a shorter span's end); the span processor, used
+// alone, logs both on the goroutine that starts and ends the span.
+// [Analyze] follows either: the task's goroutines, or that goroutine.
 //
 // A [Diagnosis] covers the span's interval, cut to the snapshot's window
 // ([StatusPartial] when it is cut), and the goroutines that worked for the

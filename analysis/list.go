@@ -156,10 +156,15 @@ func (l *lister) list() []SpanInfo {
 		if s.start != nil {
 			info.Start = l.wall(s.start.t)
 		}
-		if s.end != nil {
+		switch t := l.tasks[task]; {
+		case s.end != nil:
 			info.End = l.wall(s.end.t)
+		case task != xtrace.BackgroundTask && t != nil && t.end != 0:
+			// The wrapper logs the end of a long span only: the task's
+			// end is the span's.
+			info.End = l.wall(t.end)
 		}
-		if s.start != nil && s.end != nil {
+		if s.start != nil && !info.End.IsZero() {
 			info.Status = StatusComplete
 		}
 		out = append(out, info)

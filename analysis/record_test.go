@@ -46,8 +46,8 @@ func startRecorder(t testing.TB, cfg rt.FlightRecorderConfig, opts ...sdktrace.T
 }
 
 // span runs work inside a span and logs the span's identity into the
-// SDK's task, as otelfr's TracerProvider wrapper does: right after Start
-// and right before End.
+// SDK's task, as otelfr's TracerProvider wrapper does: right after Start,
+// and right before End for a span of 10 ms or more.
 func (r *recorder) span(work func(ctx context.Context)) analysis.Span {
 	return r.spanLogged(true, work)
 }
@@ -66,8 +66,11 @@ func (r *recorder) spanLogged(inTask bool, work func(ctx context.Context)) analy
 		logCtx = context.Background()
 	}
 	logSpan(logCtx, "start", sc)
+	start := time.Now()
 	work(ctx)
-	logSpan(logCtx, "end", sc)
+	if !inTask || time.Since(start) >= 10*time.Millisecond {
+		logSpan(logCtx, "end", sc)
+	}
 	s.End()
 	ro := s.(sdktrace.ReadOnlySpan)
 	return analysis.Span{

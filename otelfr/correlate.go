@@ -9,7 +9,10 @@ import "github.com/otelfr/otel-flightrecorder/internal/correlation"
 //	end <trace ID> <span ID>
 //
 // with the IDs in lower-case hex (32 and 16 digits). The TracerProvider
-// wrapper logs them into the span's runtime/trace task; the span
-// processor, when used alone, logs them on the goroutine that starts or
+// wrapper logs them into the span's runtime/trace task: the start always,
+// and the end only for a span that lasted 10 ms or more, since the
+// task's own end event marks the end of a shorter one (a window that
+// begins inside a long span still names it by its end). The span
+// processor, when used alone, logs both on the goroutine that starts or
 // ends the span, outside any task.
 const LogCategory = correlation.Category
