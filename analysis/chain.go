@@ -30,6 +30,8 @@ type Hop struct {
 	// Timeout is set when the goroutine's own wait (State) was mostly
 	// ended by a timer: the chain ends there.
 	Timeout Timeout `json:"timeout,omitempty"`
+
+	placeInProgram bool // Place is the program's own code
 }
 
 // window is a stretch of trace time; a hop is examined over the windows in
@@ -181,6 +183,7 @@ func (b *builder) chain(g *gtrack, state State) (hops []Hop, timeout Timeout, wa
 		}
 		var placeClass frameClass
 		hop.Place, placeClass = b.placeIn(w, hop.State, in)
+		hop.placeInProgram = placeClass == classProgram
 		if fnClass != classProgram && placeClass == classProgram {
 			// The wake-up came from library code alone (a deferred
 			// errgroup done, say): name the goroutine by its program's

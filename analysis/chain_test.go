@@ -86,6 +86,7 @@ func TestVerdictFits(t *testing.T) {
 	hops, _, _ := b.chain(b.tl.gs[1], StateBlockedChan)
 	for i := range hops {
 		hops[i].Func, hops[i].Place = shortFunc(long), shortFunc(long)+"X"
+		hops[i].placeInProgram = true
 	}
 	d := &Diagnosis{Chain: hops}
 	prev := b.chainPhrase(d, "woken", 0)
@@ -93,7 +94,11 @@ func TestVerdictFits(t *testing.T) {
 	for level := 1; level < chainLevels; level++ {
 		v := b.chainPhrase(d, "woken", level)
 		assert.LessOrEqual(t, len(v), len(prev), "level %d is no longer than the one before: %s", level, v)
-		assert.Contains(t, v, "goroutine 5 in "+shortFunc(long), "every level names the root cause")
+		assert.Contains(t, v, "goroutine 5", "every level names the root cause")
+		assert.Contains(t, v, shortFunc(long), "and where it was")
+		if level >= 4 {
+			assert.Contains(t, v, shortFunc(long)+"X", "by where it spent the time, from level 4")
+		}
 		prev = v
 	}
 	assert.Less(t, len(prev), 110, "the shortest form: %s", prev)

@@ -423,7 +423,7 @@ func TestScenarioLibrary(t *testing.T) {
 // library returns every scenario, from the scenarios_*_test.go files.
 func library() []libScenario {
 	var all []libScenario
-	for _, part := range [][]libScenario{chainScenarios(), programScenarios(), stwScenarios(), runnableScenarios(), timeoutScenarios(), partialScenarios(), profileScenarios()} {
+	for _, part := range [][]libScenario{chainScenarios(), programScenarios(), stwScenarios(), runnableScenarios(), timeoutScenarios(), partialScenarios(), profileScenarios(), probeScenarios()} {
 		all = append(all, part...)
 	}
 	slices.SortStableFunc(all, func(a, b libScenario) int { return strings.Compare(a.class, b.class) })

@@ -170,10 +170,13 @@ const chainLevels = 8
 // chainPhrase tells what ended the main goroutine's waits: a timer, or its
 // wait chain, at a level of detail from 0 (every hop's function and place)
 // to chainLevels-1. Each level leaves out more: 1 the middle hops' places,
-// 2 their functions, 3 folds them into a count, 4 leaves out the last
-// hop's place, 5 the first hop's function when there are more (the last
-// hop is the root cause); 6 names the last hop as the one that woke the
-// span through the others, 7 leaves out what it was doing.
+// 2 their functions, 3 folds them into a count, 4 names the last hop by
+// where it spent the time alone, when that is the program's code, not
+// also by where it ended the wait (the place is the root cause; the
+// function where it woke the span is often the span's own), or else
+// leaves out the place, 5 the first hop's function when there are more; 6
+// names the last hop as the one that woke the span through the others, 7
+// leaves out what it was doing.
 func (b *builder) chainPhrase(d *Diagnosis, verb string, level int) string {
 	if b.timeout != "" {
 		return fmt.Sprintf("; %s after %s", timeoutPhrase(b.timeout), fmtDur(b.timeoutWait))
@@ -190,6 +193,13 @@ func (b *builder) chainPhrase(d *Diagnosis, verb string, level int) string {
 	}
 	last := len(hops) - 1
 	root := hops[last]
+	if level >= 4 && root.placeInProgram && root.Place != root.Func {
+		root.Func = ""
+	}
+	rootName := root.Func
+	if rootName == "" {
+		rootName = root.Place
+	}
 	var sb strings.Builder
 	if level >= 6 {
 		fmt.Fprintf(&sb, "; %s", verb)
@@ -204,7 +214,7 @@ func (b *builder) chainPhrase(d *Diagnosis, verb string, level int) string {
 			}
 			sb.WriteString(" through " + noun + strings.Join(ids, ", "))
 		}
-		fmt.Fprintf(&sb, " by goroutine %d%s", root.Goroutine, in(root.Func))
+		fmt.Fprintf(&sb, " by goroutine %d%s", root.Goroutine, in(rootName))
 		switch {
 		case level >= 7:
 		case root.Timeout != "":
@@ -214,6 +224,7 @@ func (b *builder) chainPhrase(d *Diagnosis, verb string, level int) string {
 		}
 		return sb.String()
 	}
+	hops = append(hops[:last:last], root)
 	first := hops[0].Func
 	if level >= 5 && last > 0 {
 		first = ""
@@ -222,7 +233,7 @@ func (b *builder) chainPhrase(d *Diagnosis, verb string, level int) string {
 	for i := 0; i < len(hops); i++ {
 		h := hops[i]
 		place := ""
-		if h.Place != h.Func && (i == last && level < 4 || i < last && level < 1) {
+		if h.Place != h.Func && (i == last && (level < 4 || h.Func == "") || i < last && level < 1) {
 			place = in(h.Place)
 		}
 		if i < last {

@@ -1,0 +1,240 @@
+package analysis_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/otelfr/otel-flightrecorder/analysis"
+)
+
+// More causes of classes 1 and 2, through shapes that the first scenarios
+// do not take: deduplicated calls, one-time initialisation, a saturated
+// worker and a pipe to a slow consumer.
+func probeScenarios() []libScenario {
+	return []libScenario{
+		{"singleflight follower behind a slow leader", classChain, scenarioSingleflight},
+		{"sync.Once behind a slow initialiser", classChain, scenarioOnce},
+		{"unbuffered job queue behind a worker on the network", classChain, scenarioBusyWorker},
+		{"io.Pipe writer behind a slow reader", classProgram, scenarioPipe},
+		{"net/http handler reading a slow upload", classProgram, scenarioSlowUpload},
+	}
+}
+
+// skuCache deduplicates concurrent look-ups of one key.
+type skuCache struct{ group singleflight.Group }
+
+//go:noinline
+func (c *skuCache) fetch() (any, error) {
+	time.Sleep(libWait)
+	return 1, nil
+}
+
+//go:noinline
+func (c *skuCache) lookup(key string) {
+	_, _, _ = c.group.Do(key, c.fetch)
+}
+
+func scenarioSingleflight(t *testing.T, p *pipe) truth {
+	c := &skuCache{}
+	leading := make(chan struct{})
+	go func() {
+		close(leading)
+		c.lookup("sku-1")
+	}()
+	<-leading
+	time.Sleep(5 * time.Millisecond) // the leader is in fetch
+	var waited time.Duration
+	p.span("lookup", func(ctx context.Context) { waited = timed(func() { c.lookup("sku-1") }) })
+	return truth{state: analysis.StateBlockedMutex, dur: waited,
+		place: "in analysis_test.(*skuCache).lookup",
+		root:  []string{"in analysis_test.(*skuCache).fetch", "sleeping"}}
+}
+
+// settingsFile is loaded once, by whoever asks first.
+type settingsFile struct {
+	once sync.Once
+	keys int
+}
+
+//go:noinline
+func (s *settingsFile) load() {
+	time.Sleep(libWait)
+	s.keys = 3
+}
+
+//go:noinline
+func (s *settingsFile) get() int {
+	s.once.Do(s.load)
+	return s.keys
+}
+
+func scenarioOnce(t *testing.T, p *pipe) truth {
+	s := &settingsFile{}
+	first := make(chan struct{})
+	go func() {
+		close(first)
+		s.get()
+	}()
+	<-first
+	time.Sleep(5 * time.Millisecond) // the first caller is in load
+	var waited time.Duration
+	p.span("settings", func(ctx context.Context) { waited = timed(func() { s.get() }) })
+	return truth{state: analysis.StateBlockedMutex, dur: waited,
+		place: "blocked on sync.Mutex in analysis_test.(*settingsFile).get",
+		root:  []string{"in analysis_test.(*settingsFile).load", "sleeping"}}
+}
+
+// slowPeer answers each request after libWait.
+func slowPeer(t *testing.T) net.Addr {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 1)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+					time.Sleep(libWait)
+					if _, err := c.Write(buf); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr()
+}
+
+// poolWorker takes jobs one at a time and calls its peer for each.
+type poolWorker struct{ conn net.Conn }
+
+//go:noinline
+func (w *poolWorker) call() {
+	buf := []byte{1}
+	_, _ = w.conn.Write(buf)
+	_, _ = io.ReadFull(w.conn, buf)
+}
+
+//go:noinline
+func (w *poolWorker) run(jobs <-chan func()) {
+	for job := range jobs {
+		w.call()
+		job()
+	}
+}
+
+//go:noinline
+func enqueue(jobs chan<- func(), job func()) time.Duration {
+	return timed(func() { jobs <- job })
+}
+
+func scenarioBusyWorker(t *testing.T, p *pipe) truth {
+	conn, err := net.Dial("tcp", slowPeer(t).String())
+	require.NoError(t, err)
+	defer conn.Close()
+	w := &poolWorker{conn: conn}
+	jobs := make(chan func())
+	defer close(jobs)
+	go w.run(jobs)
+	jobs <- func() {} // the worker is now calling its peer
+	time.Sleep(5 * time.Millisecond)
+	var waited time.Duration
+	p.span("submit", func(ctx context.Context) { waited = enqueue(jobs, func() {}) })
+	return truth{state: analysis.StateBlockedChan, dur: waited,
+		place: "blocked on a channel send in analysis_test.enqueue",
+		root:  []string{"in analysis_test.(*poolWorker).call", "waiting on the network"}}
+}
+
+// archiver streams a report through a pipe to a consumer that reads
+// slowly.
+//
+//go:noinline
+func drainSlowly(r io.Reader) {
+	buf := make([]byte, 1<<10)
+	for {
+		time.Sleep(libWait / 5)
+		if _, err := r.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+//go:noinline
+func writeReport(w io.Writer) {
+	chunk := make([]byte, 1<<10)
+	for range 5 {
+		_, _ = w.Write(chunk)
+	}
+}
+
+func scenarioPipe(t *testing.T, p *pipe) truth {
+	r, w := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		drainSlowly(r)
+		close(done)
+	}()
+	var waited time.Duration
+	p.span("archive", func(ctx context.Context) { waited = timed(func() { writeReport(w) }) })
+	w.Close()
+	<-done
+	return truth{state: analysis.StateBlockedSelect, dur: waited,
+		place: "in analysis_test.writeReport",
+		root:  []string{"in analysis_test.drainSlowly", "sleeping"}}
+}
+
+// uploads stores what clients send it.
+type uploads struct {
+	p      *pipe
+	waited chan time.Duration
+}
+
+//go:noinline
+func (u *uploads) receive(r io.Reader) time.Duration {
+	return timed(func() { _, _ = io.Copy(io.Discard, r) })
+}
+
+func (u *uploads) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var waited time.Duration
+	u.p.span("upload", func(ctx context.Context) { waited = u.receive(r.Body) })
+	u.waited <- waited
+}
+
+func scenarioSlowUpload(t *testing.T, p *pipe) truth {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	u := &uploads{p: p, waited: make(chan time.Duration, 1)}
+	srv := &http.Server{Handler: u, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer conn.Close()
+	// The headers and half the body now, the rest after libWait: a client
+	// on a slow link.
+	_, err = io.WriteString(conn, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\nhalf")
+	require.NoError(t, err)
+	time.Sleep(libWait)
+	_, err = io.WriteString(conn, "rest")
+	require.NoError(t, err)
+	waited := <-u.waited
+	_, _ = io.Copy(io.Discard, io.LimitReader(conn, 1)) // the response
+	return truth{state: analysis.StateBlockedNetwork, dur: waited,
+		place: "waiting on the network in analysis_test.(*uploads).receive"}
+}
