@@ -37,10 +37,17 @@ type lister struct {
 	order []spanKey
 	tasks map[xtrace.TaskID]*listedTask
 	syncs []syncPoint
+	// ended is the task each goroutine ended last, and when.
+	ended map[xtrace.GoID]taskEnd
+}
+
+type taskEnd struct {
+	task xtrace.TaskID
+	t    xtrace.Time
 }
 
 func newLister() *lister {
-	return &lister{spans: map[spanKey]*listedSpan{}, tasks: map[xtrace.TaskID]*listedTask{}}
+	return &lister{spans: map[spanKey]*listedSpan{}, tasks: map[xtrace.TaskID]*listedTask{}, ended: map[xtrace.GoID]taskEnd{}}
 }
 
 func (l *lister) read(r io.Reader) error {
@@ -72,6 +79,9 @@ func (l *lister) event(ev *xtrace.Event) {
 			t.begin, t.beginG = ev.Time(), ev.Goroutine()
 		} else {
 			t.end, t.endG = ev.Time(), ev.Goroutine()
+			if t.endG != xtrace.NoGoroutine {
+				l.ended[t.endG] = taskEnd{task.ID, t.end}
+			}
 		}
 	case xtrace.EventLog:
 		lg := ev.Log()
@@ -85,6 +95,12 @@ func (l *lister) event(ev *xtrace.Event) {
 		m := &marker{t: ev.Time(), g: ev.Goroutine(), task: lg.Task}
 		if m.task == xtrace.NoTask {
 			m.task = xtrace.BackgroundTask
+		}
+		if m.task == xtrace.BackgroundTask && word == markEnd {
+			last := func(g xtrace.GoID) (xtrace.TaskID, xtrace.Time) { e := l.ended[g]; return e.task, e.t }
+			if task, ok := endedTask(m.g, m.t, last); ok {
+				m.task = task
+			}
 		}
 		s := l.spans[k]
 		if s == nil {

@@ -45,15 +45,16 @@ func startRecorder(t testing.TB, cfg rt.FlightRecorderConfig, opts ...sdktrace.T
 	return r
 }
 
-// span runs work inside a span and logs the span's identity into the
-// SDK's task, as otelfr's TracerProvider wrapper does: right after Start,
-// and right before End for a span of 10 ms or more.
+// span runs work inside a span and logs the span's identity as otelfr's
+// TracerProvider wrapper does: into the SDK's task right after Start, and,
+// for a span of 10 ms or more, on the goroutine right after End.
 func (r *recorder) span(work func(ctx context.Context)) analysis.Span {
 	return r.spanLogged(true, work)
 }
 
 // spanNoTask is span with the identity logged outside any task, on the
-// goroutine, as otelfr's span processor does when used alone.
+// goroutine, as otelfr's span processor does when used alone: the start
+// before the SDK's task begins, the end after it ended.
 func (r *recorder) spanNoTask(work func(ctx context.Context)) analysis.Span {
 	return r.spanLogged(false, work)
 }
@@ -66,13 +67,12 @@ func (r *recorder) spanLogged(inTask bool, work func(ctx context.Context)) analy
 		logCtx = context.Background()
 	}
 	logSpan(logCtx, "start", sc)
-	start := time.Now()
 	work(ctx)
-	if !inTask || time.Since(start) >= 10*time.Millisecond {
-		logSpan(logCtx, "end", sc)
-	}
 	s.End()
 	ro := s.(sdktrace.ReadOnlySpan)
+	if !inTask || ro.EndTime().Sub(ro.StartTime()) >= 10*time.Millisecond {
+		logSpan(context.Background(), "end", sc)
+	}
 	return analysis.Span{
 		TraceID: sc.TraceID(),
 		SpanID:  sc.SpanID(),

@@ -57,6 +57,25 @@ type gtrack struct {
 	// generations hold its creation.
 	creator     xtrace.GoID
 	createStack xtrace.Stack
+	// lastTaskEnd is the task the goroutine ended last, at lastTaskEndT
+	// (0 when none): an end marker logged outside any task belongs to it.
+	lastTaskEnd  xtrace.TaskID
+	lastTaskEndT xtrace.Time
+}
+
+// taskEndSlack is how soon after its goroutine ended a task an end marker
+// logged outside any task must follow to belong to that task: the wrapper
+// and the span processor log it right after the span's task ends.
+const taskEndSlack = xtrace.Time(time.Millisecond)
+
+// endedTask returns the task that goroutine g ended last, if it did so at
+// most taskEndSlack before t.
+func endedTask(g xtrace.GoID, t xtrace.Time, last func(xtrace.GoID) (xtrace.TaskID, xtrace.Time)) (xtrace.TaskID, bool) {
+	task, at := last(g)
+	if at == 0 || t < at || t-at > taskEndSlack {
+		return 0, false
+	}
+	return task, true
 }
 
 type taskRec struct {
@@ -252,6 +271,10 @@ func (tl *timeline) event(ev *xtrace.Event) {
 			rec.begin = t
 		} else {
 			rec.end = t
+			if g := ev.Goroutine(); g != xtrace.NoGoroutine {
+				gt := tl.g(g)
+				gt.lastTaskEnd, gt.lastTaskEndT = task.ID, t
+			}
 		}
 		rec.addG(ev.Goroutine())
 	case xtrace.EventRegionBegin, xtrace.EventRegionEnd:
@@ -270,6 +293,11 @@ func (tl *timeline) event(ev *xtrace.Event) {
 			m := marker{t: t, g: ev.Goroutine(), task: l.Task, trace: tr}
 			if m.task == xtrace.NoTask {
 				m.task = xtrace.BackgroundTask
+			}
+			if m.task == xtrace.BackgroundTask && kind == markEnd {
+				if task, ok := endedTask(m.g, t, tl.lastTaskEnd); ok {
+					m.task = task
+				}
 			}
 			if kind == markStart {
 				tl.starts = append(tl.starts, m)
@@ -324,6 +352,14 @@ func (tl *timeline) task(id xtrace.TaskID) *taskRec {
 	}
 	c.id, c.rec = id, rec
 	return rec
+}
+
+// lastTaskEnd returns the task goroutine id ended last, and when.
+func (tl *timeline) lastTaskEnd(id xtrace.GoID) (xtrace.TaskID, xtrace.Time) {
+	if g := tl.gs[id]; g != nil {
+		return g.lastTaskEnd, g.lastTaskEndT
+	}
+	return 0, 0
 }
 
 func (tl *timeline) g(id xtrace.GoID) *gtrack {

@@ -9,10 +9,11 @@ import "github.com/otelfr/otel-flightrecorder/internal/correlation"
 //	end <trace ID> <span ID>
 //
 // with the IDs in lower-case hex (32 and 16 digits). The TracerProvider
-// wrapper logs them into the span's runtime/trace task: the start always,
-// and the end only for a span that lasted 10 ms or more, since the
-// task's own end event marks the end of a shorter one (a window that
-// begins inside a long span still names it by its end). The span
-// processor, when used alone, logs both on the goroutine that starts or
-// ends the span, outside any task.
+// wrapper logs the start into the span's runtime/trace task, whose end
+// marks the span's end; for a span that lasted 10 ms or more it logs the
+// end too, on the goroutine right after the task ended (a window that
+// begins inside a long span still names it). The span processor, used
+// alone, logs both on the goroutine that starts or ends the span, outside
+// any task, the end right after the span's task ended. An end message
+// outside any task belongs to the task that its goroutine ended last.
 const LogCategory = correlation.Category

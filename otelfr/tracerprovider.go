@@ -108,43 +108,57 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	if !s.IsRecording() {
 		return ctx, s
 	}
-	w := &span{Span: s, p: t.p, start: time.Now()}
+	w := &span{Span: s, p: t.p}
 	if _, sdk := s.(sdktrace.ReadWriteSpan); !sdk {
 		// Only the SDK's recording spans come with a task.
 		ctx, w.task = rt.NewTask(ctx, taskName)
+		w.start = time.Now()
 	}
-	w.ctx = ctx
 	correlation.Log(ctx, correlation.Start, s.SpanContext())
 	return trace.ContextWithSpan(ctx, w), w
 }
 
 // longSpan is how long a span must last for its end to be logged too.
-// Every span's start is logged, and its task's end event (the SDK's task,
-// or ours) marks its end; but a window that begins after a span started
-// holds only that end, which says nothing of the span's identity. Logging
-// every span's end was half of the per-span cost with the recorder on
-// (issue 15); for a span of 10 ms the message costs a fifty-thousandth of
-// its time, and a window shorter than that holds nothing worth reading.
+// Every span's start is logged into its task, and the task's end event
+// (the SDK's task, or ours) marks the span's end; but a window that begins
+// after a span started holds only that end, which does not say which span
+// it was. Logging every span's end was half of the per-span cost with the
+// recorder on (issue 15); for a span of 10 ms the message costs a
+// fifty-thousandth of its time, and a window shorter than that holds
+// nothing worth reading.
 const longSpan = 10 * time.Millisecond
 
-// span logs its identity into its task before ending, when it lasted
-// longSpan or more.
+// span logs its identity once more when it ends, if it lasted longSpan or
+// more.
 type span struct {
 	trace.Span
 	p     *TracerProvider
-	ctx   context.Context // carries the span's task
-	task  *rt.Task        // ours to end, when the provider made none
-	start time.Time
+	task  *rt.Task  // ours to end, when the provider made none
+	start time.Time // when task is set: the SDK's spans know theirs
 }
 
+// End ends the span, then its task, and then logs the end of a long span
+// on the goroutine, outside the task that has just ended: the analysis
+// ties the message to the task the goroutine ended last. Logging after
+// the end lets the SDK's own times tell the span's length, where reading
+// the clock twice per span cost as much as the rest of the wrapper.
 func (s *span) End(opts ...trace.SpanEndOption) {
-	if rt.IsEnabled() && s.Span.IsRecording() && time.Since(s.start) >= longSpan {
-		correlation.Log(s.ctx, correlation.End, s.Span.SpanContext())
-	}
+	logEnd := rt.IsEnabled() && s.Span.IsRecording()
 	s.Span.End(opts...)
 	if s.task != nil {
 		s.task.End()
 	}
+	if logEnd && s.lasted() >= longSpan {
+		correlation.Log(context.Background(), correlation.End, s.Span.SpanContext())
+	}
+}
+
+// lasted returns how long the ended span lasted.
+func (s *span) lasted() time.Duration {
+	if ro, ok := s.Span.(sdktrace.ReadOnlySpan); ok && s.task == nil {
+		return ro.EndTime().Sub(ro.StartTime())
+	}
+	return time.Since(s.start)
 }
 
 // TracerProvider returns the wrapper, so that tracers obtained from a span
