@@ -31,6 +31,11 @@ type Hop struct {
 	// ended by a timer: the chain ends there.
 	Timeout Timeout `json:"timeout,omitempty"`
 
+	// RanWhileRunnable is, for a last hop that mostly waited for a P, who
+	// held the Ps meanwhile, as Diagnosis.RanWhileRunnable: the root cause
+	// is theirs.
+	RanWhileRunnable []FuncTime `json:"ran_while_runnable,omitempty"`
+
 	placeInProgram bool // Place is the program's own code
 }
 
@@ -189,6 +194,9 @@ func (b *builder) chain(g *gtrack, state State) (hops []Hop, timeout Timeout, wa
 			// errgroup done, say): name the goroutine by its program's
 			// work instead.
 			hop.Func = hop.Place
+		}
+		if hop.State == StateRunnable {
+			hop.RanWhileRunnable = b.holdersIn(w, in)
 		}
 		hops = append(hops, hop)
 		if !followed(hop.State) {

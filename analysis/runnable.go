@@ -38,7 +38,17 @@ func (b *builder) runnableWindows(g *gtrack) []window {
 // holders returns who ran while g was runnable, grouped by function, the
 // busiest first: the goroutines that held the Ps it waited for.
 func (b *builder) holders(g *gtrack) []FuncTime {
-	ws := b.runnableWindows(g)
+	return b.holdersIn(g, []window{{b.a, b.b}})
+}
+
+// holdersIn is holders within the windows in.
+func (b *builder) holdersIn(g *gtrack, in []window) []FuncTime {
+	var ws []window
+	for i := range g.segs {
+		if s := &g.segs[i]; s.state == StateRunnable {
+			ws = clipTo(s.start, s.end, in, ws)
+		}
+	}
 	if len(ws) == 0 {
 		return nil
 	}

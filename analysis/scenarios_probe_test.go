@@ -5,7 +5,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +27,7 @@ func probeScenarios() []libScenario {
 		{"unbuffered job queue behind a worker on the network", classChain, scenarioBusyWorker},
 		{"io.Pipe writer behind a slow reader", classProgram, scenarioPipe},
 		{"net/http handler reading a slow upload", classProgram, scenarioSlowUpload},
+		{"mutex held by a goroutine starved of CPU", classRunnable, scenarioStarvedHolder},
 	}
 }
 
@@ -237,4 +240,54 @@ func scenarioSlowUpload(t *testing.T, p *pipe) truth {
 	_, _ = io.Copy(io.Discard, io.LimitReader(conn, 1)) // the response
 	return truth{state: analysis.StateBlockedNetwork, dur: waited,
 		place: "waiting on the network in analysis_test.(*uploads).receive"}
+}
+
+// ledger is updated under its lock by a job that computes as it holds it.
+type ledger struct {
+	mu      sync.Mutex
+	balance int
+}
+
+//go:noinline
+func (l *ledger) rebalance(d time.Duration, locked chan<- struct{}) {
+	l.mu.Lock()
+	close(locked)
+	// d of work in slices that yield like the batch's around it, so that
+	// it waits for a P after each.
+	for range d / (20 * time.Microsecond) {
+		for t := time.Now(); time.Since(t) < 20*time.Microsecond; {
+		}
+		runtime.Gosched()
+	}
+	l.mu.Unlock()
+}
+
+//go:noinline
+func (l *ledger) read() time.Duration {
+	return timed(func() {
+		l.mu.Lock()
+		_ = l.balance
+		l.mu.Unlock()
+	})
+}
+
+func scenarioStarvedHolder(t *testing.T, p *pipe) truth {
+	const procs, jobs = 2, 16
+	prev := runtime.GOMAXPROCS(procs)
+	defer runtime.GOMAXPROCS(prev)
+	b := &batch{}
+	stop := spinners(jobs, func(*atomic.Bool) { b.crunch() })
+	l := &ledger{}
+	locked := make(chan struct{})
+	// The holder needs 25 ms of CPU; with 16 batch goroutines sharing 2
+	// Ps, that takes about 200 ms.
+	go l.rebalance(25*time.Millisecond, locked)
+	<-locked
+	var waited time.Duration
+	p.span("balance", func(ctx context.Context) { waited = l.read() })
+	b.stop.Store(true)
+	stop()
+	return truth{state: analysis.StateBlockedMutex, dur: waited,
+		place: "blocked on sync.Mutex in analysis_test.(*ledger).read",
+		root:  []string{"in analysis_test.(*ledger).rebalance", "goroutines in analysis_test.(*batch).crunch"}}
 }

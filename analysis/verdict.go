@@ -176,7 +176,7 @@ const chainLevels = 8
 // function where it woke the span is often the span's own), or else
 // leaves out the place, 5 the first hop's function when there are more; 6
 // names the last hop as the one that woke the span through the others, 7
-// leaves out what it was doing.
+// leaves out what it was doing, but for who kept it off the CPU.
 func (b *builder) chainPhrase(d *Diagnosis, verb string, level int) string {
 	if b.timeout != "" {
 		return fmt.Sprintf("; %s after %s", timeoutPhrase(b.timeout), fmtDur(b.timeoutWait))
@@ -220,7 +220,10 @@ func (b *builder) chainPhrase(d *Diagnosis, verb string, level int) string {
 		case root.Timeout != "":
 			fmt.Fprintf(&sb, ", waiting until %s", timeoutPhrase(root.Timeout))
 		case root.Duration > 0:
-			fmt.Fprintf(&sb, ", mostly %s (%s)", shortPhrase[root.State], fmtDur(root.Duration))
+			fmt.Fprintf(&sb, ", mostly %s (%s%s)", shortPhrase[root.State], fmtDur(root.Duration), rootHolders(root))
+		}
+		if level >= 7 && len(root.RanWhileRunnable) > 0 {
+			sb.WriteString(", starved by " + goroutinesIn(root.RanWhileRunnable[0]))
 		}
 		return sb.String()
 	}
@@ -255,20 +258,34 @@ func (b *builder) chainPhrase(d *Diagnosis, verb string, level int) string {
 		case h.Timeout != "":
 			fmt.Fprintf(&sb, ", which waited%s until %s", place, timeoutPhrase(h.Timeout))
 		case h.Duration > 0:
-			fmt.Fprintf(&sb, ", which was mostly %s%s (%s)", shortPhrase[h.State], place, fmtDur(h.Duration))
+			fmt.Fprintf(&sb, ", which was mostly %s%s (%s%s)", shortPhrase[h.State], place, fmtDur(h.Duration), rootHolders(h))
 		}
 	}
 	return sb.String()
 }
 
+// rootHolders tells who held the Ps while a chain's last goroutine waited
+// for one: "; 16 goroutines in main.spin ran 730 ms of it".
+func rootHolders(h Hop) string {
+	if len(h.RanWhileRunnable) == 0 {
+		return ""
+	}
+	return "; " + holdersPhrase(h.RanWhileRunnable[0])
+}
+
 // holdersPhrase tells who ran while the main goroutine waited for a P:
 // "16 goroutines in main.spin ran 730 ms of it".
 func holdersPhrase(h FuncTime) string {
+	return fmt.Sprintf("%s ran %s of it", goroutinesIn(h), fmtDur(h.Time))
+}
+
+// goroutinesIn names a group of goroutines: "16 goroutines in main.spin".
+func goroutinesIn(h FuncTime) string {
 	who := fmt.Sprintf("%d goroutines", h.Goroutines)
 	if h.Goroutines == 1 {
 		who = "1 goroutine"
 	}
-	return fmt.Sprintf("%s in %s ran %s of it", who, h.Func, fmtDur(h.Time))
+	return who + " in " + h.Func
 }
 
 // stwPhrase tells that the world was stopped for d, and why: the reason
