@@ -5,13 +5,17 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/otelfr/otel-flightrecorder/analysis"
@@ -28,6 +32,8 @@ func probeScenarios() []libScenario {
 		{"io.Pipe writer behind a slow reader", classProgram, scenarioPipe},
 		{"net/http handler reading a slow upload", classProgram, scenarioSlowUpload},
 		{"mutex held by a goroutine starved of CPU", classRunnable, scenarioStarvedHolder},
+		{"heap dump on a watchdog", classSTW, scenarioHeapDump},
+		{"semaphore acquire until the deadline", classTimeout, scenarioSemaphoreDeadline},
 	}
 }
 
@@ -290,4 +296,59 @@ func scenarioStarvedHolder(t *testing.T, p *pipe) truth {
 	return truth{state: analysis.StateBlockedMutex, dur: waited,
 		place: "blocked on sync.Mutex in analysis_test.(*ledger).read",
 		root:  []string{"in analysis_test.(*ledger).rebalance", "goroutines in analysis_test.(*batch).crunch"}}
+}
+
+// dumpHeap writes a heap dump, as a watchdog does when memory grows.
+//
+//go:noinline
+func dumpHeap(f *os.File) {
+	_, _ = f.Seek(0, 0)
+	debug.WriteHeapDump(f.Fd())
+}
+
+func scenarioHeapDump(t *testing.T, p *pipe) truth {
+	// A heap small enough that each dump leaves the span some time on a
+	// P: a dump stops the world for all of its work.
+	live := heap(1 << 15)
+	defer runtime.KeepAlive(live)
+	f, err := os.Create(filepath.Join(t.TempDir(), "heap.dump"))
+	require.NoError(t, err)
+	defer f.Close()
+	stop := background(func() {
+		dumpHeap(f)
+		time.Sleep(2 * time.Millisecond)
+	})
+	p.span("price batch", func(ctx context.Context) { priceBatch(libWait) })
+	stop()
+	running := analysis.StateRunning
+	return truth{state: analysis.StateRunnable, orState: &running,
+		place: " in analysis_test.priceBatch",
+		root:  []string{"the world was stopped for", "analysis_test.dumpHeap"}}
+}
+
+// exporter sends batches, at most two at a time.
+type batchExporter struct{ slots *semaphore.Weighted }
+
+//go:noinline
+func (e *batchExporter) send(ctx context.Context) error {
+	if err := e.slots.Acquire(ctx, 1); err != nil {
+		return err
+	}
+	e.slots.Release(1)
+	return nil
+}
+
+func scenarioSemaphoreDeadline(t *testing.T, p *pipe) truth {
+	e := &batchExporter{slots: semaphore.NewWeighted(2)}
+	require.True(t, e.slots.TryAcquire(2)) // two stuck sends hold both slots
+	defer e.slots.Release(2)
+	var waited time.Duration
+	p.span("export", func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, libWait)
+		defer cancel()
+		waited = timed(func() { _ = e.send(ctx) })
+	})
+	return truth{state: analysis.StateBlockedSelect, dur: waited,
+		place: "blocked in select in analysis_test.(*batchExporter).send",
+		root:  []string{"the context deadline expired after"}}
 }
