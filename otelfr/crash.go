@@ -1,0 +1,140 @@
+package otelfr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// ReasonCrash is the reason of the snapshot that [Recorder.WriteCrashSnapshot]
+// makes of a crashed process's ring.
+const ReasonCrash = "crash"
+
+// MaxCrashOutput bounds [Snapshot.CrashOutput]: a panic's message and the
+// stack of the goroutine that panicked come first, and fit well within it.
+const MaxCrashOutput = 64 << 10
+
+// WriteCrashSnapshot writes to w the snapshot of the ring that Start found
+// in the disk directory ([WithDisk]) left by a process that did not stop
+// cleanly: killed, out of memory, panicking or dying on a fatal error. Its
+// reason is [ReasonCrash]; its window is the ring's newest whole
+// generations, reaching MinAge back from the last one within MaxBytes, as
+// a snapshot's would; [Snapshot.CrashOutput] holds what the runtime wrote
+// about the crash, if anything. The generation that was being written at
+// the crash is not in it: its string and stack tables, which come last,
+// never reached the disk. That is up to about a second of the trace, the
+// runtime's default generation period.
+//
+// Once written, the crash's ring is removed: a second call, or a call when
+// there was no crash or the Recorder is not in disk mode, returns an error
+// matching [ErrNoCrash]. An error from w leaves the ring for another call.
+// It is not rate limited. After [Recorder.Stop] it returns [ErrStopped].
+func (r *Recorder) WriteCrashSnapshot(ctx context.Context, w io.Writer) (*Snapshot, error) {
+	if w == nil {
+		return nil, errors.New("otelfr: WriteCrashSnapshot: nil io.Writer")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	if r.stopped {
+		r.mu.Unlock()
+		return nil, ErrStopped
+	}
+	r.running.Add(1)
+	r.mu.Unlock()
+	defer r.running.Done()
+	if r.disk == nil {
+		return nil, ErrNoCrash
+	}
+	s, err := r.disk.writeCrash(w, r.minAge, int64(r.maxBytes))
+	if err != nil {
+		return nil, err
+	}
+	s.MinAge, s.MaxBytes = r.minAge, r.maxBytes
+	return s, nil
+}
+
+func (d *disk) writeCrash(w io.Writer, minAge time.Duration, maxBytes int64) (*Snapshot, error) {
+	d.crashMu.Lock()
+	defer d.crashMu.Unlock()
+	if !d.crash {
+		return nil, ErrNoCrash
+	}
+	dir := filepath.Join(d.dir, crashDir)
+	s, err := crashSnapshot(dir, w, minAge, maxBytes)
+	if errors.Is(err, errNoGeneration) {
+		// Nothing to make a trace of, and never will be.
+		d.crash = false
+		return nil, errors.Join(err, os.RemoveAll(dir))
+	}
+	if err != nil {
+		return nil, err
+	}
+	d.crash = false
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, fmt.Errorf("otelfr: removing the crash's ring: %w", err)
+	}
+	return s, nil
+}
+
+var errNoGeneration = errors.New("otelfr: the crashed process's ring holds no whole generation")
+
+// crashSnapshot writes the snapshot of the ring left in dir to w.
+func crashSnapshot(dir string, w io.Writer, minAge time.Duration, maxBytes int64) (*Snapshot, error) {
+	segs, err := leftSegments(dir)
+	if err != nil {
+		return nil, fmt.Errorf("otelfr: reading the crash's ring: %w", err)
+	}
+	if len(segs) == 0 {
+		return nil, errNoGeneration
+	}
+	segs = pick(segs, segs[len(segs)-1].end, minAge, maxBytes)
+	files := make([]*os.File, 0, len(segs))
+	defer func() { closeAll(files) }()
+	for _, s := range segs {
+		f, err := os.Open(s.path)
+		if err != nil {
+			return nil, fmt.Errorf("otelfr: reading the crash's ring: %w", err)
+		}
+		files = append(files, f)
+	}
+	buf := make([]byte, streamBufferSize)
+	staging := [][]byte{make([]byte, 0, streamBufferSize), make([]byte, 0, streamBufferSize)}
+	s, err := stream(time.Now(), ReasonCrash, 0, w, staging, func(st io.Writer) error {
+		return copySegments(st, files, buf)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("otelfr: writing the crash's ring: %w", err)
+	}
+	if s.Start.IsZero() {
+		s.Start, s.End = segs[0].start, segs[len(segs)-1].end
+	}
+	s.CrashOutput, err = readCrashOutput(filepath.Join(dir, crashOutFile))
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// readCrashOutput reads the first MaxCrashOutput bytes of the crash output
+// file at path, if there is one.
+func readCrashOutput(path string) (string, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("otelfr: reading the crash output: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxCrashOutput))
+	if err != nil {
+		return "", fmt.Errorf("otelfr: reading the crash output: %w", err)
+	}
+	return string(b), nil
+}
