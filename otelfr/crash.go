@@ -59,6 +59,17 @@ func (r *Recorder) WriteCrashSnapshot(ctx context.Context, w io.Writer) (*Snapsh
 	return s, nil
 }
 
+// HasCrash reports whether [Recorder.WriteCrashSnapshot] has a crash to
+// write, so that a caller can tell before preparing where to write it.
+func (r *Recorder) HasCrash() bool {
+	if r.disk == nil {
+		return false
+	}
+	r.disk.crashMu.Lock()
+	defer r.disk.crashMu.Unlock()
+	return r.disk.crash
+}
+
 func (d *disk) writeCrash(w io.Writer, minAge time.Duration, maxBytes int64) (*Snapshot, error) {
 	d.crashMu.Lock()
 	defer d.crashMu.Unlock()
@@ -66,7 +77,7 @@ func (d *disk) writeCrash(w io.Writer, minAge time.Duration, maxBytes int64) (*S
 		return nil, ErrNoCrash
 	}
 	dir := filepath.Join(d.dir, crashDir)
-	s, err := crashSnapshot(dir, w, minAge, maxBytes)
+	s, err := readRing(dir, w, ReasonCrash, minAge, maxBytes)
 	if errors.Is(err, errNoGeneration) {
 		// Nothing to make a trace of, and never will be.
 		d.crash = false
@@ -82,13 +93,47 @@ func (d *disk) writeCrash(w io.Writer, minAge time.Duration, maxBytes int64) (*S
 	return s, nil
 }
 
-var errNoGeneration = errors.New("otelfr: the crashed process's ring holds no whole generation")
+// ReasonDisk is the reason [ReadDisk] gives the trace of a ring that no
+// crash left.
+const ReasonDisk = "disk"
 
-// crashSnapshot writes the snapshot of the ring left in dir to w.
-func crashSnapshot(dir string, w io.Writer, minAge time.Duration, maxBytes int64) (*Snapshot, error) {
+// ReadDisk writes to w, as one trace, the whole of the disk ring in dir
+// ([WithDisk]), and returns the Snapshot that describes it. The ring read
+// is the crash's that a Recorder's Start set aside there, if
+// [Recorder.WriteCrashSnapshot] has not written it yet; otherwise the ring
+// in dir itself: the one a running process is writing, or the one a
+// process left when it stopped or died. A ring left by a process that did
+// not stop cleanly has the reason [ReasonCrash] and its CrashOutput; any
+// other, [ReasonDisk]. ReadDisk removes nothing and never takes the
+// directory from a process that uses it. It is what `otelfr analyze DIR`
+// reads.
+func ReadDisk(dir string, w io.Writer) (*Snapshot, error) {
+	const all = 1<<63 - 1
+	if _, err := os.Stat(filepath.Join(dir, crashDir)); err == nil {
+		return readRing(filepath.Join(dir, crashDir), w, ReasonCrash, all, all)
+	}
+	reason := ReasonDisk
+	if _, err := os.Stat(filepath.Join(dir, cleanFile)); errors.Is(err, os.ErrNotExist) {
+		lock, err := lockDir(filepath.Join(dir, lockFile))
+		switch {
+		case err == nil:
+			_ = lock.Close()
+			reason = ReasonCrash // nobody runs on it, nobody stopped it
+		case !errors.Is(err, ErrDiskInUse):
+			return nil, fmt.Errorf("otelfr: reading the disk ring: %w", err)
+		}
+	}
+	return readRing(dir, w, reason, all, all)
+}
+
+var errNoGeneration = errors.New("otelfr: the disk ring holds no whole generation")
+
+// readRing writes the snapshot of the ring in dir to w: its newest
+// segments reaching minAge back from the last within maxBytes.
+func readRing(dir string, w io.Writer, reason string, minAge time.Duration, maxBytes int64) (*Snapshot, error) {
 	segs, err := leftSegments(dir)
 	if err != nil {
-		return nil, fmt.Errorf("otelfr: reading the crash's ring: %w", err)
+		return nil, fmt.Errorf("otelfr: reading the disk ring: %w", err)
 	}
 	if len(segs) == 0 {
 		return nil, errNoGeneration
@@ -98,25 +143,32 @@ func crashSnapshot(dir string, w io.Writer, minAge time.Duration, maxBytes int64
 	defer func() { closeAll(files) }()
 	for _, s := range segs {
 		f, err := os.Open(s.path)
+		if errors.Is(err, os.ErrNotExist) && len(files) == 0 {
+			continue // the ring's writer dropped it meanwhile
+		}
 		if err != nil {
-			return nil, fmt.Errorf("otelfr: reading the crash's ring: %w", err)
+			return nil, fmt.Errorf("otelfr: reading the disk ring: %w", err)
 		}
 		files = append(files, f)
 	}
+	if len(files) == 0 {
+		return nil, errNoGeneration
+	}
 	buf := make([]byte, streamBufferSize)
 	staging := [][]byte{make([]byte, 0, streamBufferSize), make([]byte, 0, streamBufferSize)}
-	s, err := stream(time.Now(), ReasonCrash, 0, w, staging, func(st io.Writer) error {
+	s, err := stream(time.Now(), reason, 0, w, staging, func(st io.Writer) error {
 		return copySegments(st, files, buf)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("otelfr: writing the crash's ring: %w", err)
+		return nil, fmt.Errorf("otelfr: reading the disk ring: %w", err)
 	}
 	if s.Start.IsZero() {
 		s.Start, s.End = segs[0].start, segs[len(segs)-1].end
 	}
-	s.CrashOutput, err = readCrashOutput(filepath.Join(dir, crashOutFile))
-	if err != nil {
-		return nil, err
+	if reason == ReasonCrash {
+		if s.CrashOutput, err = readCrashOutput(filepath.Join(dir, crashOutFile)); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
