@@ -335,28 +335,18 @@ func pick(segs []segment, now time.Time, minAge time.Duration, maxBytes int64) [
 	return segs[i:]
 }
 
-// copySegments writes files, segments of one trace, to w as one trace: the
-// header of the first, then each one's generation. buf is the read buffer.
-func copySegments(w io.Writer, files []*os.File, buf []byte) error {
+// copySegments writes files, segments of one trace, to st as one trace:
+// the header of the first, then each one's generation. buf is the read
+// buffer of an unbuffered stream.
+func copySegments(st *snapshotStream, files []*os.File, buf []byte) error {
 	for i, f := range files {
 		if i > 0 {
 			if _, err := f.Seek(tracefmt.HeaderLen, io.SeekStart); err != nil {
 				return err
 			}
 		}
-		for {
-			n, err := f.Read(buf)
-			if n > 0 {
-				if _, werr := w.Write(buf[:n]); werr != nil {
-					return werr
-				}
-			}
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return err
-			}
+		if err := st.readFrom(f, buf); err != nil {
+			return err
 		}
 	}
 	return nil

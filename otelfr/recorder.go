@@ -207,7 +207,7 @@ func (r *Recorder) write(now time.Time, reason string, sizeHint int64, w io.Writ
 	if !r.fr.Enabled() {
 		return nil, ErrStopped
 	}
-	src := func(st io.Writer) error {
+	src := func(st *snapshotStream) error {
 		_, err := r.fr.WriteTo(st)
 		return err
 	}
@@ -220,7 +220,7 @@ func (r *Recorder) write(now time.Time, reason string, sizeHint int64, w io.Writ
 			return nil, err
 		}
 		defer r.disk.ring.release(files)
-		src = func(st io.Writer) error { return copySegments(st, files, r.disk.readBuf) }
+		src = func(st *snapshotStream) error { return copySegments(st, files, r.disk.readBuf) }
 	}
 	if w == nil && sizeHint == 0 {
 		// The first snapshot: the window is about MaxBytes, a little more
@@ -251,7 +251,7 @@ func (r *Recorder) write(now time.Time, reason string, sizeHint int64, w io.Writ
 // w through the staging buffers, or if w is nil into Data, sized for
 // sizeHint bytes. If the trace's window cannot be read, the error goes to
 // otel.Handle and Start and End are left zero for the caller to estimate.
-func stream(now time.Time, reason string, sizeHint int64, w io.Writer, staging [][]byte, src func(io.Writer) error) (*Snapshot, error) {
+func stream(now time.Time, reason string, sizeHint int64, w io.Writer, staging [][]byte, src func(*snapshotStream) error) (*Snapshot, error) {
 	st := snapshotStream{dst: w, hash: sha256.New()}
 	var buf *snapshotBuffer
 	if w == nil {
