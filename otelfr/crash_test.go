@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -59,6 +60,12 @@ type crash struct {
 // dies as told; kill, if set, is how long after its start the test kills
 // it. limit wraps its command line (a memory limit).
 func runChild(t *testing.T, die string, kill time.Duration, limit func(args []string) []string) crash {
+	return runChildIn(t, die, kill, limit, nil)
+}
+
+// runChildIn is runChild with started, if set, called with the child's
+// PID as soon as it runs.
+func runChildIn(t *testing.T, die string, kill time.Duration, limit func(args []string) []string, started func(pid int)) crash {
 	t.Helper()
 	c := crash{dir: t.TempDir()}
 	args := []string{crashChild(t), "-dir", c.dir, "-die", die}
@@ -71,7 +78,10 @@ func runChild(t *testing.T, die string, kill time.Duration, limit func(args []st
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	started := time.Now()
+	if started != nil {
+		started(cmd.Process.Pid)
+	}
+	begun := time.Now()
 	killed := false
 	t.Cleanup(func() {
 		if !killed {
@@ -94,7 +104,7 @@ func runChild(t *testing.T, die string, kill time.Duration, limit func(args []st
 		t.Fatalf("the child printed %d open spans, not 3; stderr: %s", len(c.open), stderr.String())
 	}
 	if kill > 0 {
-		time.Sleep(time.Until(started.Add(kill)))
+		time.Sleep(time.Until(begun.Add(kill)))
 		c.death = time.Now()
 		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 	}
@@ -107,7 +117,7 @@ func runChild(t *testing.T, die string, kill time.Duration, limit func(args []st
 	var exit *exec.ExitError
 	require.ErrorAs(t, err, &exit, "the child dies")
 	c.stderr = stderr.String()
-	t.Logf("child died (%v) %v after its start", err, c.death.Sub(started).Round(time.Millisecond))
+	t.Logf("child died (%v) %v after its start", err, c.death.Sub(begun).Round(time.Millisecond))
 	return c
 }
 
@@ -196,4 +206,75 @@ func TestCrashSnapshotAfterOutOfMemory(t *testing.T) {
 	assert.Contains(t, s.CrashOutput, "runtime.throw")
 	assert.Contains(t, s.CrashOutput, "runtime.mallocgc")
 	assert.Contains(t, s.CrashOutput, "main.main()")
+}
+
+// TestCrashSnapshotAfterCgroupOOMKill runs the child in a memory cgroup of
+// its own, below this process's (cgroup v1 memory.limit_in_bytes, or v2
+// memory.max), 256 MiB, where it grows until the kernel's OOM killer kills
+// it. It needs a memory controller this process may create a cgroup in
+// (root, in most containers); where there is none it is skipped, saying
+// why.
+func TestCrashSnapshotAfterCgroupOOMKill(t *testing.T) {
+	cg, limitFile, err := newMemoryCgroup(t, 256<<20)
+	if err != nil {
+		t.Skipf("no memory cgroup to make here: %v", err)
+	}
+	c := runChildIn(t, "grow", 0, nil, func(pid int) {
+		require.NoError(t, os.WriteFile(filepath.Join(cg, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644))
+	})
+	t.Logf("cgroup %s, %s", cg, limitFile)
+	events := "memory.events" // v2
+	if limitFile == "memory.limit_in_bytes" {
+		events = "memory.oom_control" // v1
+	}
+	b, err := os.ReadFile(filepath.Join(cg, events))
+	require.NoError(t, err)
+	assert.Regexp(t, `(?m)^oom_kill [1-9]`, string(b), "the kernel's OOM killer killed it")
+	s := checkCrash(t, c)
+	assert.Empty(t, s.CrashOutput, "the OOM killer's SIGKILL leaves the runtime no word")
+}
+
+// newMemoryCgroup makes a cgroup below this process's, limited to limit
+// bytes of memory, removed at the end of the test.
+func newMemoryCgroup(t *testing.T, limit int64) (dir, file string, err error) {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "", "", err
+	}
+	var base string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		switch {
+		case len(f) == 3 && f[1] == "memory":
+			base, file = filepath.Join("/sys/fs/cgroup/memory", f[2]), "memory.limit_in_bytes"
+		case len(f) == 3 && f[0] == "0" && f[1] == "" && base == "":
+			ctl, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", f[2], "cgroup.subtree_control"))
+			if err == nil && strings.Contains(string(ctl), "memory") {
+				base, file = filepath.Join("/sys/fs/cgroup", f[2]), "memory.max"
+			}
+		}
+	}
+	if base == "" {
+		return "", "", fmt.Errorf("no memory controller in /proc/self/cgroup:\n%s", b)
+	}
+	dir = filepath.Join(base, fmt.Sprintf("otelfr-crash-%d", os.Getpid()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", "", err
+	}
+	t.Cleanup(func() {
+		// Empty once the child is dead; the kernel may take a moment.
+		for range 50 {
+			if os.Remove(dir) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Errorf("cgroup %s left behind", dir)
+	})
+	if err := os.WriteFile(filepath.Join(dir, file), []byte(strconv.FormatInt(limit, 10)), 0o644); err != nil {
+		return "", "", err
+	}
+	// No swap to flee into (cgroup v1 only has the file with swap accounting).
+	_ = os.WriteFile(filepath.Join(dir, "memory.memsw.limit_in_bytes"), []byte(strconv.FormatInt(limit, 10)), 0o644)
+	return dir, file, nil
 }

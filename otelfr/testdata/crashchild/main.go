@@ -1,8 +1,9 @@
 // Command crashchild is the program that otelfr's crash tests run and kill:
 // it records in disk mode, serves spans under load, keeps a few spans open
 // and prints their IDs, then dies as told (-die): waiting to be killed
-// ("kill"), panicking ("panic") or running out of memory ("oom", under a
-// memory limit its parent sets). It is built without the race detector,
+// ("kill"), panicking ("panic"), running out of address space ("oom",
+// under the RLIMIT_AS its parent sets) or growing until the kernel's OOM
+// killer ends it ("grow", in a memory cgroup its parent makes). It is built without the race detector,
 // whose shadow memory no address-space limit leaves room for.
 package main
 
@@ -66,6 +67,16 @@ func main() {
 		for {
 			// Fresh from the OS, never touched: address space, not memory.
 			hold = append(hold, make([]byte, 64<<20))
+		}
+	case "grow":
+		// Memory, touched, until the kernel's OOM killer ends it.
+		var hold [][]byte
+		for {
+			b := make([]byte, 16<<20)
+			for i := 0; i < len(b); i += 4096 {
+				b[i] = 1
+			}
+			hold = append(hold, b)
 		}
 	}
 	select {} // until killed
