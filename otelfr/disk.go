@@ -109,9 +109,9 @@ func (r *ring) Write(p []byte) (int, error) {
 		r.fail(fmt.Errorf("reading the execution trace: %w", err))
 		return n, nil
 	}
-	if r.in == 0 {
-		// The header, kept for every segment.
-		k := min(len(p), tracefmt.HeaderLen)
+	if r.in < tracefmt.HeaderLen {
+		// The header, which the Splitter keeps for every segment.
+		k := min(len(p), tracefmt.HeaderLen-int(r.in))
 		p = p[k:]
 		r.in += int64(k)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime/trace"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/otelfr/otel-flightrecorder/internal/tracefmt"
 )
 
 // segments lists the whole segments of the ring in dir.
@@ -203,4 +206,94 @@ func TestDiskWithAdoptedFlightRecorderIsIgnored(t *testing.T) {
 	errs := handled.Take()
 	require.Len(t, errs, 1)
 	assert.True(t, strings.Contains(errs[0].Error(), "disk mode"), errs[0].Error())
+}
+
+// realTrace is a trace of several generations, from a memory recorder.
+func realTrace(t *testing.T) []byte {
+	t.Helper()
+	r := startRecorder(t, WithMinAge(5*time.Second))
+	for range 3 {
+		trickle(150 * time.Millisecond)
+		_, err := r.fr.WriteTo(discard{}) // end a generation
+		require.NoError(t, err)
+	}
+	s, err := r.Snapshot(t.Context(), "manual")
+	require.NoError(t, err)
+	require.NoError(t, r.Stop(t.Context()))
+	return s.Data
+}
+
+// TestRingCutsAtGenerations feeds a real trace to the ring in chunks of
+// every size: one segment per generation, each a trace on its own, and
+// every suffix of the ring, under one header, the trace's own suffix.
+func TestRingCutsAtGenerations(t *testing.T) {
+	data := realTrace(t)
+	gens := 0
+	var split tracefmt.Splitter
+	split.EndOfGeneration = func(int64) error { gens++; return nil }
+	_, err := split.Write(data)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, gens, 3)
+
+	for _, chunk := range []int{1, 7, 16, 17, 4096, 64 << 10, len(data)} {
+		t.Run(fmt.Sprint(chunk), func(t *testing.T) {
+			dir := t.TempDir()
+			r := newRing(dir, time.Hour, 1<<30)
+			for p := 0; p < len(data); p += chunk {
+				n, err := r.Write(data[p:min(p+chunk, len(data))])
+				require.NoError(t, err)
+				require.Equal(t, min(chunk, len(data)-p), n)
+			}
+			r.close()
+			segs := segments(t, dir)
+			require.Len(t, segs, gens)
+			ended, _, err := r.pending()
+			require.NoError(t, err)
+			assert.Equal(t, uint64(gens), ended)
+			var whole []byte
+			for i, s := range segs {
+				b, err := os.ReadFile(s.path)
+				require.NoError(t, err)
+				parseTrace(t, b)
+				if i > 0 {
+					b = b[tracefmt.HeaderLen:]
+				}
+				whole = append(whole, b...)
+			}
+			assert.Equal(t, data, whole, "the segments are the trace, cut")
+			for i := range segs {
+				var buf bytes.Buffer
+				st := snapshotStream{dst: &buf, hash: sha256.New()}
+				files, err := r.open(time.Now(), time.Hour, 1<<40)
+				require.NoError(t, err)
+				require.NoError(t, copySegments(&st, files[len(files)-1-i:], make([]byte, 1000)))
+				r.release(files)
+				parseTrace(t, buf.Bytes())
+			}
+		})
+	}
+}
+
+// TestRingWriteFailure: a ring whose directory goes away stops there,
+// says so once to otel.Handle, and snapshots get the error instead of
+// waiting; the trace itself is never failed.
+func TestRingWriteFailure(t *testing.T) {
+	data := realTrace(t)
+	dir := t.TempDir()
+	r := newRing(dir, time.Hour, 1<<30)
+	half := len(data) / 2
+	_, err := r.Write(data[:half])
+	require.NoError(t, err)
+	require.NoError(t, os.RemoveAll(dir))
+	n, err := r.Write(data[half:])
+	require.NoError(t, err, "never fails the tracer")
+	assert.Equal(t, len(data)-half, n)
+	_, err = r.Write(data[:10])
+	require.NoError(t, err)
+	errs := handled.Take()
+	require.Len(t, errs, 1, "reported once")
+	assert.Contains(t, errs[0].Error(), "the ring stops here")
+	ended, _, _ := r.pending()
+	assert.ErrorContains(t, r.waitEnded(ended, time.Minute), dir, "no wait for a generation that will not come")
+	r.close()
 }
