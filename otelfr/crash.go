@@ -29,10 +29,13 @@ const MaxCrashOutput = 64 << 10
 // never reached the disk. That is up to about a second of the trace, the
 // runtime's default generation period.
 //
-// Once written, the crash's ring is removed: a second call, or a call when
-// there was no crash or the Recorder is not in disk mode, returns an error
-// matching [ErrNoCrash]. An error from w leaves the ring for another call.
-// It is not rate limited. After [Recorder.Stop] it returns [ErrStopped].
+// The crash's ring stays until [Recorder.RemoveCrash] removes it, which
+// the caller does once the snapshot is safe, stored: until then each call
+// writes it again, and a process that never gets that far (its store
+// failed, it crashed too) leaves it for the next start. When there is no
+// crash, or the Recorder is not in disk mode, it returns an error matching
+// [ErrNoCrash]. It is not rate limited. After [Recorder.Stop] it returns
+// [ErrStopped].
 func (r *Recorder) WriteCrashSnapshot(ctx context.Context, w io.Writer) (*Snapshot, error) {
 	if w == nil {
 		return nil, errors.New("otelfr: WriteCrashSnapshot: nil io.Writer")
@@ -70,6 +73,26 @@ func (r *Recorder) HasCrash() bool {
 	return r.disk.crash
 }
 
+// RemoveCrash removes the crash's ring that [Recorder.WriteCrashSnapshot]
+// writes, once its snapshot is stored; from then on WriteCrashSnapshot
+// returns [ErrNoCrash]. It is a no-op when there is none.
+func (r *Recorder) RemoveCrash() error {
+	if r.disk == nil {
+		return nil
+	}
+	d := r.disk
+	d.crashMu.Lock()
+	defer d.crashMu.Unlock()
+	if !d.crash {
+		return nil
+	}
+	if err := os.RemoveAll(filepath.Join(d.dir, crashDir)); err != nil {
+		return fmt.Errorf("otelfr: removing the crash's ring: %w", err)
+	}
+	d.crash = false
+	return nil
+}
+
 func (d *disk) writeCrash(w io.Writer, minAge time.Duration, maxBytes int64) (*Snapshot, error) {
 	d.crashMu.Lock()
 	defer d.crashMu.Unlock()
@@ -79,18 +102,12 @@ func (d *disk) writeCrash(w io.Writer, minAge time.Duration, maxBytes int64) (*S
 	dir := filepath.Join(d.dir, crashDir)
 	s, err := readRing(dir, w, ReasonCrash, minAge, maxBytes)
 	if errors.Is(err, errNoGeneration) {
-		// Nothing to make a trace of, and never will be.
+		// Nothing to make a trace of, and never will be: the process
+		// died within its first generation.
 		d.crash = false
 		return nil, errors.Join(err, os.RemoveAll(dir))
 	}
-	if err != nil {
-		return nil, err
-	}
-	d.crash = false
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, fmt.Errorf("otelfr: removing the crash's ring: %w", err)
-	}
-	return s, nil
+	return s, err
 }
 
 // ReasonDisk is the reason [ReadDisk] gives the trace of a ring that no

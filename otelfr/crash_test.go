@@ -164,8 +164,9 @@ func checkCrash(t *testing.T, c crash) *otelfr.Snapshot {
 			assert.True(t, sp.Start.Before(c.death))
 		}
 	}
+	require.NoError(t, rec.RemoveCrash())
 	_, err = rec.WriteCrashSnapshot(t.Context(), &buf)
-	require.ErrorIs(t, err, otelfr.ErrNoCrash, "once")
+	require.ErrorIs(t, err, otelfr.ErrNoCrash, "removed")
 	return s
 }
 

@@ -174,10 +174,23 @@ func TestDiskLeftRingIsACrash(t *testing.T) {
 	assert.Equal(t, want, s.Size(), "every whole segment, the .part left out")
 	assert.True(t, s.Start.Before(s.End))
 
+	// Until removed, the crash stays, for this process or the next.
+	var again bytes.Buffer
+	s2, err := r.WriteCrashSnapshot(t.Context(), &again)
+	require.NoError(t, err)
+	assert.Equal(t, buf.Bytes(), again.Bytes())
+	assert.Equal(t, s.SHA256, s2.SHA256)
+	require.NoError(t, r.Stop(t.Context()))
+	r = startRecorder(t, WithDisk(dir))
+	_, err = r.WriteCrashSnapshot(t.Context(), &again)
+	require.NoError(t, err, "a crash not removed is the next start's")
+
+	require.NoError(t, r.RemoveCrash())
 	_, err = r.WriteCrashSnapshot(t.Context(), &buf)
-	require.ErrorIs(t, err, ErrNoCrash, "written once")
+	require.ErrorIs(t, err, ErrNoCrash)
 	_, err = os.Stat(filepath.Join(dir, crashDir))
 	require.ErrorIs(t, err, os.ErrNotExist)
+	require.NoError(t, r.RemoveCrash(), "a no-op when there is none")
 	require.NoError(t, r.Stop(t.Context()))
 }
 

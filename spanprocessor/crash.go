@@ -26,8 +26,9 @@ type CrashDiagnoser interface {
 
 // postMortem stores and exports the crash snapshot of the recorder, if it
 // found one at its start (a disk ring left by a process that did not stop
-// cleanly: [otelfr.Recorder.WriteCrashSnapshot]). The worker does it
-// first, once; anomalies queue meanwhile. The attachment span is the root
+// cleanly: [otelfr.Recorder.WriteCrashSnapshot]), and once it is stored
+// removes the crash's ring: one that could not be stored stays for the
+// next start. The worker does it first, once; anomalies queue meanwhile. The attachment span is the root
 // of a trace of its own: no span of this process is involved.
 func (p *Processor) postMortem() {
 	if !p.rec.HasCrash() {
@@ -60,6 +61,11 @@ func (p *Processor) postMortem() {
 	}
 	p.c.snapshots.Add(1)
 	p.c.snapshotBytes.Add(info.Size)
+	// Stored: the crash's ring may go. Until then a failure above left it
+	// for the next start to store again.
+	if err := p.rec.RemoveCrash(); err != nil {
+		otel.Handle(fmt.Errorf("otelfr/spanprocessor: %w", err))
+	}
 
 	a := exporter.Anomaly{Reason: otelfr.ReasonCrash}
 	if out := snap.CrashOutput; out != "" {

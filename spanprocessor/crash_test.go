@@ -3,6 +3,8 @@ package spanprocessor_test
 import (
 	"bufio"
 	"context"
+	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -90,6 +92,48 @@ func TestCrashSnapshotStoredAndExported(t *testing.T) {
 	assert.Equal(t, otelfr.ReasonCrash, infos[0].Reason)
 	assert.Contains(t, infos[0].CrashOutput, "panic: crashchild: deliberate panic")
 	assert.Contains(t, infos[0].CrashOutput, "goroutine 1")
-	assert.False(t, rec.HasCrash(), "stored once")
+	assert.False(t, rec.HasCrash(), "stored, then removed")
 	assert.Equal(t, int64(1), proc.Stats().Snapshots)
+}
+
+// TestCrashSnapshotKeptWhenTheStoreFails: a crash snapshot the store
+// refuses stays in the ring's directory, for the next Processor (or the
+// next start) to store.
+func TestCrashSnapshotKeptWhenTheStoreFails(t *testing.T) {
+	dir := t.TempDir()
+	// What a crash leaves: a ring without the clean marker.
+	rec, err := otelfr.Start(otelfr.WithDisk(dir))
+	require.NoError(t, err)
+	_, err = rec.WriteSnapshot(t.Context(), io.Discard, "manual") // a whole generation
+	require.NoError(t, err)
+	require.NoError(t, rec.Stop(t.Context()))
+	require.NoError(t, os.Remove(filepath.Join(dir, "clean")))
+
+	rec, err = otelfr.Start(otelfr.WithDisk(dir))
+	require.NoError(t, err)
+	defer rec.Stop(context.Background())
+	require.True(t, rec.HasCrash())
+	ds, err := snapstore.NewDirStore(t.TempDir())
+	require.NoError(t, err)
+	store := &failingStore{Store: ds}
+
+	proc := spanprocessor.New(newRecordingProcessor(), rec, exporter.New(store, nil))
+	require.NoError(t, proc.ForceFlush(t.Context()), "the worker is past its post-mortem")
+	errs := handled.Take()
+	require.Len(t, errs, 1)
+	assert.ErrorIs(t, errs[0], errDiskFull)
+	assert.Equal(t, int64(1), proc.Stats().Errors["store"])
+	assert.True(t, rec.HasCrash(), "kept")
+	require.NoError(t, proc.Shutdown(t.Context()))
+
+	store.healed.Store(true)
+	proc = spanprocessor.New(newRecordingProcessor(), rec, exporter.New(store, nil))
+	require.NoError(t, proc.ForceFlush(t.Context()))
+	assert.False(t, rec.HasCrash(), "stored, then removed")
+	infos, err := ds.List(t.Context())
+	require.NoError(t, err)
+	require.Len(t, infos, 1)
+	assert.Equal(t, otelfr.ReasonCrash, infos[0].Reason)
+	assert.Equal(t, int64(1), proc.Stats().Snapshots)
+	require.NoError(t, proc.Shutdown(t.Context()))
 }
