@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,31 +20,15 @@ import (
 	"github.com/otelfr/otel-flightrecorder/otelfr"
 )
 
-var child struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// crashChild builds testdata/crashchild, once per test binary, without the
-// race detector: its shadow memory leaves no room for an address-space
-// limit.
+// crashChild builds testdata/crashchild into the test's directory (from
+// the build cache after the first test), without the race detector: its
+// shadow memory leaves no room for an address-space limit.
 func crashChild(t *testing.T) string {
 	t.Helper()
-	child.once.Do(func() {
-		dir, err := os.MkdirTemp("", "otelfr-crashchild")
-		if err != nil {
-			child.err = err
-			return
-		}
-		child.path = filepath.Join(dir, "crashchild")
-		out, err := exec.Command("go", "build", "-o", child.path, "./testdata/crashchild").CombinedOutput()
-		if err != nil {
-			child.err = fmt.Errorf("go build: %w\n%s", err, out)
-		}
-	})
-	require.NoError(t, child.err)
-	return child.path
+	path := filepath.Join(t.TempDir(), "crashchild")
+	out, err := exec.Command("go", "build", "-o", path, "./testdata/crashchild").CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	return path
 }
 
 // crash is what a crashed child left.
