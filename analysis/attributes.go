@@ -40,3 +40,28 @@ const (
 	EpisodeWakerKey      = attribute.Key("otelfr.episode.waker.goroutine")
 	EpisodeWakerStackKey = attribute.Key("otelfr.episode.waker.stack")
 )
+
+// Attributes of the attachment span of a crash snapshot
+// (otelfr.ReasonCrash), from [Diagnoser.DiagnoseCrash].
+const (
+	// CrashOpenSpansKey is the number of spans open at the crash: started
+	// in the window, never ended ([OpenSpans]).
+	CrashOpenSpansKey = attribute.Key("otelfr.crash.open_spans")
+)
+
+// OpenSpanEventName names the events of a crash's attachment span that
+// list the spans open at the crash, one each, up to [MaxOpenSpanEvents],
+// with the OpenSpan*Key attributes.
+const OpenSpanEventName = "otelfr.crash.open_span"
+
+// MaxOpenSpanEvents bounds the OpenSpanEventName events of one attachment
+// span; CrashOpenSpansKey counts them all.
+const MaxOpenSpanEvents = 64
+
+// Attributes of an OpenSpanEventName event.
+const (
+	OpenSpanTraceIDKey = attribute.Key("otelfr.crash.open_span.trace_id")
+	OpenSpanSpanIDKey  = attribute.Key("otelfr.crash.open_span.span_id")
+	OpenSpanNameKey    = attribute.Key("otelfr.crash.open_span.name")
+	OpenSpanStartKey   = attribute.Key("otelfr.crash.open_span.start")
+)

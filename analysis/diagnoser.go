@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -66,4 +67,38 @@ func (d *Diagnoser) diagnose(ctx context.Context, span sdktrace.ReadOnlySpan, an
 		return "", nil, nil, err
 	}
 	return diag.Verdict, diag.Attributes(), diag.Events(), nil
+}
+
+// DiagnoseCrash lists the spans open in a crash snapshot read from r
+// ([OpenSpans]): CrashOpenSpansKey counts them and one OpenSpanEventName
+// event, at the span's start, names each of the first
+// MaxOpenSpanEvents. The span processor calls it for the attachment span
+// of the crash snapshot it stores at its start. It returns ctx.Err()
+// without reading if ctx is already done.
+func (d *Diagnoser) DiagnoseCrash(ctx context.Context, r io.ReadSeeker) (attrs []attribute.KeyValue, events []sdktrace.Event, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	open, err := OpenSpans(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, s := range open {
+		if i == MaxOpenSpanEvents {
+			break
+		}
+		ev := sdktrace.Event{Name: OpenSpanEventName, Time: s.Start, Attributes: []attribute.KeyValue{
+			OpenSpanNameKey.String(s.Name),
+			OpenSpanStartKey.String(s.Start.UTC().Format(time.RFC3339Nano)),
+		}}
+		if s.SpanID.IsValid() {
+			ev.Attributes = append(ev.Attributes, OpenSpanTraceIDKey.String(s.TraceID.String()), OpenSpanSpanIDKey.String(s.SpanID.String()))
+		}
+		events = append(events, ev)
+	}
+	return []attribute.KeyValue{CrashOpenSpansKey.Int(len(open))}, events, nil
 }

@@ -101,3 +101,21 @@ func Spans(data []byte) ([]SpanInfo, error) {
 	}
 	return l.list(), nil
 }
+
+// OpenSpans lists the spans and tasks of [Spans] whose start is in the
+// trace and whose end is not: in a crash snapshot (otelfr.ReasonCrash),
+// those still open when the process died. In any other snapshot, those
+// still running when it was taken.
+func OpenSpans(data []byte) ([]SpanInfo, error) {
+	spans, err := Spans(data)
+	if err != nil {
+		return nil, err
+	}
+	open := spans[:0]
+	for _, s := range spans {
+		if !s.Start.IsZero() && s.End.IsZero() {
+			open = append(open, s)
+		}
+	}
+	return open, nil
+}

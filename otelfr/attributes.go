@@ -44,10 +44,20 @@ const (
 	// window the snapshot covers, RFC 3339 strings with nanoseconds.
 	SnapshotWindowStartKey = attribute.Key("otelfr.snapshot.window.start")
 	SnapshotWindowEndKey   = attribute.Key("otelfr.snapshot.window.end")
+	// SnapshotCrashOutputKey is, on the attachment span of a crash
+	// snapshot ([ReasonCrash]), the start of [Snapshot.CrashOutput]: up
+	// to [MaxCrashOutputAttribute] bytes of the panic or fatal error the
+	// crashed process's runtime reported. The store keeps the whole of it.
+	SnapshotCrashOutputKey = attribute.Key("otelfr.snapshot.crash_output")
 	// SampledKey is false on an anomalous span that the head sampler did
 	// not sample (it was recorded only) and that is exported anyway.
 	SampledKey = attribute.Key("otelfr.sampled")
 )
+
+// MaxCrashOutputAttribute bounds [SnapshotCrashOutputKey]'s value, in
+// bytes: enough for a panic's message and the stack of the goroutine
+// that panicked, short enough for tracing backends' attribute limits.
+const MaxCrashOutputAttribute = 4 << 10
 
 // AttachmentSpanName is the name of the span that carries a snapshot,
 // a child of the anomalous span with a link to it.

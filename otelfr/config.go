@@ -18,6 +18,7 @@ const (
 	EnvMinInterval  = "OTELFR_MIN_INTERVAL"
 	EnvByteBudget   = "OTELFR_BYTE_BUDGET"
 	EnvBudgetPeriod = "OTELFR_BUDGET_PERIOD"
+	EnvDiskDir      = "OTELFR_DISK_DIR"
 )
 
 // Defaults used by [Start] when neither an option nor the environment sets a value.
@@ -27,6 +28,8 @@ const (
 	DefaultMinInterval  = 10 * time.Second
 	DefaultByteBudget   = 256 << 20
 	DefaultBudgetPeriod = time.Hour
+	DefaultDiskMaxAge   = 10 * time.Minute
+	DefaultDiskMaxBytes = 512 << 20
 )
 
 type config struct {
@@ -36,6 +39,9 @@ type config struct {
 	byteBudget   int64
 	budgetPeriod time.Duration
 	adopt        *trace.FlightRecorder
+	diskDir      string
+	diskMaxAge   time.Duration
+	diskMaxBytes int64
 }
 
 // Option configures a [Recorder].
@@ -112,6 +118,43 @@ func WithFlightRecorder(fr *trace.FlightRecorder) Option {
 	})
 }
 
+// WithDisk turns on disk mode: the Recorder streams the execution trace
+// into a ring of segment files in dir, one per trace generation (about a
+// second each), instead of keeping its window in memory, and looks there
+// for the ring of a process that did not stop cleanly (see
+// [Recorder.WriteCrashSnapshot]). dir is created if need be; one process
+// at a time may use it. It overrides the OTELFR_DISK_DIR environment
+// variable; the empty string keeps the memory ring, the default.
+//
+// In disk mode a snapshot is read from the ring: MinAge and MaxBytes bound
+// it as they bound the memory ring's window, and may reach as far back as
+// the ring does ([WithDiskBounds]). The process's crash output
+// ([runtime/debug.SetCrashOutput]) goes to a file in dir. Disk mode needs
+// runtime/trace.Start, which only one caller in a process may use, and
+// is ignored, with an error to otel.Handle, beside [WithFlightRecorder].
+func WithDisk(dir string) Option {
+	return optionFunc(func(c config) config {
+		c.diskDir = dir
+		return c
+	})
+}
+
+// WithDiskBounds bounds the disk ring ([WithDisk]) by age and by bytes:
+// the oldest segments are removed, whole, once the ring holds more than
+// maxBytes or they ended more than maxAge ago; the newest is always kept.
+// The defaults are 10 minutes and 512 MiB; a value <= 0 keeps the default.
+func WithDiskBounds(maxAge time.Duration, maxBytes int64) Option {
+	return optionFunc(func(c config) config {
+		if maxAge > 0 {
+			c.diskMaxAge = maxAge
+		}
+		if maxBytes > 0 {
+			c.diskMaxBytes = maxBytes
+		}
+		return c
+	})
+}
+
 func newConfig(opts []Option) config {
 	c := config{
 		minAge:       DefaultMinAge,
@@ -119,6 +162,8 @@ func newConfig(opts []Option) config {
 		minInterval:  DefaultMinInterval,
 		byteBudget:   DefaultByteBudget,
 		budgetPeriod: DefaultBudgetPeriod,
+		diskMaxAge:   DefaultDiskMaxAge,
+		diskMaxBytes: DefaultDiskMaxBytes,
 	}
 	c = c.fromEnv(os.LookupEnv)
 	for _, o := range opts {
@@ -167,6 +212,9 @@ func (c config) fromEnv(lookup func(string) (string, bool)) config {
 	duration(EnvMinInterval, &c.minInterval, true)
 	size(EnvByteBudget, &c.byteBudget, true)
 	duration(EnvBudgetPeriod, &c.budgetPeriod, false)
+	if v, ok := lookup(EnvDiskDir); ok {
+		c.diskDir = strings.TrimSpace(v)
+	}
 	return c
 }
 

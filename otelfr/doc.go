@@ -34,19 +34,33 @@
 //		// Too soon after the previous snapshot.
 //	}
 //
+// # Disk mode
+//
+// With [WithDisk] the window is kept on local disk instead of in memory: the
+// execution trace streams into a ring of segment files, one generation
+// (about a second) each, bounded by age and bytes ([WithDiskBounds]), and
+// snapshots are read from it. A process that dies without [Recorder.Stop]
+// (killed, out of memory, panicking) leaves its ring, and the next Start
+// over the same directory makes a snapshot of it, reason [ReasonCrash],
+// carrying the runtime's crash output: [Recorder.WriteCrashSnapshot]. All
+// but the generation being written at the death survives. [ReadDisk]
+// reads a ring directly.
+//
 // # Configuration
 //
 // Options take precedence over environment variables, which take precedence
 // over the defaults. A malformed environment value is reported through
 // [go.opentelemetry.io/otel.Handle] and the default is kept.
 //
-//	| Option           | Environment variable    | Default   |
-//	|------------------|-------------------------|-----------|
-//	| WithMinAge       | OTELFR_MIN_AGE          | 10s       |
-//	| WithMaxBytes     | OTELFR_MAX_BYTES        | 16 MiB    |
-//	| WithMinInterval  | OTELFR_MIN_INTERVAL     | 10s       |
-//	| WithByteBudget   | OTELFR_BYTE_BUDGET      | 256 MiB   |
-//	|                  | OTELFR_BUDGET_PERIOD    | 1h        |
+//	| Option           | Environment variable    | Default      |
+//	|------------------|-------------------------|--------------|
+//	| WithMinAge       | OTELFR_MIN_AGE          | 10s          |
+//	| WithMaxBytes     | OTELFR_MAX_BYTES        | 16 MiB       |
+//	| WithMinInterval  | OTELFR_MIN_INTERVAL     | 10s          |
+//	| WithByteBudget   | OTELFR_BYTE_BUDGET      | 256 MiB      |
+//	|                  | OTELFR_BUDGET_PERIOD    | 1h           |
+//	| WithDisk         | OTELFR_DISK_DIR         | (memory)     |
+//	| WithDiskBounds   |                         | 10m, 512 MiB |
 //
 // Durations use [time.ParseDuration] syntax; byte sizes are integers with an
 // optional KiB, MiB or GiB suffix.

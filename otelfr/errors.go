@@ -25,4 +25,12 @@ var (
 	// ErrStopped is returned by [Recorder.Snapshot] after [Recorder.Stop],
 	// or when the flight recorder was stopped by someone else.
 	ErrStopped = errors.New("otelfr: recorder stopped")
+
+	// ErrDiskInUse is returned by [Start] in disk mode ([WithDisk]) when
+	// another process holds the ring's directory.
+	ErrDiskInUse = errors.New("otelfr: disk ring directory in use by another process")
+
+	// ErrNoCrash is returned by [Recorder.WriteCrashSnapshot] when Start
+	// found no ring left by a crash, or its snapshot was already written.
+	ErrNoCrash = errors.New("otelfr: no crash to write")
 )

@@ -1,9 +1,12 @@
 package otelfr_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"runtime/trace"
 	"time"
 
@@ -85,4 +88,50 @@ func ExampleWithFlightRecorder() {
 	// Output:
 	// adopted true
 	// still running: true
+}
+
+// In disk mode the trace goes to a ring of files in a directory, where the
+// next start finds it if the process dies: a program writes out the crash
+// snapshot first (the span processor does it on its own), then carries on.
+func ExampleWithDisk() {
+	dir, err := os.MkdirTemp("", "otelfr-example")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+
+	rec, err := otelfr.Start(otelfr.WithDisk(dir))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	// A ring left by a crash becomes a snapshot with reason "crash".
+	var crash bytes.Buffer
+	if snap, err := rec.WriteCrashSnapshot(context.Background(), &crash); err == nil {
+		fmt.Println(snap.Reason, snap.CrashOutput)
+	} else if errors.Is(err, otelfr.ErrNoCrash) {
+		fmt.Println("no crash")
+	}
+	snap, err := rec.WriteSnapshot(context.Background(), io.Discard, "manual")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(snap.Reason, snap.Size() > 0)
+	if err := rec.Stop(context.Background()); err != nil {
+		fmt.Println(err)
+	}
+
+	// The ring stays, for `otelfr analyze DIR`; a clean stop leaves no crash.
+	ring, err := otelfr.ReadDisk(dir, io.Discard)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(ring.Reason)
+	// Output:
+	// no crash
+	// manual true
+	// disk
 }

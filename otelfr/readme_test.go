@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/otelfr/otel-flightrecorder/analysis"
 	"github.com/otelfr/otel-flightrecorder/exporter"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
 	"github.com/otelfr/otel-flightrecorder/snapstore/bucketstore"
@@ -33,6 +34,7 @@ func TestREADMEConfigurationTable(t *testing.T) {
 		otelfr.EnvMinInterval:             otelfr.DefaultMinInterval.String(),
 		otelfr.EnvByteBudget:              "256MiB",
 		otelfr.EnvBudgetPeriod:            "1h",
+		otelfr.EnvDiskDir:                 "",
 		spanprocessor.EnvLatencyThreshold: spanprocessor.DefaultLatencyThreshold.String(),
 		exporter.EnvBaseURL:               exporter.DefaultBaseURL,
 		bucketstore.EnvStore:              filepath.Join("$TMPDIR", strings.TrimPrefix(bucketstore.DefaultDir("PROGRAM"), os.TempDir())),
@@ -57,6 +59,8 @@ func TestREADMEAttributeTable(t *testing.T) {
 		spanprocessor.SkipRateLimited, spanprocessor.SkipByteBudget, spanprocessor.SkipQueueFull,
 		spanprocessor.SkipOutsideWindow, spanprocessor.SkipStopped, spanprocessor.SkipError, spanprocessor.SkipCooldown,
 		string(otelfr.SampledKey),
+		string(otelfr.SnapshotCrashOutputKey), otelfr.ReasonCrash,
+		string(analysis.CrashOpenSpansKey), analysis.OpenSpanEventName,
 		spanprocessor.ReasonError, spanprocessor.ReasonLatency, spanprocessor.ReasonAdaptiveLatency,
 		spanprocessor.ReasonHTTPServerError, spanprocessor.ReasonGRPCError, spanprocessor.ReasonException,
 	} {

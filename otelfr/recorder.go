@@ -30,6 +30,7 @@ type Recorder struct {
 	startedAt time.Time
 	minAge    time.Duration
 	maxBytes  uint64
+	disk      *disk // nil for the memory ring
 
 	mu       sync.Mutex
 	lim      limiter
@@ -71,6 +72,9 @@ func Start(opts ...Option) (*Recorder, error) {
 			period:      cfg.budgetPeriod,
 		},
 	}
+	if cfg.adopt != nil && cfg.diskDir != "" {
+		otel.Handle(fmt.Errorf("otelfr: disk mode (%s) ignored: an adopted flight recorder keeps its window in memory", cfg.diskDir))
+	}
 	if cfg.adopt != nil {
 		if !cfg.adopt.Enabled() {
 			active.Store(false)
@@ -79,11 +83,26 @@ func Start(opts ...Option) (*Recorder, error) {
 		r.fr = cfg.adopt
 		return r, nil
 	}
-	r.fr = trace.NewFlightRecorder(trace.FlightRecorderConfig{
+	frCfg := trace.FlightRecorderConfig{
 		MinAge:   cfg.minAge,
 		MaxBytes: cfg.maxBytes,
-	})
+	}
+	if cfg.diskDir != "" {
+		d, err := openDisk(cfg)
+		if err != nil {
+			active.Store(false)
+			return nil, err
+		}
+		r.disk = d
+		// In disk mode the flight recorder is there to end generations
+		// on demand; it keeps one, the least it can.
+		frCfg = trace.FlightRecorderConfig{MinAge: time.Nanosecond, MaxBytes: 1}
+	}
+	r.fr = trace.NewFlightRecorder(frCfg)
 	if err := r.fr.Start(); err != nil {
+		if r.disk != nil {
+			r.disk.close()
+		}
 		active.Store(false)
 		// The runtime's only reasons to refuse are an enabled flight
 		// recorder; its errors are unexported strings.
@@ -180,39 +199,73 @@ func (r *Recorder) take(ctx context.Context, reason string, w io.Writer) (*Snaps
 	}
 }
 
-// write copies the flight recorder's window to w, or into a new
-// Snapshot's Data if w is nil, and returns the Snapshot. sizeHint is the
-// previous snapshot's size, used to allocate Data once. The caller is the
-// one snapshot in flight.
+// write copies the flight recorder's window, or in disk mode the ring's,
+// to w, or into a new Snapshot's Data if w is nil, and returns the
+// Snapshot. sizeHint is the previous snapshot's size, used to allocate Data
+// once. The caller is the one snapshot in flight.
 func (r *Recorder) write(now time.Time, reason string, sizeHint int64, w io.Writer) (*Snapshot, error) {
 	if !r.fr.Enabled() {
 		return nil, ErrStopped
 	}
-	st := snapshotStream{dst: w, hash: sha256.New()}
-	var buf *snapshotBuffer
-	if w == nil {
-		if sizeHint == 0 {
-			// The first snapshot: the window is about MaxBytes, a
-			// little more when a trace generation straddles its edge.
-			sizeHint = int64(r.maxBytes)
-		}
-		buf = &snapshotBuffer{b: make([]byte, 0, sizeHint+sizeHint/8)}
-		st.dst = buf
-	} else {
-		if r.staging == nil {
-			r.staging = [][]byte{make([]byte, 0, streamBufferSize), make([]byte, 0, streamBufferSize)}
-		}
-		st.buffered(r.staging)
+	src := func(st *snapshotStream) error {
+		_, err := r.fr.WriteTo(st)
+		return err
 	}
-	_, err := r.fr.WriteTo(&st)
-	if cerr := st.close(); err == nil {
-		err = cerr
+	if r.disk != nil {
+		files, err := r.disk.snapshotFiles(r.fr, r.minAge, int64(r.maxBytes))
+		if err != nil {
+			if !r.fr.Enabled() {
+				return nil, ErrStopped
+			}
+			return nil, err
+		}
+		defer r.disk.ring.release(files)
+		src = func(st *snapshotStream) error { return copySegments(st, files, r.disk.readBuf) }
 	}
+	if w == nil && sizeHint == 0 {
+		// The first snapshot: the window is about MaxBytes, a little more
+		// when a trace generation straddles its edge.
+		sizeHint = int64(r.maxBytes)
+	}
+	if w != nil && r.staging == nil {
+		r.staging = [][]byte{make([]byte, 0, streamBufferSize), make([]byte, 0, streamBufferSize)}
+	}
+	s, err := stream(now, reason, sizeHint, w, r.staging, src)
 	if err != nil {
 		if !r.fr.Enabled() {
 			return nil, ErrStopped
 		}
 		return nil, fmt.Errorf("otelfr: writing the flight recorder: %w", err)
+	}
+	s.MinAge, s.MaxBytes = r.minAge, r.maxBytes
+	if s.Start.IsZero() {
+		s.Start, s.End = r.startedAt, now.Add(s.WriteDuration)
+		if r.minAge > 0 && now.Add(-r.minAge).After(s.Start) {
+			s.Start = now.Add(-r.minAge)
+		}
+	}
+	return s, nil
+}
+
+// stream makes a Snapshot of the trace that src writes, in one pass: to
+// w through the staging buffers, or if w is nil into Data, sized for
+// sizeHint bytes. If the trace's window cannot be read, the error goes to
+// otel.Handle and Start and End are left zero for the caller to estimate.
+func stream(now time.Time, reason string, sizeHint int64, w io.Writer, staging [][]byte, src func(*snapshotStream) error) (*Snapshot, error) {
+	st := snapshotStream{dst: w, hash: sha256.New()}
+	var buf *snapshotBuffer
+	if w == nil {
+		buf = &snapshotBuffer{b: make([]byte, 0, sizeHint+sizeHint/8)}
+		st.dst = buf
+	} else {
+		st.buffered(staging)
+	}
+	err := src(&st)
+	if cerr := st.close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
 	}
 	done := time.Now()
 	s := &Snapshot{
@@ -221,8 +274,6 @@ func (r *Recorder) write(now time.Time, reason string, sizeHint int64, w io.Writ
 		SHA256:        hex.EncodeToString(st.hash.Sum(nil)),
 		TakenAt:       now,
 		WriteDuration: done.Sub(now),
-		MinAge:        r.minAge,
-		MaxBytes:      r.maxBytes,
 		size:          st.n,
 	}
 	if buf != nil {
@@ -231,10 +282,7 @@ func (r *Recorder) write(now time.Time, reason string, sizeHint int64, w io.Writ
 	start, end, err := st.win.window()
 	if err != nil {
 		otel.Handle(fmt.Errorf("otelfr: reading the window of snapshot %s: %w", s.ID, err))
-		start, end = r.startedAt, done
-		if r.minAge > 0 && now.Add(-r.minAge).After(start) {
-			start = now.Add(-r.minAge)
-		}
+		return s, nil
 	}
 	s.Start, s.End = start, end
 	return s, nil
@@ -307,6 +355,9 @@ func (r *Recorder) Stop(ctx context.Context) error {
 		}
 		if r.owned {
 			r.fr.Stop()
+		}
+		if r.disk != nil {
+			r.disk.close()
 		}
 		active.Store(false)
 	})

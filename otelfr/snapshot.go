@@ -53,6 +53,14 @@ type Snapshot struct {
 	MinAge   time.Duration
 	MaxBytes uint64
 
+	// CrashOutput is, in a snapshot of a crash ([ReasonCrash]), what the
+	// crashed process's runtime wrote about it through
+	// runtime/debug.SetCrashOutput: a panic's or fatal error's message and
+	// the goroutines' stacks, up to [MaxCrashOutput] bytes. It is empty for
+	// other snapshots, and for a process killed without a word (SIGKILL,
+	// the kernel's OOM killer).
+	CrashOutput string
+
 	size int64 // of the trace written, when Data is nil
 }
 

@@ -111,6 +111,53 @@ func (s *snapshotStream) Write(p []byte) (int, error) {
 	return written, nil
 }
 
+// readFrom reads r to its end into the stream: a buffered stream reads
+// straight into its buffer, sparing the copy that Write makes from the
+// caller's; an unbuffered one reads into buf and writes that.
+func (s *snapshotStream) readFrom(r io.Reader, buf []byte) error {
+	for {
+		if s.err != nil {
+			return s.err
+		}
+		q := buf
+		if s.hasher != nil {
+			if len(s.buf) == cap(s.buf) {
+				if err := s.flush(); err != nil {
+					return err
+				}
+			}
+			q = s.buf[len(s.buf):cap(s.buf)]
+		}
+		n, err := r.Read(q)
+		if n > 0 {
+			q = q[:n]
+			if s.hasher == nil {
+				if _, werr := s.Write(q); werr != nil {
+					return werr
+				}
+			} else {
+				for p := q; len(p) > 0; {
+					k := min(len(p), copyChunk)
+					_, _ = s.win.Write(p[:k]) // never fails: its error waits for window
+					p = p[k:]
+				}
+				s.n += int64(n)
+				s.buf = s.buf[:len(s.buf)+n]
+				if s.sinceYield += n; s.sinceYield >= yieldEvery {
+					runtime.Gosched()
+					s.sinceYield = 0
+				}
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
 // flush hands the buffer gathered to the hasher and writes it to dst,
 // then takes the other buffer once the hasher is done with it.
 func (s *snapshotStream) flush() error {

@@ -14,6 +14,10 @@
 #                               # viewer's index over 10,000 snapshots, and
 #                               # the snapshot path, DirStore vs bucket;
 #                               # about 3 minutes; prints, writes nothing
+#   scripts/bench.sh --disk     # disk mode (otelfr.WithDisk) against the
+#                               # memory ring, interleaved processes
+#                               # (bench/cmd/diskmode); about 3 minutes;
+#                               # prints, writes nothing
 #
 # BENCH_WORK=DIR keeps the scratch files (benchmark outputs, snapshots,
 # per-anomaly timings) in DIR instead of a temporary directory.
@@ -56,10 +60,15 @@ fi
 
 cd bench
 go version
+if [ "${1:-}" = "--disk" ]; then
+	go run ./cmd/diskmode -rounds 5 -load 12s -rate 4000
+	exit
+fi
 if [ "${1:-}" = "--quick" ]; then
 	shift
 	go vet ./...
 	(cd "$root" && GOFLAGS="${GOFLAGS%-mod=mod}" bucket_bench 1x 1x)
+	go run ./cmd/diskmode -rounds 1 -load 3s -snaps 1
 	go build -o "$work/benchrun" ./cmd/benchrun
 	exec_args=(-quick -work "$work/run" "$@")
 elif [ $# -eq 0 ]; then

@@ -37,6 +37,10 @@ type Info struct {
 	MinAge        time.Duration `json:"min_age_ns,omitempty"`
 	MaxBytes      uint64        `json:"max_bytes,omitempty"`
 
+	// CrashOutput is, for a crash snapshot, what the crashed process's
+	// runtime wrote about the crash (otelfr.Snapshot.CrashOutput).
+	CrashOutput string `json:"crash_output,omitempty"`
+
 	// Spans are the anomalous spans linked to the snapshot.
 	Spans []SpanRef `json:"spans,omitempty"`
 
@@ -132,6 +136,7 @@ func NewInfo(s *otelfr.Snapshot, size int64, sum string) Info {
 		WriteDuration: s.WriteDuration,
 		MinAge:        s.MinAge,
 		MaxBytes:      s.MaxBytes,
+		CrashOutput:   s.CrashOutput,
 	}
 }
 

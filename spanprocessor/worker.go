@@ -52,6 +52,7 @@ type ReaderDiagnoser interface {
 // window, then handles them as one batch.
 func (p *Processor) run() {
 	defer close(p.done)
+	p.postMortem()
 	var (
 		batch  []anomaly
 		timer  *time.Timer

@@ -522,3 +522,26 @@ func TestSpanPageDropsTheErrorOfAFailedSpan(t *testing.T) {
 	assert.Contains(t, body, "error: Unavailable from inventory.Inventory/Reserve: connection refused")
 	assert.Contains(t, body, "blocked.mutex", "with the timeline of the analysis")
 }
+
+// TestSnapshotPageShowsTheCrashOutput: a crash snapshot's page shows what
+// the crashed process's runtime wrote, escaped.
+func TestSnapshotPageShowsTheCrashOutput(t *testing.T) {
+	store, err := snapstore.NewDirStore(t.TempDir())
+	require.NoError(t, err)
+	now := time.Now()
+	info, err := store.Save(t.Context(), &otelfr.Snapshot{ID: "CRASH", Reason: otelfr.ReasonCrash, Data: []byte("go 1.26 trace\x00\x00\x00"),
+		Start: now.Add(-time.Second), End: now, TakenAt: now, CrashOutput: "panic: <boom>\n\ngoroutine 1 [running]:\nmain.main()\n"})
+	require.NoError(t, err)
+	srv := httptest.NewServer(http.StripPrefix("/snapshots", viewer.NewHandler(store)))
+	defer srv.Close()
+	resp, body := fetch(t, srv.URL+"/snapshots/"+info.ID, true)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, body, "<h2>Crash output</h2>")
+	assert.Contains(t, body, "panic: &lt;boom&gt;\n\ngoroutine 1 [running]:\nmain.main()\n")
+
+	// Other snapshots have no such section.
+	_, err = store.Save(t.Context(), &otelfr.Snapshot{ID: "OTHER", Reason: "latency", Data: []byte("go 1.26 trace\x00\x00\x00"), Start: now.Add(-time.Second), End: now, TakenAt: now})
+	require.NoError(t, err)
+	_, body = fetch(t, srv.URL+"/snapshots/OTHER", true)
+	assert.NotContains(t, body, "Crash output")
+}

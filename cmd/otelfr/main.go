@@ -38,6 +38,8 @@ const (
 
 const usage = `usage:
   otelfr analyze FILE                    list the spans and tasks in a snapshot
+  otelfr analyze DIR [--span ID]         a disk ring (otelfr.WithDisk): its window, the crash output and
+                                         the spans open at its end (a crash's ring: those open at the crash)
   otelfr analyze FILE --span ID [--json] diagnose a span (ID: SPAN or TRACE:SPAN, hex)
   otelfr analyze -store STORE SNAPSHOT [--span ID] [--json]
                                          the same for a snapshot in a store (a directory or a bucket URL)
@@ -159,6 +161,23 @@ func analyze(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return exitError
 		}
 		span = storedSpan(info, span)
+	} else if isDir(file) {
+		var r ringReport
+		if data, r, err = readRing(file); err != nil {
+			fmt.Fprintf(stderr, "otelfr: %v\n", err)
+			return exitError
+		}
+		src.name = "disk ring " + file
+		if *spanArg == "" {
+			if r.OpenSpans, err = analysis.OpenSpans(data); err != nil {
+				return fail(stderr, src, span, err)
+			}
+			if *asJSON {
+				return writeJSON(stdout, stderr, r)
+			}
+			printRing(stdout, r)
+			return exitOK
+		}
 	} else if data, err = readFile(file, stdin); err != nil {
 		fmt.Fprintf(stderr, "otelfr: %v\n", err)
 		return exitError

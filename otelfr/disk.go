@@ -1,0 +1,392 @@
+package otelfr
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel"
+
+	"github.com/otelfr/otel-flightrecorder/internal/tracefmt"
+)
+
+// The files of a disk ring, in its directory.
+const (
+	lockFile     = "lock"      // flock'ed by the process writing the ring
+	cleanFile    = "clean"     // written by Stop: the ring was left cleanly
+	crashOutFile = "crash.txt" // runtime/debug.SetCrashOutput's file
+	crashDir     = "crash"     // a ring left by a crash, until written out
+	segSuffix    = ".trace"    // a whole segment: a trace on its own
+	partSuffix   = ".part"     // the segment being written
+)
+
+// ringBufferSize is how much of the trace the ring gathers before a write:
+// the runtime hands its batches over one at a time, up to 64 KiB each and
+// often much smaller at the end of a generation.
+const ringBufferSize = 1 << 20
+
+// ring writes the execution trace, as runtime/trace.Start streams it, into
+// segment files in dir: each holds the trace header and one generation, so
+// that any run of consecutive segments, with one header, is a valid trace.
+// The segment being written is dir/N.part, renamed to dir/N.trace once its
+// end-of-generation marker is in: a crash leaves at most the unfinished
+// generation in a .part file, which a trace reader cannot use (its string
+// and stack tables come last).
+//
+// Write is called by runtime/trace's reader goroutine only; the segment
+// list is shared with snapshots under mu.
+type ring struct {
+	dir      string
+	maxAge   time.Duration
+	maxBytes int64
+
+	// The writer's own state (Write and close).
+	split   tracefmt.Splitter
+	in      int64 // bytes received
+	hdr     []byte
+	cur     *os.File
+	curSeq  uint64
+	curGen  uint64
+	buf     []byte
+	eogs    []int64 // end-of-generation offsets in the Write in progress
+	failed  bool    // a write failed: the ring stops, reported once
+	started time.Time
+
+	mu      sync.Mutex
+	segs    []segment // whole segments, oldest first
+	total   int64     // their bytes
+	ended   uint64    // segments completed (generations ended)
+	changed chan struct{}
+	broken  error    // the writer's failure, for snapshots to return
+	readers int      // snapshots reading segments: removals wait
+	doomed  []string // segments to remove once no snapshot reads
+}
+
+// segment is one whole generation on disk.
+type segment struct {
+	path       string
+	size       int64
+	start, end time.Time // start is the previous segment's end
+}
+
+func newRing(dir string, maxAge time.Duration, maxBytes int64) *ring {
+	r := &ring{dir: dir, maxAge: maxAge, maxBytes: maxBytes, buf: make([]byte, 0, ringBufferSize), changed: make(chan struct{}), started: time.Now()}
+	r.split.Header = func(h [tracefmt.HeaderLen]byte) error {
+		r.hdr = append([]byte(nil), h[:]...)
+		return nil
+	}
+	r.split.Batch = func(b tracefmt.Batch, _ int64) error {
+		r.curGen = b.Gen
+		return nil
+	}
+	r.split.EndOfGeneration = func(off int64) error {
+		r.eogs = append(r.eogs, off)
+		return nil
+	}
+	return r
+}
+
+func segName(seq uint64) string { return fmt.Sprintf("%020d", seq) }
+
+// Write implements io.Writer for runtime/trace.Start. It never fails: a
+// failure to write the ring is reported to otel.Handle once, and the ring
+// stops there (the segments written stay valid), rather than stopping the
+// tracer that the flight recorder shares.
+func (r *ring) Write(p []byte) (int, error) {
+	if r.failed {
+		return len(p), nil
+	}
+	n := len(p)
+	r.eogs = r.eogs[:0]
+	if _, err := r.split.Write(p); err != nil {
+		r.fail(fmt.Errorf("reading the execution trace: %w", err))
+		return n, nil
+	}
+	if r.in < tracefmt.HeaderLen {
+		// The header, which the Splitter keeps for every segment.
+		k := min(len(p), tracefmt.HeaderLen-int(r.in))
+		p = p[k:]
+		r.in += int64(k)
+	}
+	for _, off := range r.eogs {
+		cut := int(off - r.in + 1)
+		if err := r.append(p[:cut]); err != nil {
+			r.fail(err)
+			return n, nil
+		}
+		p = p[cut:]
+		r.in += int64(cut)
+		if err := r.endSegment(); err != nil {
+			r.fail(err)
+			return n, nil
+		}
+	}
+	if err := r.append(p); err != nil {
+		r.fail(err)
+	}
+	r.in += int64(len(p))
+	return n, nil
+}
+
+func (r *ring) fail(err error) {
+	r.failed = true
+	err = fmt.Errorf("otelfr: disk ring %s: %w", r.dir, err)
+	otel.Handle(fmt.Errorf("%w; the ring stops here", err))
+	r.mu.Lock()
+	r.broken = err
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
+}
+
+// append adds p to the current segment, opening one if need be.
+func (r *ring) append(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	if r.cur == nil {
+		r.curSeq++
+		f, err := os.OpenFile(filepath.Join(r.dir, segName(r.curSeq)+partSuffix), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return err
+		}
+		r.cur = f
+		r.buf = append(r.buf[:0], r.hdr...)
+	}
+	for len(p) > 0 {
+		k := min(len(p), cap(r.buf)-len(r.buf))
+		r.buf = append(r.buf, p[:k]...)
+		p = p[k:]
+		if len(r.buf) == cap(r.buf) {
+			if err := r.flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (r *ring) flush() error {
+	if len(r.buf) == 0 {
+		return nil
+	}
+	_, err := r.cur.Write(r.buf)
+	r.buf = r.buf[:0]
+	return err
+}
+
+// endSegment completes the current segment at the end of its generation,
+// then drops the oldest segments beyond the ring's bounds.
+func (r *ring) endSegment() error {
+	if r.cur == nil {
+		return nil
+	}
+	err := r.flush()
+	st, serr := r.cur.Stat()
+	if cerr := r.cur.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = serr
+	}
+	r.cur = nil
+	if err != nil {
+		return err
+	}
+	part := filepath.Join(r.dir, segName(r.curSeq)+partSuffix)
+	path := strings.TrimSuffix(part, partSuffix) + segSuffix
+	if err := os.Rename(part, path); err != nil {
+		return err
+	}
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	start := r.started
+	if len(r.segs) > 0 {
+		start = r.segs[len(r.segs)-1].end
+	}
+	r.segs = append(r.segs, segment{path: path, size: st.Size(), start: start, end: now})
+	r.total += st.Size()
+	r.ended++
+	close(r.changed)
+	r.changed = make(chan struct{})
+	// Whole segments only, the newest always kept.
+	for len(r.segs) > 1 && (r.total > r.maxBytes || now.Sub(r.segs[0].end) > r.maxAge) {
+		r.total -= r.segs[0].size
+		r.doomed = append(r.doomed, r.segs[0].path)
+		r.segs = r.segs[1:]
+	}
+	return r.removeDoomed()
+}
+
+// removeDoomed removes the segments dropped from the ring, unless a
+// snapshot is reading. The caller holds mu.
+func (r *ring) removeDoomed() error {
+	if r.readers > 0 {
+		return nil
+	}
+	var errs []error
+	for _, p := range r.doomed {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	r.doomed = r.doomed[:0]
+	return errors.Join(errs...)
+}
+
+// close ends the ring after runtime/trace.Stop, which ends the last
+// generation: a .part left (a generation cut short) is removed.
+func (r *ring) close() {
+	if r.cur != nil {
+		name := r.cur.Name()
+		_ = r.cur.Close()
+		r.cur = nil
+		_ = os.Remove(name)
+	}
+}
+
+// pending returns the number of generations ended, and a channel closed
+// when the next one ends or the ring fails, with the ring's failure.
+func (r *ring) pending() (uint64, <-chan struct{}, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ended, r.changed, r.broken
+}
+
+// waitEnded waits until more than n generations have ended, for at most d.
+func (r *ring) waitEnded(n uint64, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		ended, ch, err := r.pending()
+		if ended > n {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return fmt.Errorf("otelfr: disk ring %s: the trace's generation did not reach the disk within %v", r.dir, d)
+		}
+	}
+}
+
+// open opens the newest segments that reach minAge back from now, at most
+// maxBytes of them (always the newest one). The caller reads them, then
+// calls release. No segment is removed meanwhile.
+func (r *ring) open(now time.Time, minAge time.Duration, maxBytes int64) ([]*os.File, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	segs := pick(r.segs, now, minAge, maxBytes)
+	if len(segs) == 0 {
+		return nil, fmt.Errorf("otelfr: disk ring %s: no whole generation yet", r.dir)
+	}
+	files := make([]*os.File, 0, len(segs))
+	for _, s := range segs {
+		f, err := os.Open(s.path)
+		if err != nil {
+			closeAll(files)
+			return nil, err
+		}
+		files = append(files, f)
+	}
+	r.readers++
+	return files, nil
+}
+
+func (r *ring) release(files []*os.File) {
+	closeAll(files)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.readers--
+	if err := r.removeDoomed(); err != nil {
+		otel.Handle(fmt.Errorf("otelfr: disk ring %s: %w", r.dir, err))
+	}
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		_ = f.Close()
+	}
+}
+
+// pick returns the newest of segs (oldest first) that reach minAge back
+// from now, within maxBytes, the newest always.
+func pick(segs []segment, now time.Time, minAge time.Duration, maxBytes int64) []segment {
+	if len(segs) == 0 {
+		return nil
+	}
+	i := len(segs) - 1
+	size := segs[i].size
+	for i > 0 && now.Sub(segs[i].start) < minAge && size+segs[i-1].size <= maxBytes {
+		i--
+		size += segs[i].size
+	}
+	return segs[i:]
+}
+
+// copySegments writes files, segments of one trace, to st as one trace:
+// the header of the first, then each one's generation. buf is the read
+// buffer of an unbuffered stream.
+func copySegments(st *snapshotStream, files []*os.File, buf []byte) error {
+	for i, f := range files {
+		if i > 0 {
+			if _, err := f.Seek(tracefmt.HeaderLen, io.SeekStart); err != nil {
+				return err
+			}
+		}
+		if err := st.readFrom(f, buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// leftSegments lists the whole segments in dir, oldest first, with the
+// end of each as its modification time (the rename that completed it).
+func leftSegments(dir string) ([]segment, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var segs []segment
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasSuffix(name, segSuffix) {
+			continue
+		}
+		if _, err := strconv.ParseUint(strings.TrimSuffix(name, segSuffix), 10, 64); err != nil {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			return nil, err
+		}
+		segs = append(segs, segment{path: filepath.Join(dir, name), size: info.Size(), end: info.ModTime()})
+	}
+	slices.SortFunc(segs, func(a, b segment) int { return strings.Compare(a.path, b.path) })
+	for i := range segs {
+		if i > 0 {
+			segs[i].start = segs[i-1].end
+		} else {
+			segs[i].start = segs[i].end.Add(-time.Second) // about one generation
+		}
+	}
+	return segs, nil
+}
+
+// isRingFile reports whether name is one of the files a ring writes in
+// its directory, which a new ring clears.
+func isRingFile(name string) bool {
+	return strings.HasSuffix(name, segSuffix) || strings.HasSuffix(name, partSuffix) || name == crashOutFile || name == cleanFile
+}

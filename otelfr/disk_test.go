@@ -1,0 +1,312 @@
+package otelfr
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/trace"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/otelfr/otel-flightrecorder/internal/tracefmt"
+)
+
+// segments lists the whole segments of the ring in dir.
+func segments(t *testing.T, dir string) []segment {
+	t.Helper()
+	segs, err := leftSegments(dir)
+	require.NoError(t, err)
+	return segs
+}
+
+// trickle keeps the scheduler lightly busy for d: a few KB of trace a
+// second, where busy makes tens of MB.
+func trickle(d time.Duration) {
+	var wg sync.WaitGroup
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
+		wg.Go(func() { time.Sleep(time.Millisecond) })
+		time.Sleep(2 * time.Millisecond)
+	}
+	wg.Wait()
+}
+
+func TestDiskSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	r := startRecorder(t, WithDisk(dir), WithMinAge(2*time.Second), WithMinInterval(0))
+	require.NotNil(t, r.disk)
+	trickle(3500 * time.Millisecond)
+
+	before := time.Now()
+	var buf bytes.Buffer
+	s, err := r.WriteSnapshot(t.Context(), &buf, "latency")
+	require.NoError(t, err)
+	assert.Equal(t, int64(buf.Len()), s.Size())
+	sum := sha256.Sum256(buf.Bytes())
+	assert.Equal(t, hex.EncodeToString(sum[:]), s.SHA256)
+	parseTrace(t, buf.Bytes())
+	// The generation in progress when the snapshot began is in it.
+	assert.False(t, s.End.Before(before.Add(-10*time.Millisecond)), "end %v, asked at %v", s.End, before)
+	assert.True(t, s.Start.Before(before.Add(-2*time.Second)), "window %v..%v reaches MinAge back", s.Start, s.End)
+	assert.True(t, s.Start.After(r.startedAt.Add(-time.Second)))
+	start, end, err := traceWindow(buf.Bytes())
+	require.NoError(t, err)
+	assert.Equal(t, start, s.Start)
+	assert.Equal(t, end, s.End)
+
+	// Snapshot, into Data, reads the same ring.
+	s2, err := r.Snapshot(t.Context(), "error")
+	require.NoError(t, err)
+	parseTrace(t, s2.Data)
+	assert.False(t, s2.Start.After(s.Start.Add(time.Second)))
+
+	// Every segment on disk is a trace on its own.
+	segs := segments(t, dir)
+	require.NotEmpty(t, segs)
+	for _, sg := range segs {
+		b, err := os.ReadFile(sg.path)
+		require.NoError(t, err)
+		parseTrace(t, b)
+	}
+	require.NoError(t, r.Stop(t.Context()))
+	_, err = os.Stat(filepath.Join(dir, cleanFile))
+	require.NoError(t, err, "Stop marks the ring clean")
+	_, err = os.Stat(filepath.Join(dir, crashOutFile))
+	assert.ErrorIs(t, err, os.ErrNotExist, "an empty crash output is removed")
+}
+
+func TestDiskRingBounds(t *testing.T) {
+	t.Run("Age", func(t *testing.T) {
+		dir := t.TempDir()
+		r := startRecorder(t, WithDisk(dir), WithDiskBounds(2*time.Second, 1<<30))
+		trickle(4500 * time.Millisecond)
+		segs := segments(t, dir)
+		require.NotEmpty(t, segs)
+		// Segments are removed once they ended maxAge ago, at the end of a
+		// generation: the oldest left ended at most maxAge plus a
+		// generation (about 1s) ago.
+		oldest := segs[0].end
+		assert.Less(t, time.Since(oldest), 3500*time.Millisecond, "oldest segment %v old", time.Since(oldest))
+		assert.Less(t, len(segs), 5)
+		require.NoError(t, r.Stop(t.Context()))
+	})
+	t.Run("Bytes", func(t *testing.T) {
+		dir := t.TempDir()
+		const maxBytes = 64 << 10
+		r := startRecorder(t, WithDisk(dir), WithDiskBounds(time.Hour, maxBytes))
+		for range 5 {
+			trickle(300 * time.Millisecond)
+			_, err := r.fr.WriteTo(discard{}) // end a generation
+			require.NoError(t, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+		segs := segments(t, dir)
+		require.NotEmpty(t, segs)
+		var total int64
+		for _, s := range segs {
+			total += s.size
+		}
+		// Whole segments only, the newest kept whatever its size.
+		if len(segs) > 1 {
+			assert.LessOrEqual(t, total, int64(maxBytes))
+		}
+		r.disk.ring.mu.Lock()
+		assert.Equal(t, total, r.disk.ring.total)
+		r.disk.ring.mu.Unlock()
+		require.NoError(t, r.Stop(t.Context()))
+	})
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func TestDiskCleanStopLeavesNoCrash(t *testing.T) {
+	dir := t.TempDir()
+	r := startRecorder(t, WithDisk(dir))
+	trickle(1500 * time.Millisecond)
+	require.NoError(t, r.Stop(t.Context()))
+	require.NotEmpty(t, segments(t, dir), "the ring stays for analysis")
+
+	restart := time.Now()
+	r = startRecorder(t, WithDisk(dir))
+	_, err := r.WriteCrashSnapshot(t.Context(), &bytes.Buffer{})
+	require.ErrorIs(t, err, ErrNoCrash)
+	for _, s := range segments(t, dir) {
+		assert.False(t, s.end.Before(restart), "a clean ring is cleared by the next start: %s ended %v before", s.path, restart.Sub(s.end))
+	}
+	require.NoError(t, r.Stop(t.Context()))
+}
+
+func TestDiskLeftRingIsACrash(t *testing.T) {
+	dir := t.TempDir()
+	r := startRecorder(t, WithDisk(dir))
+	trickle(2500 * time.Millisecond)
+	require.NoError(t, r.Stop(t.Context()))
+	// What a crash leaves: no clean marker, the crash output written, a
+	// generation cut short.
+	require.NoError(t, os.Remove(filepath.Join(dir, cleanFile)))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, crashOutFile), []byte("panic: boom\n\ngoroutine 1 [running]:\n"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, segName(999)+partSuffix), []byte("go 1.26 trace\x00\x00\x00\x01"), 0o600))
+	left := segments(t, dir)
+
+	r = startRecorder(t, WithDisk(dir), WithMinAge(time.Hour), WithMaxBytes(1<<30))
+	var buf bytes.Buffer
+	s, err := r.WriteCrashSnapshot(t.Context(), &buf)
+	require.NoError(t, err)
+	assert.Equal(t, ReasonCrash, s.Reason)
+	assert.Equal(t, "panic: boom\n\ngoroutine 1 [running]:\n", s.CrashOutput)
+	parseTrace(t, buf.Bytes())
+	var want int64
+	for i, sg := range left {
+		want += sg.size
+		if i > 0 {
+			want -= 16
+		}
+	}
+	assert.Equal(t, want, s.Size(), "every whole segment, the .part left out")
+	assert.True(t, s.Start.Before(s.End))
+
+	// Until removed, the crash stays, for this process or the next.
+	var again bytes.Buffer
+	s2, err := r.WriteCrashSnapshot(t.Context(), &again)
+	require.NoError(t, err)
+	assert.Equal(t, buf.Bytes(), again.Bytes())
+	assert.Equal(t, s.SHA256, s2.SHA256)
+	require.NoError(t, r.Stop(t.Context()))
+	r = startRecorder(t, WithDisk(dir))
+	_, err = r.WriteCrashSnapshot(t.Context(), &again)
+	require.NoError(t, err, "a crash not removed is the next start's")
+
+	require.NoError(t, r.RemoveCrash())
+	_, err = r.WriteCrashSnapshot(t.Context(), &buf)
+	require.ErrorIs(t, err, ErrNoCrash)
+	_, err = os.Stat(filepath.Join(dir, crashDir))
+	require.ErrorIs(t, err, os.ErrNotExist)
+	require.NoError(t, r.RemoveCrash(), "a no-op when there is none")
+	require.NoError(t, r.Stop(t.Context()))
+}
+
+func TestDiskDirInUse(t *testing.T) {
+	dir := t.TempDir()
+	f, err := lockDir(filepath.Join(dir, lockFile))
+	require.NoError(t, err)
+	defer f.Close()
+	_, err = Start(WithDisk(dir))
+	require.ErrorIs(t, err, ErrDiskInUse)
+	assert.False(t, active.Load())
+}
+
+func TestDiskEnv(t *testing.T) {
+	t.Setenv(EnvDiskDir, " /some/dir ")
+	assert.Equal(t, "/some/dir", newConfig(nil).diskDir)
+	assert.Equal(t, "", newConfig([]Option{WithDisk("")}).diskDir, "the option overrides the environment")
+}
+
+func TestDiskWithAdoptedFlightRecorderIsIgnored(t *testing.T) {
+	fr := trace.NewFlightRecorder(trace.FlightRecorderConfig{})
+	require.NoError(t, fr.Start())
+	defer fr.Stop()
+	r := startRecorder(t, WithFlightRecorder(fr), WithDisk(t.TempDir()))
+	assert.Nil(t, r.disk)
+	errs := handled.Take()
+	require.Len(t, errs, 1)
+	assert.True(t, strings.Contains(errs[0].Error(), "disk mode"), errs[0].Error())
+}
+
+// realTrace is a trace of several generations, from a memory recorder.
+func realTrace(t *testing.T) []byte {
+	t.Helper()
+	r := startRecorder(t, WithMinAge(5*time.Second))
+	for range 3 {
+		trickle(150 * time.Millisecond)
+		_, err := r.fr.WriteTo(discard{}) // end a generation
+		require.NoError(t, err)
+	}
+	s, err := r.Snapshot(t.Context(), "manual")
+	require.NoError(t, err)
+	require.NoError(t, r.Stop(t.Context()))
+	return s.Data
+}
+
+// TestRingCutsAtGenerations feeds a real trace to the ring in chunks of
+// every size: one segment per generation, each a trace on its own, and
+// every suffix of the ring, under one header, the trace's own suffix.
+func TestRingCutsAtGenerations(t *testing.T) {
+	data := realTrace(t)
+	gens := 0
+	var split tracefmt.Splitter
+	split.EndOfGeneration = func(int64) error { gens++; return nil }
+	_, err := split.Write(data)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, gens, 3)
+
+	for _, chunk := range []int{1, 7, 16, 17, 4096, 64 << 10, len(data)} {
+		t.Run(fmt.Sprint(chunk), func(t *testing.T) {
+			dir := t.TempDir()
+			r := newRing(dir, time.Hour, 1<<30)
+			for p := 0; p < len(data); p += chunk {
+				n, err := r.Write(data[p:min(p+chunk, len(data))])
+				require.NoError(t, err)
+				require.Equal(t, min(chunk, len(data)-p), n)
+			}
+			r.close()
+			segs := segments(t, dir)
+			require.Len(t, segs, gens)
+			ended, _, err := r.pending()
+			require.NoError(t, err)
+			assert.Equal(t, uint64(gens), ended)
+			var whole []byte
+			for i, s := range segs {
+				b, err := os.ReadFile(s.path)
+				require.NoError(t, err)
+				parseTrace(t, b)
+				if i > 0 {
+					b = b[tracefmt.HeaderLen:]
+				}
+				whole = append(whole, b...)
+			}
+			assert.Equal(t, data, whole, "the segments are the trace, cut")
+			for i := range segs {
+				var buf bytes.Buffer
+				st := snapshotStream{dst: &buf, hash: sha256.New()}
+				files, err := r.open(time.Now(), time.Hour, 1<<40)
+				require.NoError(t, err)
+				require.NoError(t, copySegments(&st, files[len(files)-1-i:], make([]byte, 1000)))
+				r.release(files)
+				parseTrace(t, buf.Bytes())
+			}
+		})
+	}
+}
+
+// TestRingWriteFailure: a ring whose directory goes away stops there,
+// says so once to otel.Handle, and snapshots get the error instead of
+// waiting; the trace itself is never failed.
+func TestRingWriteFailure(t *testing.T) {
+	data := realTrace(t)
+	dir := t.TempDir()
+	r := newRing(dir, time.Hour, 1<<30)
+	half := len(data) / 2
+	_, err := r.Write(data[:half])
+	require.NoError(t, err)
+	require.NoError(t, os.RemoveAll(dir))
+	n, err := r.Write(data[half:])
+	require.NoError(t, err, "never fails the tracer")
+	assert.Equal(t, len(data)-half, n)
+	_, err = r.Write(data[:10])
+	require.NoError(t, err)
+	errs := handled.Take()
+	require.Len(t, errs, 1, "reported once")
+	assert.Contains(t, errs[0].Error(), "the ring stops here")
+	ended, _, _ := r.pending()
+	assert.ErrorContains(t, r.waitEnded(ended, time.Minute), dir, "no wait for a generation that will not come")
+	r.close()
+}
