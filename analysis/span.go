@@ -104,8 +104,11 @@ func Spans(data []byte) ([]SpanInfo, error) {
 
 // OpenSpans lists the spans and tasks of [Spans] whose start is in the
 // trace and whose end is not: in a crash snapshot (otelfr.ReasonCrash),
-// those still open when the process died. In any other snapshot, those
-// still running when it was taken.
+// those open at the end of its window, which is the end of the last
+// generation that reached the disk, up to about a second before the
+// death: a span that ended in that last second is listed, and one that
+// started in it is not. In any other snapshot, those still running when
+// it was taken.
 func OpenSpans(data []byte) ([]SpanInfo, error) {
 	spans, err := Spans(data)
 	if err != nil {

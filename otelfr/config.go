@@ -40,6 +40,7 @@ type config struct {
 	budgetPeriod time.Duration
 	adopt        *trace.FlightRecorder
 	diskDir      string
+	diskFromEnv  bool // diskDir came from OTELFR_DISK_DIR
 	diskMaxAge   time.Duration
 	diskMaxBytes int64
 }
@@ -124,17 +125,25 @@ func WithFlightRecorder(fr *trace.FlightRecorder) Option {
 // for the ring of a process that did not stop cleanly (see
 // [Recorder.WriteCrashSnapshot]). dir is created if need be; one process
 // at a time may use it. It overrides the OTELFR_DISK_DIR environment
-// variable; the empty string keeps the memory ring, the default.
+// variable; the empty string keeps the memory ring, the default. [Start]
+// fails when dir cannot be used (ErrDiskInUse, a permission error); a
+// directory named by OTELFR_DISK_DIR that cannot be used is reported to
+// otel.Handle instead, and the memory ring kept.
+//
+// Only a Recorder that is stopped ([Recorder.Stop]) marks its ring as left
+// cleanly: a process that exits without stopping it (returning from main,
+// os.Exit, an unhandled SIGTERM) is taken for a crash at the next start.
 //
 // In disk mode a snapshot is read from the ring: MinAge and MaxBytes bound
 // it as they bound the memory ring's window, and may reach as far back as
 // the ring does ([WithDiskBounds]). The process's crash output
-// ([runtime/debug.SetCrashOutput]) goes to a file in dir. Disk mode needs
+// ([runtime/debug.SetCrashOutput], which the Recorder owns from Start to
+// Stop, replacing any the program set) goes to a file in dir. Disk mode needs
 // runtime/trace.Start, which only one caller in a process may use, and
 // is ignored, with an error to otel.Handle, beside [WithFlightRecorder].
 func WithDisk(dir string) Option {
 	return optionFunc(func(c config) config {
-		c.diskDir = dir
+		c.diskDir, c.diskFromEnv = dir, false
 		return c
 	})
 }
@@ -214,6 +223,7 @@ func (c config) fromEnv(lookup func(string) (string, bool)) config {
 	duration(EnvBudgetPeriod, &c.budgetPeriod, false)
 	if v, ok := lookup(EnvDiskDir); ok {
 		c.diskDir = strings.TrimSpace(v)
+		c.diskFromEnv = c.diskDir != ""
 	}
 	return c
 }

@@ -8,6 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+	"unicode/utf8"
+
+	"go.opentelemetry.io/otel"
 )
 
 // ReasonCrash is the reason of the snapshot that [Recorder.WriteCrashSnapshot]
@@ -34,8 +37,12 @@ const MaxCrashOutput = 64 << 10
 // writes it again, and a process that never gets that far (its store
 // failed, it crashed too) leaves it for the next start. When there is no
 // crash, or the Recorder is not in disk mode, it returns an error matching
-// [ErrNoCrash]. It is not rate limited. After [Recorder.Stop] it returns
-// [ErrStopped].
+// [ErrNoCrash]. A crash that left no whole generation (the process died
+// within its first second, or its ring failed early) is dropped with an
+// error that quotes the start of its crash output. Segments that are not
+// whole (the machine died before they reached the disk) are left out,
+// with an error to otel.Handle. It is not rate limited. After
+// [Recorder.Stop] it returns [ErrStopped].
 func (r *Recorder) WriteCrashSnapshot(ctx context.Context, w io.Writer) (*Snapshot, error) {
 	if w == nil {
 		return nil, errors.New("otelfr: WriteCrashSnapshot: nil io.Writer")
@@ -65,7 +72,10 @@ func (r *Recorder) WriteCrashSnapshot(ctx context.Context, w io.Writer) (*Snapsh
 // HasCrash reports whether [Recorder.WriteCrashSnapshot] has a crash to
 // write, so that a caller can tell before preparing where to write it.
 func (r *Recorder) HasCrash() bool {
-	if r.disk == nil {
+	r.mu.Lock()
+	stopped := r.stopped
+	r.mu.Unlock()
+	if r.disk == nil || stopped {
 		return false
 	}
 	r.disk.crashMu.Lock()
@@ -75,11 +85,21 @@ func (r *Recorder) HasCrash() bool {
 
 // RemoveCrash removes the crash's ring that [Recorder.WriteCrashSnapshot]
 // writes, once its snapshot is stored; from then on WriteCrashSnapshot
-// returns [ErrNoCrash]. It is a no-op when there is none.
+// returns [ErrNoCrash]. It is a no-op when there is none. After
+// [Recorder.Stop] it returns [ErrStopped] and removes nothing: the
+// directory may be another Recorder's by then.
 func (r *Recorder) RemoveCrash() error {
 	if r.disk == nil {
 		return nil
 	}
+	r.mu.Lock()
+	if r.stopped {
+		r.mu.Unlock()
+		return ErrStopped
+	}
+	r.running.Add(1)
+	r.mu.Unlock()
+	defer r.running.Done()
 	d := r.disk
 	d.crashMu.Lock()
 	defer d.crashMu.Unlock()
@@ -103,11 +123,31 @@ func (d *disk) writeCrash(w io.Writer, minAge time.Duration, maxBytes int64) (*S
 	s, err := readRing(dir, w, ReasonCrash, minAge, maxBytes)
 	if errors.Is(err, errNoGeneration) {
 		// Nothing to make a trace of, and never will be: the process
-		// died within its first generation.
+		// died within its first generation, or its ring failed early. Its
+		// crash output goes with the error, not lost with the ring.
+		out, _ := readCrashOutput(filepath.Join(dir, crashOutFile))
 		d.crash = false
+		if out != "" {
+			err = fmt.Errorf("%w; its crash output: %q", err, truncateString(out, maxCrashOutputInError))
+		}
 		return nil, errors.Join(err, os.RemoveAll(dir))
 	}
 	return s, err
+}
+
+// maxCrashOutputInError bounds the crash output quoted in the error of a
+// crash that left no trace.
+const maxCrashOutputInError = 2 << 10
+
+// truncateString cuts s to at most n bytes, at a rune boundary.
+func truncateString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // ReasonDisk is the reason [ReadDisk] gives the trace of a ring that no
@@ -117,13 +157,13 @@ const ReasonDisk = "disk"
 // ReadDisk writes to w, as one trace, the whole of the disk ring in dir
 // ([WithDisk]), and returns the Snapshot that describes it. The ring read
 // is the crash's that a Recorder's Start set aside there, if
-// [Recorder.WriteCrashSnapshot] has not written it yet; otherwise the ring
+// [Recorder.RemoveCrash] has not removed it yet; otherwise the ring
 // in dir itself: the one a running process is writing, or the one a
 // process left when it stopped or died. A ring left by a process that did
 // not stop cleanly has the reason [ReasonCrash] and its CrashOutput; any
-// other, [ReasonDisk]. ReadDisk removes nothing and never takes the
-// directory from a process that uses it. It is what `otelfr analyze DIR`
-// reads.
+// other, [ReasonDisk]. ReadDisk writes nothing in dir (it may be read
+// only) and never takes the directory from a process that uses it. It is
+// what `otelfr analyze DIR` reads.
 func ReadDisk(dir string, w io.Writer) (*Snapshot, error) {
 	const all = 1<<63 - 1
 	if _, err := os.Stat(filepath.Join(dir, crashDir)); err == nil {
@@ -131,19 +171,47 @@ func ReadDisk(dir string, w io.Writer) (*Snapshot, error) {
 	}
 	reason := ReasonDisk
 	if _, err := os.Stat(filepath.Join(dir, cleanFile)); errors.Is(err, os.ErrNotExist) {
-		lock, err := lockDir(filepath.Join(dir, lockFile))
+		inUse, err := dirInUse(filepath.Join(dir, lockFile))
 		switch {
-		case err == nil:
-			_ = lock.Close()
-			reason = ReasonCrash // nobody runs on it, nobody stopped it
-		case !errors.Is(err, ErrDiskInUse):
+		case err != nil:
 			return nil, fmt.Errorf("otelfr: reading the disk ring: %w", err)
+		case !inUse:
+			reason = ReasonCrash // nobody runs on it, nobody stopped it
 		}
 	}
 	return readRing(dir, w, reason, all, all)
 }
 
 var errNoGeneration = errors.New("otelfr: the disk ring holds no whole generation")
+
+// pickWhole picks, as pick does from the newest, the segments of a ring
+// left in a directory, leaving out those that are not whole generations
+// (wholeSegment): a short newest one is dropped and the pick made again
+// from the one before; a short one further back ends the run there, since
+// the segments of one trace must follow each other. It returns how many
+// it left out.
+func pickWhole(segs []segment, minAge time.Duration, maxBytes int64) ([]segment, int) {
+	short := 0
+	for len(segs) > 0 {
+		picked := pick(segs, segs[len(segs)-1].end, minAge, maxBytes)
+		bad := -1
+		for i := len(picked) - 1; i >= 0 && bad < 0; i-- {
+			if !wholeSegment(picked[i].path) {
+				bad = i
+			}
+		}
+		switch {
+		case bad < 0:
+			return picked, short
+		case bad == len(picked)-1:
+			short++
+			segs = segs[:len(segs)-1]
+		default:
+			return picked[bad+1:], short + 1
+		}
+	}
+	return nil, short
+}
 
 // readRing writes the snapshot of the ring in dir to w: its newest
 // segments reaching minAge back from the last within maxBytes.
@@ -155,7 +223,13 @@ func readRing(dir string, w io.Writer, reason string, minAge time.Duration, maxB
 	if len(segs) == 0 {
 		return nil, errNoGeneration
 	}
-	segs = pick(segs, segs[len(segs)-1].end, minAge, maxBytes)
+	segs, short := pickWhole(segs, minAge, maxBytes)
+	if short > 0 {
+		otel.Handle(fmt.Errorf("otelfr: disk ring %s: %d segments cut short (the machine died before they reached the disk?) left out of the snapshot", dir, short))
+	}
+	if len(segs) == 0 {
+		return nil, errNoGeneration
+	}
 	files := make([]*os.File, 0, len(segs))
 	defer func() { closeAll(files) }()
 	for _, s := range segs {

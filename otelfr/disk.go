@@ -53,7 +53,6 @@ type ring struct {
 	hdr     []byte
 	cur     *os.File
 	curSeq  uint64
-	curGen  uint64
 	buf     []byte
 	eogs    []int64 // end-of-generation offsets in the Write in progress
 	failed  bool    // a write failed: the ring stops, reported once
@@ -82,10 +81,6 @@ func newRing(dir string, maxAge time.Duration, maxBytes int64) *ring {
 		r.hdr = append([]byte(nil), h[:]...)
 		return nil
 	}
-	r.split.Batch = func(b tracefmt.Batch, _ int64) error {
-		r.curGen = b.Gen
-		return nil
-	}
 	r.split.EndOfGeneration = func(off int64) error {
 		r.eogs = append(r.eogs, off)
 		return nil
@@ -93,7 +88,23 @@ func newRing(dir string, maxAge time.Duration, maxBytes int64) *ring {
 	return r
 }
 
-func segName(seq uint64) string { return fmt.Sprintf("%020d", seq) }
+// segName names a ring's segment seq: after the ring's start, then seq,
+// so that names sort in the order written and a new ring in the directory
+// never reuses the name of a segment an old one may still remove.
+func (r *ring) segName(seq uint64) string {
+	return fmt.Sprintf("%020d-%020d", r.started.UnixNano(), seq)
+}
+
+// isSegName reports whether name, without its suffix, is a segment's.
+func isSegName(name string) bool {
+	a, b, ok := strings.Cut(name, "-")
+	if !ok {
+		return false
+	}
+	_, err1 := strconv.ParseUint(a, 10, 64)
+	_, err2 := strconv.ParseUint(b, 10, 64)
+	return err1 == nil && err2 == nil
+}
 
 // Write implements io.Writer for runtime/trace.Start. It never fails: a
 // failure to write the ring is reported to otel.Handle once, and the ring
@@ -153,7 +164,7 @@ func (r *ring) append(p []byte) error {
 	}
 	if r.cur == nil {
 		r.curSeq++
-		f, err := os.OpenFile(filepath.Join(r.dir, segName(r.curSeq)+partSuffix), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		f, err := os.OpenFile(filepath.Join(r.dir, r.segName(r.curSeq)+partSuffix), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
 			return err
 		}
@@ -200,7 +211,7 @@ func (r *ring) endSegment() error {
 	if err != nil {
 		return err
 	}
-	part := filepath.Join(r.dir, segName(r.curSeq)+partSuffix)
+	part := filepath.Join(r.dir, r.segName(r.curSeq)+partSuffix)
 	path := strings.TrimSuffix(part, partSuffix) + segSuffix
 	if err := os.Rename(part, path); err != nil {
 		return err
@@ -365,7 +376,7 @@ func leftSegments(dir string) ([]segment, error) {
 		if !strings.HasSuffix(name, segSuffix) {
 			continue
 		}
-		if _, err := strconv.ParseUint(strings.TrimSuffix(name, segSuffix), 10, 64); err != nil {
+		if !isSegName(strings.TrimSuffix(name, segSuffix)) {
 			continue
 		}
 		info, err := e.Info()
@@ -389,4 +400,26 @@ func leftSegments(dir string) ([]segment, error) {
 // its directory, which a new ring clears.
 func isRingFile(name string) bool {
 	return strings.HasSuffix(name, segSuffix) || strings.HasSuffix(name, partSuffix) || name == crashOutFile || name == cleanFile
+}
+
+// wholeSegment reports whether the segment file at path is a whole
+// generation: the trace header, batches, and the end-of-generation marker
+// as its last byte. A rename can reach the disk before the data it names
+// when the machine, not the process, dies: the segment is then short.
+func wholeSegment(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var (
+		sp   tracefmt.Splitter
+		last int64 = -1
+	)
+	sp.EndOfGeneration = func(off int64) error {
+		last = off
+		return nil
+	}
+	n, err := io.Copy(&sp, f)
+	return err == nil && sp.Close() == nil && last >= 0 && last == n-1
 }

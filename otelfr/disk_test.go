@@ -154,7 +154,7 @@ func TestDiskLeftRingIsACrash(t *testing.T) {
 	// generation cut short.
 	require.NoError(t, os.Remove(filepath.Join(dir, cleanFile)))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, crashOutFile), []byte("panic: boom\n\ngoroutine 1 [running]:\n"), 0o600))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, segName(999)+partSuffix), []byte("go 1.26 trace\x00\x00\x00\x01"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "00000000000000000001-00000000000000000999"+partSuffix), []byte("go 1.26 trace\x00\x00\x00\x01"), 0o600))
 	left := segments(t, dir)
 
 	r = startRecorder(t, WithDisk(dir), WithMinAge(time.Hour), WithMaxBytes(1<<30))
@@ -309,4 +309,119 @@ func TestRingWriteFailure(t *testing.T) {
 	ended, _, _ := r.pending()
 	assert.ErrorContains(t, r.waitEnded(ended, time.Minute), dir, "no wait for a generation that will not come")
 	r.close()
+}
+
+// leaveCrash runs a disk-mode Recorder on dir for d and leaves its ring as
+// a crash does: no clean marker.
+func leaveCrash(t *testing.T, dir string, d time.Duration) {
+	t.Helper()
+	r := startRecorder(t, WithDisk(dir))
+	trickle(d)
+	require.NoError(t, r.Stop(t.Context()))
+	require.NoError(t, os.Remove(filepath.Join(dir, cleanFile)))
+}
+
+// A segment renamed .trace whose data never reached the disk (the machine
+// died, not the process) made the crash snapshot an unreadable trace,
+// returned without an error.
+func TestDiskCrashWithATruncatedSegmentIsUnreadable(t *testing.T) {
+	for _, which := range []string{"newest", "middle"} {
+		t.Run(which, func(t *testing.T) {
+			dir := t.TempDir()
+			leaveCrash(t, dir, 3500*time.Millisecond)
+			left := segments(t, dir)
+			require.GreaterOrEqual(t, len(left), 3)
+			cut := left[len(left)-1]
+			if which == "middle" {
+				cut = left[len(left)-2]
+			}
+			require.NoError(t, os.Truncate(cut.path, cut.size/2))
+
+			r := startRecorder(t, WithDisk(dir), WithMinAge(time.Hour), WithMaxBytes(1<<30))
+			var buf bytes.Buffer
+			s, err := r.WriteCrashSnapshot(t.Context(), &buf)
+			require.NoError(t, err)
+			parseTrace(t, buf.Bytes())
+			errs := handled.Take()
+			require.Len(t, errs, 1)
+			assert.Contains(t, errs[0].Error(), "1 segments cut short")
+			var want int64
+			keep := left[:len(left)-1]
+			if which == "middle" {
+				keep = left[len(left)-1:]
+			}
+			for i, sg := range keep {
+				want += sg.size
+				if i > 0 {
+					want -= tracefmt.HeaderLen
+				}
+			}
+			assert.Equal(t, want, s.Size(), "the whole segments around the short one, consecutive")
+			require.NoError(t, r.Stop(t.Context()))
+		})
+	}
+}
+
+// A directory in OTELFR_DISK_DIR that cannot be used made Start fail, and
+// the process ran with no recorder at all; a bad environment value is
+// reported and the default kept.
+func TestDiskEnvUnusableDirFailsStart(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "a-file")
+	require.NoError(t, os.WriteFile(file, nil, 0o600))
+	t.Setenv(EnvDiskDir, filepath.Join(file, "ring"))
+	r := startRecorder(t)
+	assert.Nil(t, r.disk, "the memory ring")
+	errs := handled.Take()
+	require.Len(t, errs, 1)
+	assert.Contains(t, errs[0].Error(), EnvDiskDir)
+	assert.Contains(t, errs[0].Error(), "using the memory ring")
+	_, err := r.Snapshot(t.Context(), "test")
+	require.NoError(t, err)
+	require.NoError(t, r.Stop(t.Context()))
+
+	_, err = Start(WithDisk(filepath.Join(file, "ring")))
+	require.Error(t, err, "an explicit WithDisk that cannot be used fails Start")
+	assert.False(t, active.Load())
+}
+
+// RemoveCrash after Stop could delete the crash a new Recorder on the
+// directory had just set aside.
+func TestDiskRemoveCrashAfterStop(t *testing.T) {
+	dir := t.TempDir()
+	leaveCrash(t, dir, 1500*time.Millisecond)
+	old := startRecorder(t, WithDisk(dir))
+	require.True(t, old.HasCrash())
+	require.NoError(t, old.Stop(t.Context()))
+	assert.False(t, old.HasCrash())
+	require.ErrorIs(t, old.RemoveCrash(), ErrStopped)
+	_, err := os.Stat(filepath.Join(dir, crashDir))
+	require.NoError(t, err, "the crash is still there for the next Recorder")
+}
+
+// ReadDisk (otelfr analyze DIR) created the lock file and took the lock:
+// it failed on a read-only ring and could make a starting Recorder fail.
+func TestReadDiskWritesNothing(t *testing.T) {
+	dir := t.TempDir()
+	leaveCrash(t, dir, 1500*time.Millisecond)
+	require.NoError(t, os.Remove(filepath.Join(dir, lockFile)))
+	before, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	s, err := ReadDisk(dir, discard{})
+	require.NoError(t, err)
+	assert.Equal(t, ReasonCrash, s.Reason, "nobody holds it, nobody stopped it")
+	after, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Equal(t, len(before), len(after), "no lock file made")
+
+	// While a Recorder holds the directory, its ring is read as it is.
+	r := startRecorder(t, WithDisk(dir))
+	trickle(1500 * time.Millisecond)
+	s, err = ReadDisk(dir, discard{})
+	require.NoError(t, err)
+	assert.Equal(t, ReasonCrash, s.Reason, "the crash set aside comes first")
+	require.NoError(t, r.RemoveCrash())
+	s, err = ReadDisk(dir, discard{})
+	require.NoError(t, err)
+	assert.Equal(t, ReasonDisk, s.Reason, "in use: not a crash")
+	require.NoError(t, r.Stop(t.Context()))
 }

@@ -40,11 +40,12 @@
 // execution trace streams into a ring of segment files, one generation
 // (about a second) each, bounded by age and bytes ([WithDiskBounds]), and
 // snapshots are read from it. A process that dies without [Recorder.Stop]
-// (killed, out of memory, panicking) leaves its ring, and the next Start
-// over the same directory makes a snapshot of it, reason [ReasonCrash],
-// carrying the runtime's crash output: [Recorder.WriteCrashSnapshot]. All
-// but the generation being written at the death survives. [ReadDisk]
-// reads a ring directly.
+// (killed, out of memory, panicking) leaves its ring; the next Start over
+// the same directory sets it aside, and [Recorder.WriteCrashSnapshot]
+// makes a snapshot of it, reason [ReasonCrash], carrying the runtime's
+// crash output (the span processor does that, and stores it, at its
+// start). All but the generation being written at the death survives.
+// [ReadDisk] reads a ring directly.
 //
 // # Configuration
 //

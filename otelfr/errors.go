@@ -31,6 +31,6 @@ var (
 	ErrDiskInUse = errors.New("otelfr: disk ring directory in use by another process")
 
 	// ErrNoCrash is returned by [Recorder.WriteCrashSnapshot] when Start
-	// found no ring left by a crash, or its snapshot was already written.
+	// found no ring left by a crash, or [Recorder.RemoveCrash] removed it.
 	ErrNoCrash = errors.New("otelfr: no crash to write")
 )

@@ -25,3 +25,24 @@ func lockDir(path string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// dirInUse reports whether a process holds the ring directory's lock file
+// at path, without creating it or writing anything: a shared lock, taken
+// and released at once, conflicts only with a holder's exclusive one.
+func dirInUse(path string) (bool, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return true, nil
+		}
+		return false, err
+	}
+	return false, syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+}

@@ -58,7 +58,8 @@ type call struct {
 // At most one Recorder may be active per process. Start returns an error
 // matching [ErrAlreadyActive] if one is, or if the runtime refuses a second
 // flight recorder because one was started outside this package. Starting a
-// flight recorder while [runtime/trace.Start] is active is allowed.
+// flight recorder while [runtime/trace.Start] is active is allowed, but
+// not in disk mode ([WithDisk]), which needs runtime/trace.Start itself.
 func Start(opts ...Option) (*Recorder, error) {
 	cfg := newConfig(opts)
 	if !active.CompareAndSwap(false, true) {
@@ -87,13 +88,21 @@ func Start(opts ...Option) (*Recorder, error) {
 		MinAge:   cfg.minAge,
 		MaxBytes: cfg.maxBytes,
 	}
+	var d *disk
 	if cfg.diskDir != "" {
-		d, err := openDisk(cfg)
-		if err != nil {
+		var err error
+		d, err = openDisk(cfg)
+		switch {
+		case err == nil:
+		case cfg.diskFromEnv:
+			// A bad environment value is reported, and the default kept.
+			otel.Handle(fmt.Errorf("otelfr: %s=%q: %w; using the memory ring", EnvDiskDir, cfg.diskDir, err))
+		default:
 			active.Store(false)
 			return nil, err
 		}
-		r.disk = d
+	}
+	if r.disk = d; d != nil {
 		// In disk mode the flight recorder is there to end generations
 		// on demand; it keeps one, the least it can.
 		frCfg = trace.FlightRecorderConfig{MinAge: time.Nanosecond, MaxBytes: 1}
@@ -334,9 +343,10 @@ func (w *snapshotBuffer) Write(p []byte) (int, error) {
 // Start may be called again.
 //
 // Stop is idempotent: calls after the first return the first call's result.
-// If ctx ends before the in-flight snapshot finishes, Stop still stops the
-// flight recorder (the write completes from the data it already holds) and
-// returns ctx's error.
+// If ctx ends before the in-flight snapshot finishes, Stop returns ctx's
+// error at once, and the flight recorder (and the disk ring) stop when
+// that snapshot is done: until then the process's slot stays taken, and
+// Start returns ErrAlreadyActive.
 func (r *Recorder) Stop(ctx context.Context) error {
 	r.stopOnce.Do(func() {
 		r.mu.Lock()
@@ -348,18 +358,27 @@ func (r *Recorder) Stop(ctx context.Context) error {
 			r.running.Wait()
 			close(done)
 		}()
+		teardown := func() {
+			if r.owned {
+				r.fr.Stop()
+			}
+			if r.disk != nil {
+				r.disk.close()
+			}
+			active.Store(false)
+		}
 		select {
 		case <-done:
+			teardown()
 		case <-ctx.Done():
+			// A snapshot is still reading the flight recorder or the
+			// ring: both go once it is done, not under it.
 			r.stopErr = ctx.Err()
+			go func() {
+				<-done
+				teardown()
+			}()
 		}
-		if r.owned {
-			r.fr.Stop()
-		}
-		if r.disk != nil {
-			r.disk.close()
-		}
-		active.Store(false)
 	})
 	return r.stopErr
 }

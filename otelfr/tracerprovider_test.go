@@ -93,7 +93,9 @@ func TestWrapTracerProviderLogsTheEndOfLongSpans(t *testing.T) {
 	snap, err := rec.Snapshot(t.Context(), "test")
 	require.NoError(t, err)
 	logs, _ := spanLogs(t, snap.Data)
-	ids := func(s trace.Span) string { return s.SpanContext().TraceID().String() + " " + s.SpanContext().SpanID().String() }
+	ids := func(s trace.Span) string {
+		return s.SpanContext().TraceID().String() + " " + s.SpanContext().SpanID().String()
+	}
 	assert.Equal(t, []string{"start " + ids(long)}, logs["long"])
 	assert.Equal(t, []string{"start " + ids(short)}, logs["short"])
 	assert.Equal(t, []string{"end " + ids(long)}, logs["<no task>"])
