@@ -36,7 +36,7 @@ type Recorder struct {
 	inflight *call
 	stopped  bool
 	running  sync.WaitGroup // snapshots being written
-	staging  [][]byte       // WriteSnapshot's buffers, used by the one in flight
+	staging  []byte         // WriteSnapshot's buffer, used by the one in flight
 
 	stopOnce sync.Once
 	stopErr  error
@@ -114,10 +114,12 @@ func (r *Recorder) Snapshot(ctx context.Context, reason string) (*Snapshot, erro
 }
 
 // WriteSnapshot writes the flight recorder's current window to w, labelled
-// with reason, and returns the Snapshot that describes it, with Data nil:
-// its size, SHA-256 and window are read from the trace on its way to w, in
-// one pass, holding at most 2 MiB of it, which goes to w in writes of
-// 1 MiB. It is how the span processor streams a snapshot into a store
+// with reason, and returns the Snapshot that describes it, with Data and
+// SHA256 empty: its size and window are read from the trace on its way to
+// w, in one pass, holding at most 1 MiB of it, which goes to w in writes
+// of 1 MiB. The trace is not hashed on the way, the costliest step of the
+// pass: the caller hashes it where it was written, when it needs the sum
+// (see snapstore.Checksummer). It is how the span processor streams a snapshot into a store
 // (snapstore.Creator).
 //
 // WriteSnapshot is not shared: a call made while another snapshot is
@@ -188,9 +190,10 @@ func (r *Recorder) write(now time.Time, reason string, sizeHint int64, w io.Writ
 	if !r.fr.Enabled() {
 		return nil, ErrStopped
 	}
-	st := snapshotStream{dst: w, hash: sha256.New()}
+	st := snapshotStream{dst: w}
 	var buf *snapshotBuffer
 	if w == nil {
+		st.hash = sha256.New()
 		if sizeHint == 0 {
 			// The first snapshot: the window is about MaxBytes, a
 			// little more when a trace generation straddles its edge.
@@ -200,9 +203,9 @@ func (r *Recorder) write(now time.Time, reason string, sizeHint int64, w io.Writ
 		st.dst = buf
 	} else {
 		if r.staging == nil {
-			r.staging = [][]byte{make([]byte, 0, streamBufferSize), make([]byte, 0, streamBufferSize)}
+			r.staging = make([]byte, 0, streamBufferSize)
 		}
-		st.buffered(r.staging)
+		st.buf = r.staging[:0]
 	}
 	_, err := r.fr.WriteTo(&st)
 	if cerr := st.close(); err == nil {
@@ -218,7 +221,6 @@ func (r *Recorder) write(now time.Time, reason string, sizeHint int64, w io.Writ
 	s := &Snapshot{
 		ID:            rand.Text(),
 		Reason:        reason,
-		SHA256:        hex.EncodeToString(st.hash.Sum(nil)),
 		TakenAt:       now,
 		WriteDuration: done.Sub(now),
 		MinAge:        r.minAge,
@@ -227,6 +229,7 @@ func (r *Recorder) write(now time.Time, reason string, sizeHint int64, w io.Writ
 	}
 	if buf != nil {
 		s.Data = buf.b
+		s.SHA256 = hex.EncodeToString(st.hash.Sum(nil))
 	}
 	start, end, err := st.win.window()
 	if err != nil {
