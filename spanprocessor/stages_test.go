@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.uber.org/goleak"
@@ -236,8 +238,11 @@ func TestHangingExporterDelaysNothing(t *testing.T) {
 	rec, store, before := stagesRig(t)
 	hang := &enteringExporter{entered: make(chan struct{}), release: make(chan struct{})}
 	next := newRecordingProcessor()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
 	proc := spanprocessor.New(next, rec, exporter.New(store, hang, exporter.WithTimeout(time.Hour)),
-		spanprocessor.WithCoalesceWindow(0))
+		spanprocessor.WithCoalesceWindow(0), spanprocessor.WithMeterProvider(mp))
 	proc.OnEnd(errorSpan("first"))
 	first := forwardedLinked(t, next, "first")
 	<-hang.entered
@@ -252,6 +257,24 @@ func TestHangingExporterDelaysNothing(t *testing.T) {
 	s := proc.Stats()
 	assert.Positive(t, s.Dropped["export_queue_full"], "%+v", s)
 	assert.LessOrEqual(t, s.Dropped["export_queue_full"], s.Linked)
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(t.Context(), &rm))
+	dropped := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != "otelfr.spans.dropped" {
+				continue
+			}
+			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+				r, _ := dp.Attributes.Value("reason")
+				dropped[r.AsString()] = dp.Value
+			}
+		}
+	}
+	assert.Equal(t, map[string]int64{
+		"after_shutdown": 0, "abandoned": 0,
+		"diagnosis_queue_full": 0, "diagnosis_timeout": 0, "export_queue_full": s.Dropped["export_queue_full"],
+	}, dropped, "otelfr.spans.dropped by reason")
 	assert.Equal(t, s.Anomalies, s.Linked+total(s.Skipped)+s.Abandoned, "%+v", s)
 
 	close(hang.release)
