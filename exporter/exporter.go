@@ -296,6 +296,9 @@ func (w *exporterWriter) Commit(ctx context.Context, s *otelfr.Snapshot) (snapst
 // cannot be preempted, and would hold up every stop-the-world pause.
 const hashChunk = 64 << 10
 
+// hashYieldEvery is how much Checksum hashes between two yields.
+const hashYieldEvery = 1 << 20
+
 func hashChunked(h hash.Hash, p []byte) {
 	for len(p) > 0 {
 		k := min(len(p), hashChunk)
@@ -307,8 +310,8 @@ func hashChunked(h hash.Hash, p []byte) {
 // Checksum returns info with its SHA256 filled in. A snapshot that
 // [Exporter.Create] committed without its sum (into a
 // snapstore.Checksummer, as streamed snapshots are) is hashed now, read
-// back from the store in 64 KiB pieces, yielding the processor between
-// them, and its sum recorded in the store; info is returned as it is if
+// back from the store in 1 MiB reads, hashed 64 KiB at a time, yielding
+// the processor between reads, and its sum recorded in the store; info is returned as it is if
 // its SHA256 is set already. The processor calls it off the snapshot
 // path, before exporting the snapshot's attachments.
 func (e *Exporter) Checksum(ctx context.Context, info snapstore.Info) (snapstore.Info, error) {
@@ -325,13 +328,13 @@ func (e *Exporter) Checksum(ctx context.Context, info snapstore.Info) (snapstore
 	}
 	defer r.Close()
 	h := sha256.New()
-	buf := make([]byte, hashChunk)
+	buf := make([]byte, hashYieldEvery)
 	for {
 		if err := ctx.Err(); err != nil {
 			return info, fmt.Errorf("otelfr/exporter: hashing snapshot %s: %w", info.ID, err)
 		}
 		n, err := io.ReadFull(r, buf)
-		h.Write(buf[:n])
+		hashChunked(h, buf[:n])
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			break
 		}
