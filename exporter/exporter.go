@@ -299,6 +299,13 @@ const hashChunk = 64 << 10
 // hashYieldEvery is how much Checksum hashes between two yields.
 const hashYieldEvery = 1 << 20
 
+// hashBuffers are Checksum's read buffers: a storm of snapshots would
+// otherwise allocate one MiB for each.
+var hashBuffers = sync.Pool{New: func() any {
+	b := make([]byte, hashYieldEvery)
+	return &b
+}}
+
 func hashChunked(h hash.Hash, p []byte) {
 	for len(p) > 0 {
 		k := min(len(p), hashChunk)
@@ -328,7 +335,9 @@ func (e *Exporter) Checksum(ctx context.Context, info snapstore.Info) (snapstore
 	}
 	defer r.Close()
 	h := sha256.New()
-	buf := make([]byte, hashYieldEvery)
+	bp := hashBuffers.Get().(*[]byte)
+	defer hashBuffers.Put(bp)
+	buf := *bp
 	for {
 		if err := ctx.Err(); err != nil {
 			return info, fmt.Errorf("otelfr/exporter: hashing snapshot %s: %w", info.ID, err)
