@@ -59,3 +59,45 @@ func ExampleExporter_Attach() {
 	// otelfr.snapshot.url https://otelfr.example.com/snapshots/EXAMPLE
 	// otelfr.snapshot.span_id 00f067aa0ba902b7
 }
+
+// A snapshot streamed into a store without its SHA-256, as the span
+// processor stores them, gets it afterwards: Checksum hashes the stored
+// trace and records the sum in the store.
+func ExampleExporter_Checksum() {
+	dir, _ := os.MkdirTemp("", "otelfr-example")
+	defer os.RemoveAll(dir)
+	store, err := snapstore.NewDirStore(dir)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	exp := exporter.New(store, nil)
+	defer exp.Shutdown(context.Background())
+
+	ctx := context.Background()
+	w, err := exp.Create(ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if _, err := w.Write([]byte("trace bytes")); err != nil {
+		w.Abort()
+		fmt.Println(err)
+		return
+	}
+	info, err := w.Commit(ctx, &otelfr.Snapshot{ID: "EXAMPLE", Reason: "latency", TakenAt: time.Now()})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Printf("stored %q\n", info.SHA256)
+	info, err = exp.Checksum(ctx, info)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(info.SHA256)
+	// Output:
+	// stored ""
+	// 83927f72a4a8366beba093e79cc55d7c68344f0f80753946bf4cfed60ba9ca2c
+}

@@ -2,9 +2,12 @@ package exporter
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"math/rand/v2"
 	"net/url"
@@ -23,6 +26,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelfr/otel-flightrecorder/internal/selftrace"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
 	"github.com/otelfr/otel-flightrecorder/snapstore"
 )
@@ -249,15 +253,30 @@ func (e *Exporter) Create(ctx context.Context) (snapstore.SnapshotWriter, error)
 		if err != nil {
 			return nil, err
 		}
-		return &exporterWriter{SnapshotWriter: w, e: e}, nil
+		ew := &exporterWriter{SnapshotWriter: w, e: e}
+		if _, ok := e.store.(snapstore.Checksummer); !ok {
+			ew.hash = sha256.New() // the store needs the sum at Commit
+		}
+		return ew, nil
 	}
 	return &bufferWriter{e: e}, nil
 }
 
-// exporterWriter is a store's SnapshotWriter that honours Shutdown.
+// exporterWriter is a store's SnapshotWriter that honours Shutdown. For a
+// store that is not a snapstore.Checksummer, it hashes the trace on its
+// way, to give Commit its SHA-256.
 type exporterWriter struct {
 	snapstore.SnapshotWriter
-	e *Exporter
+	e    *Exporter
+	hash hash.Hash // nil: the store takes the trace unhashed
+}
+
+func (w *exporterWriter) Write(p []byte) (int, error) {
+	n, err := w.SnapshotWriter.Write(p)
+	if w.hash != nil {
+		hashChunked(w.hash, p[:n])
+	}
+	return n, err
 }
 
 func (w *exporterWriter) Commit(ctx context.Context, s *otelfr.Snapshot) (snapstore.Info, error) {
@@ -265,7 +284,82 @@ func (w *exporterWriter) Commit(ctx context.Context, s *otelfr.Snapshot) (snapst
 		w.Abort()
 		return snapstore.Info{}, ErrShutdown
 	}
+	if w.hash != nil && s.SHA256 == "" {
+		cp := *s
+		cp.SHA256 = hex.EncodeToString(w.hash.Sum(nil))
+		s = &cp
+	}
 	return w.SnapshotWriter.Commit(ctx, s)
+}
+
+// hashChunk bounds each call into the hash: one over many megabytes
+// cannot be preempted, and would hold up every stop-the-world pause.
+const hashChunk = 64 << 10
+
+// hashYieldEvery is how much Checksum hashes between two yields.
+const hashYieldEvery = 1 << 20
+
+// hashBuffers are Checksum's read buffers: a storm of snapshots would
+// otherwise allocate one MiB for each.
+var hashBuffers = sync.Pool{New: func() any {
+	b := make([]byte, hashYieldEvery)
+	return &b
+}}
+
+func hashChunked(h hash.Hash, p []byte) {
+	for len(p) > 0 {
+		k := min(len(p), hashChunk)
+		h.Write(p[:k])
+		p = p[k:]
+	}
+}
+
+// Checksum returns info with its SHA256 filled in. A snapshot that
+// [Exporter.Create] committed without its sum (into a
+// snapstore.Checksummer, as streamed snapshots are) is hashed now, read
+// back from the store in 1 MiB reads, hashed 64 KiB at a time, yielding
+// the processor between reads, and its sum recorded in the store; info is returned as it is if
+// its SHA256 is set already. The processor calls it off the snapshot
+// path, before exporting the snapshot's attachments.
+func (e *Exporter) Checksum(ctx context.Context, info snapstore.Info) (snapstore.Info, error) {
+	if info.SHA256 != "" {
+		return info, nil
+	}
+	if e.stopped.Load() {
+		return info, ErrShutdown
+	}
+	ctx = selftrace.Untraced(ctx) // a bucket read, say: never an anomaly of its own
+	r, _, err := e.store.Open(ctx, info.ID)
+	if err != nil {
+		return info, fmt.Errorf("otelfr/exporter: hashing snapshot %s: %w", info.ID, err)
+	}
+	defer r.Close()
+	h := sha256.New()
+	bp := hashBuffers.Get().(*[]byte)
+	defer hashBuffers.Put(bp)
+	buf := *bp
+	for {
+		if err := ctx.Err(); err != nil {
+			return info, fmt.Errorf("otelfr/exporter: hashing snapshot %s: %w", info.ID, err)
+		}
+		n, err := io.ReadFull(r, buf)
+		hashChunked(h, buf[:n])
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return info, fmt.Errorf("otelfr/exporter: hashing snapshot %s: %w", info.ID, err)
+		}
+		runtime.Gosched() // background work: let queued requests run
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if c, ok := e.store.(snapstore.Checksummer); ok {
+		if err := c.SetSHA256(ctx, info.ID, sum); err != nil {
+			return info, fmt.Errorf("otelfr/exporter: recording the SHA-256 of snapshot %s: %w", info.ID, err)
+		}
+	}
+	info.SHA256 = sum
+	return info, nil
 }
 
 // bufferWriter gathers a snapshot in memory for a store that is not a
@@ -410,11 +504,13 @@ func (e *Exporter) attachment(info snapstore.Info, a Anomaly) sdktrace.ReadOnlyS
 		otelfr.SnapshotSpanIDKey.String(spanID),
 		otelfr.SnapshotReasonKey.String(a.Reason),
 		otelfr.SnapshotSizeKey.Int64(info.Size),
-		otelfr.SnapshotSHA256Key.String(info.SHA256),
 		otelfr.SnapshotTakenAtKey.String(info.TakenAt.UTC().Format(time.RFC3339Nano)),
 		otelfr.SnapshotWindowStartKey.String(info.WindowStart.UTC().Format(time.RFC3339Nano)),
 		otelfr.SnapshotWindowEndKey.String(info.WindowEnd.UTC().Format(time.RFC3339Nano)),
 	)
+	if info.SHA256 != "" { // unknown when hashing the stored trace failed: see Checksum
+		attrs = append(attrs, otelfr.SnapshotSHA256Key.String(info.SHA256))
+	}
 	attrs = append(attrs, a.Attributes...)
 	return tracetest.SpanStub{
 		Name:        otelfr.AttachmentSpanName,

@@ -246,7 +246,7 @@ func readRing(dir string, w io.Writer, reason string, minAge time.Duration, maxB
 		return nil, errNoGeneration
 	}
 	buf := make([]byte, streamBufferSize)
-	staging := [][]byte{make([]byte, 0, streamBufferSize), make([]byte, 0, streamBufferSize)}
+	staging := make([]byte, 0, streamBufferSize)
 	s, err := stream(time.Now(), reason, 0, w, staging, func(st *snapshotStream) error {
 		return copySegments(st, files, buf)
 	})

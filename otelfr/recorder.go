@@ -37,7 +37,7 @@ type Recorder struct {
 	inflight *call
 	stopped  bool
 	running  sync.WaitGroup // snapshots being written
-	staging  [][]byte       // WriteSnapshot's buffers, used by the one in flight
+	staging  []byte         // WriteSnapshot's buffer, used by the one in flight
 
 	stopOnce sync.Once
 	stopErr  error
@@ -237,7 +237,7 @@ func (r *Recorder) write(now time.Time, reason string, sizeHint int64, w io.Writ
 		sizeHint = int64(r.maxBytes)
 	}
 	if w != nil && r.staging == nil {
-		r.staging = [][]byte{make([]byte, 0, streamBufferSize), make([]byte, 0, streamBufferSize)}
+		r.staging = make([]byte, 0, streamBufferSize)
 	}
 	s, err := stream(now, reason, sizeHint, w, r.staging, src)
 	if err != nil {
@@ -257,17 +257,20 @@ func (r *Recorder) write(now time.Time, reason string, sizeHint int64, w io.Writ
 }
 
 // stream makes a Snapshot of the trace that src writes, in one pass: to
-// w through the staging buffers, or if w is nil into Data, sized for
-// sizeHint bytes. If the trace's window cannot be read, the error goes to
-// otel.Handle and Start and End are left zero for the caller to estimate.
-func stream(now time.Time, reason string, sizeHint int64, w io.Writer, staging [][]byte, src func(*snapshotStream) error) (*Snapshot, error) {
-	st := snapshotStream{dst: w, hash: sha256.New()}
+// w through the staging buffer, unhashed (the store's caller hashes what
+// it stored: snapstore.Checksummer), or if w is nil into Data, sized for
+// sizeHint bytes, and hashed. If the trace's window cannot be read, the
+// error goes to otel.Handle and Start and End are left zero for the caller
+// to estimate.
+func stream(now time.Time, reason string, sizeHint int64, w io.Writer, staging []byte, src func(*snapshotStream) error) (*Snapshot, error) {
+	st := snapshotStream{dst: w}
 	var buf *snapshotBuffer
 	if w == nil {
+		st.hash = sha256.New()
 		buf = &snapshotBuffer{b: make([]byte, 0, sizeHint+sizeHint/8)}
 		st.dst = buf
 	} else {
-		st.buffered(staging)
+		st.buf = staging[:0]
 	}
 	err := src(&st)
 	if cerr := st.close(); err == nil {
@@ -280,13 +283,13 @@ func stream(now time.Time, reason string, sizeHint int64, w io.Writer, staging [
 	s := &Snapshot{
 		ID:            rand.Text(),
 		Reason:        reason,
-		SHA256:        hex.EncodeToString(st.hash.Sum(nil)),
 		TakenAt:       now,
 		WriteDuration: done.Sub(now),
 		size:          st.n,
 	}
 	if buf != nil {
 		s.Data = buf.b
+		s.SHA256 = hex.EncodeToString(st.hash.Sum(nil))
 	}
 	start, end, err := st.win.window()
 	if err != nil {

@@ -24,9 +24,10 @@ type Snapshot struct {
 	// [Recorder.WriteSnapshot] wrote elsewhere.
 	Data []byte
 
-	// SHA256 is the hex SHA-256 of the trace, computed as it was written
-	// out of the flight recorder. It is empty in a Snapshot made by other
-	// means, whose Data a store hashes itself.
+	// SHA256 is the hex SHA-256 of Data, computed as it was written out of
+	// the flight recorder by [Recorder.Snapshot]. It is empty in a
+	// Snapshot that [Recorder.WriteSnapshot] wrote elsewhere, unhashed,
+	// and in one made by other means, whose Data a store hashes itself.
 	SHA256 string
 
 	// Start and End are the wall-clock interval covered by Data.

@@ -9,65 +9,28 @@ import (
 // streamBufferSize is how much a snapshot written to an io.Writer gathers
 // before each write: a file takes a 16 MiB window in 16 writes instead of
 // the runtime's one per batch, up to 64 KiB each, without the process
-// holding more than two such buffers of it.
+// holding more than this of it.
 const streamBufferSize = 1 << 20
 
 // snapshotStream is the one pass a snapshot makes on its way out of the
 // flight recorder: each piece the runtime writes goes through the window
-// scan and the SHA-256, and on to dst.
+// scan, and the SHA-256 when hash is set, and on to dst.
 //
-// Unbuffered (no hasher), each piece is hashed and passed straight on.
-// Buffered, pieces are gathered into 1 MiB buffers, and each full buffer
-// is written to dst while the hasher's goroutine hashes it: the SHA-256,
-// the costliest step of the pass (about 1 ms per MiB), then overlaps the
-// write instead of adding to it. Two buffers take turns.
+// Unbuffered, each piece is passed straight on. Buffered (streaming to a
+// store), pieces are gathered into one 1 MiB buffer, written to dst
+// whenever it fills; the stream is not hashed then: at about 1 ms per MiB
+// the SHA-256 was three quarters of the pass, and the store's caller
+// hashes the trace after it is stored (snapstore.Checksummer).
 type snapshotStream struct {
 	dst  io.Writer
-	hash hash.Hash
+	hash hash.Hash // nil: not hashed
 	win  windowWriter
 	n    int64
 	err  error // of dst; the write stops there
 
-	buf    []byte
-	hasher *hasher // nil when unbuffered
+	buf []byte // nil when unbuffered
 
 	sinceYield int
-}
-
-// hasher hashes buffers on a goroutine of its own, and hands each back on
-// free once hashed.
-type hasher struct {
-	in   chan []byte
-	free chan []byte
-	done chan struct{}
-}
-
-// newHasher starts a hasher feeding h, with the buffers bufs to take turns.
-func newHasher(h hash.Hash, bufs [][]byte) *hasher {
-	hs := &hasher{in: make(chan []byte, len(bufs)), free: make(chan []byte, len(bufs)), done: make(chan struct{})}
-	for _, b := range bufs {
-		hs.free <- b[:0]
-	}
-	go func() {
-		defer close(hs.done)
-		for b := range hs.in {
-			for p := b; len(p) > 0; {
-				// One call over a whole buffer cannot be preempted.
-				k := min(len(p), copyChunk)
-				h.Write(p[:k])
-				p = p[k:]
-			}
-			hs.free <- b[:0]
-		}
-	}()
-	return hs
-}
-
-// buffered makes s gather its writes in bufs, hashing them on a goroutine
-// of its own. The caller calls close.
-func (s *snapshotStream) buffered(bufs [][]byte) {
-	s.hasher = newHasher(s.hash, bufs)
-	s.buf = <-s.hasher.free
 }
 
 func (s *snapshotStream) Write(p []byte) (int, error) {
@@ -83,8 +46,10 @@ func (s *snapshotStream) Write(p []byte) (int, error) {
 		_, _ = s.win.Write(q) // never fails: its error waits for window
 		s.n += int64(len(q))
 		s.sinceYield += len(q)
-		if s.hasher == nil {
+		if s.hash != nil {
 			s.hash.Write(q)
+		}
+		if s.buf == nil {
 			if _, err := s.dst.Write(q); err != nil {
 				s.err = err
 				return 0, err
@@ -111,6 +76,24 @@ func (s *snapshotStream) Write(p []byte) (int, error) {
 	return written, nil
 }
 
+// flush writes the buffer gathered to dst.
+func (s *snapshotStream) flush() error {
+	if s.err != nil || len(s.buf) == 0 {
+		return s.err
+	}
+	_, s.err = s.dst.Write(s.buf)
+	s.buf = s.buf[:0]
+	return s.err
+}
+
+// close flushes what is left. It returns the first error of dst.
+func (s *snapshotStream) close() error {
+	if s.buf == nil {
+		return s.err
+	}
+	return s.flush()
+}
+
 // readFrom reads r to its end into the stream: a buffered stream reads
 // straight into its buffer, sparing the copy that Write makes from the
 // caller's; an unbuffered one reads into buf and writes that.
@@ -120,7 +103,7 @@ func (s *snapshotStream) readFrom(r io.Reader, buf []byte) error {
 			return s.err
 		}
 		q := buf
-		if s.hasher != nil {
+		if s.buf != nil {
 			if len(s.buf) == cap(s.buf) {
 				if err := s.flush(); err != nil {
 					return err
@@ -131,7 +114,7 @@ func (s *snapshotStream) readFrom(r io.Reader, buf []byte) error {
 		n, err := r.Read(q)
 		if n > 0 {
 			q = q[:n]
-			if s.hasher == nil {
+			if s.buf == nil {
 				if _, werr := s.Write(q); werr != nil {
 					return werr
 				}
@@ -139,6 +122,9 @@ func (s *snapshotStream) readFrom(r io.Reader, buf []byte) error {
 				for p := q; len(p) > 0; {
 					k := min(len(p), copyChunk)
 					_, _ = s.win.Write(p[:k]) // never fails: its error waits for window
+					if s.hash != nil {
+						s.hash.Write(p[:k])
+					}
 					p = p[k:]
 				}
 				s.n += int64(n)
@@ -156,29 +142,4 @@ func (s *snapshotStream) readFrom(r io.Reader, buf []byte) error {
 			return err
 		}
 	}
-}
-
-// flush hands the buffer gathered to the hasher and writes it to dst,
-// then takes the other buffer once the hasher is done with it.
-func (s *snapshotStream) flush() error {
-	if s.err != nil || len(s.buf) == 0 {
-		return s.err
-	}
-	b := s.buf
-	s.hasher.in <- b
-	_, s.err = s.dst.Write(b)
-	s.buf = <-s.hasher.free
-	return s.err
-}
-
-// close flushes what is left and waits for the hasher, which is then done
-// with the buffers. It returns the first error of dst.
-func (s *snapshotStream) close() error {
-	if s.hasher == nil {
-		return s.err
-	}
-	err := s.flush()
-	close(s.hasher.in)
-	<-s.hasher.done
-	return err
 }

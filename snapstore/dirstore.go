@@ -348,8 +348,6 @@ func (w *dirWriter) Commit(ctx context.Context, s *otelfr.Snapshot) (Info, error
 		err = fmt.Errorf("otelfr/snapstore: saving snapshot: %w", err)
 	case !ValidID(s.ID):
 		err = ErrInvalidID
-	case s.SHA256 == "":
-		err = ErrNoChecksum
 	default:
 		err = ctx.Err()
 	}
@@ -539,6 +537,41 @@ func (d *DirStore) AddSpans(ctx context.Context, id string, spans []SpanRef) err
 		return err
 	}
 	in.Spans = append(in.Spans, spans...)
+	meta, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	_, err = d.writeAtomic(filepath.Join(d.dir, id+metaExt), meta)
+	return err
+}
+
+// SetSHA256 implements [Checksummer]: Commit takes a snapshot without its
+// SHA-256, which is then recorded here. A read-only store returns
+// [ErrReadOnly].
+func (d *DirStore) SetSHA256(ctx context.Context, id, sum string) error {
+	if d.readOnly {
+		return ErrReadOnly
+	}
+	if !ValidID(id) {
+		return ErrInvalidID
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	in, err := d.readInfo(id)
+	if err != nil {
+		return err
+	}
+	switch in.SHA256 {
+	case sum:
+		return nil
+	case "":
+	default:
+		return fmt.Errorf("%w: %s", ErrChecksumMismatch, id)
+	}
+	in.SHA256 = sum
 	meta, err := json.Marshal(in)
 	if err != nil {
 		return err

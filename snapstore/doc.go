@@ -12,7 +12,9 @@
 // recorder's window straight into the store's file, in one pass, and
 // [SnapshotWriter.Commit] stores it, so that no copy of the whole trace is
 // held in memory. Package spanprocessor streams every snapshot that way
-// when its store allows it.
+// when its store allows it. A store that is also a [Checksummer], as both
+// are, takes the trace unhashed and records its SHA-256 afterwards, so
+// that hashing stays off the snapshot's path.
 //
 // IDs are validated ([ValidID]) before they reach storage, so that no ID
 // can name a path, and a Store never lists or serves a snapshot whose Save

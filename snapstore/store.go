@@ -110,17 +110,38 @@ type SnapshotWriter interface {
 	io.Writer
 	// Commit stores the trace written as the snapshot s describes, and
 	// returns its description, whose Size is the number of bytes
-	// written. s.Data is ignored; s.SHA256 must be the hex SHA-256 of the
-	// trace written, as [otelfr.Recorder.WriteSnapshot] sets it, or
-	// Commit returns [ErrNoChecksum]. A failed Commit discards the trace.
+	// written. s.Data is ignored; s.SHA256 is the hex SHA-256 of the
+	// trace written. It may be empty, as [otelfr.Recorder.WriteSnapshot]
+	// leaves it, in a store that is a [Checksummer]: the snapshot is then
+	// stored, listed and served with Info.SHA256 empty until SetSHA256
+	// records it. A store that is not returns [ErrNoChecksum]. A failed
+	// Commit discards the trace.
 	Commit(ctx context.Context, s *otelfr.Snapshot) (Info, error)
 	// Abort discards the trace. It is a no-op after Commit or Abort.
 	Abort()
 }
 
-// ErrNoChecksum is returned by [SnapshotWriter.Commit] for a snapshot
-// without its SHA-256.
-var ErrNoChecksum = errors.New("otelfr/snapstore: snapshot has no SHA-256")
+// Checksummer is implemented by Creators that commit a snapshot before
+// its SHA-256 is known, so that hashing the trace (about 1 ms per MiB)
+// stays off the path from the flight recorder to the store: the caller
+// hashes the stored trace afterwards and records the sum.
+type Checksummer interface {
+	// SetSHA256 records sum, the hex SHA-256 of the stored trace of the
+	// snapshot id, committed without one. It returns [ErrNotFound] for an
+	// unknown ID, and [ErrChecksumMismatch] if the snapshot has another
+	// sum already; recording the same sum again is a no-op.
+	SetSHA256(ctx context.Context, id, sum string) error
+}
+
+var (
+	// ErrNoChecksum is returned by [SnapshotWriter.Commit] for a snapshot
+	// without its SHA-256, in a store that is not a [Checksummer].
+	ErrNoChecksum = errors.New("otelfr/snapstore: snapshot has no SHA-256")
+
+	// ErrChecksumMismatch is returned by [Checksummer.SetSHA256] for a
+	// snapshot that has another SHA-256 already.
+	ErrChecksumMismatch = errors.New("otelfr/snapstore: snapshot has another SHA-256")
+)
 
 // NewInfo returns the description of snapshot s of size bytes whose
 // trace has the hex SHA-256 sum, as a store records it.

@@ -20,6 +20,10 @@ const (
 	// DefaultCoalesceWindow is how long the worker waits after an anomaly
 	// for others to share its snapshot.
 	DefaultCoalesceWindow = 20 * time.Millisecond
+	// DefaultDiagnosisTimeout bounds the diagnosis of one span.
+	DefaultDiagnosisTimeout = 5 * time.Second
+	// DefaultStoreTimeout bounds each of the worker's calls into the store.
+	DefaultStoreTimeout = 10 * time.Second
 )
 
 // EnvLatencyThreshold names the environment variable that sets the global
@@ -44,6 +48,9 @@ type config struct {
 	adaptive   *adaptiveConfig
 	cooldown   time.Duration
 	diagnoser  Diagnoser
+
+	diagnosisTimeout time.Duration
+	storeTimeout     time.Duration
 
 	meterProvider metric.MeterProvider
 }
@@ -125,9 +132,11 @@ func WithCoalesceWindow(d time.Duration) Option {
 
 // WithOnAnomaly registers f to be told what happened to each anomalous
 // span, once it has been forwarded: the snapshot it is linked to, or why it
-// has none. f runs on the processor's worker goroutine (on the OnEnd
-// caller's goroutine for a span skipped because the queue was full), so it
-// should return quickly; logging a line is fine. A nil f removes it.
+// has none (and, for a linked span, once it has been diagnosed, if a
+// Diagnoser is configured). f runs on the processor's worker goroutines,
+// one call at a time (and on the OnEnd caller's goroutine, concurrently,
+// for a span skipped because the queue was full); it should return
+// quickly: logging a line is fine. A nil f removes it.
 func WithOnAnomaly(f func(Outcome)) Option {
 	return optionFunc(func(c config) config {
 		c.onAnomaly = f
@@ -159,6 +168,36 @@ func WithDiagnoser(d Diagnoser) Option {
 	})
 }
 
+// WithDiagnosisTimeout bounds the diagnosis of each linked span (see
+// [Diagnoser]). A diagnosis still running after d is abandoned: its ctx is
+// cancelled, its result dropped, and the span, forwarded already, is
+// reported and exported undiagnosed and counted in [Stats].Dropped
+// ("diagnosis_timeout"), as are the spans that come while it still runs.
+// The default is 5s; d <= 0 keeps the default.
+func WithDiagnosisTimeout(d time.Duration) Option {
+	return optionFunc(func(c config) config {
+		if d > 0 {
+			c.diagnosisTimeout = d
+		}
+		return c
+	})
+}
+
+// WithStoreTimeout bounds each of the worker's calls into the store:
+// storing a snapshot (the anomalies it is taken for are skipped, "error",
+// when it fails or times out), and, on the export stage, hashing it and
+// recording its spans. The snapshot's own stream out of the flight
+// recorder, typically milliseconds, is not interrupted. The default is
+// 10s; d <= 0 keeps the default.
+func WithStoreTimeout(d time.Duration) Option {
+	return optionFunc(func(c config) config {
+		if d > 0 {
+			c.storeTimeout = d
+		}
+		return c
+	})
+}
+
 // WithMeterProvider sets where the Processor publishes its counters
 // (anomalies, snapshots and their bytes, linked and skipped spans by
 // reason, failures by stage; see [Processor.Stats]). The default is the
@@ -180,6 +219,9 @@ func newConfig(opts []Option) config {
 		grpcCodes:     defaultGRPCErrorCodes,
 		queueSize:     DefaultQueueSize,
 		coalesce:      DefaultCoalesceWindow,
+
+		diagnosisTimeout: DefaultDiagnosisTimeout,
+		storeTimeout:     DefaultStoreTimeout,
 	}
 	if v, ok := os.LookupEnv(EnvLatencyThreshold); ok && v != "" {
 		d, err := time.ParseDuration(strings.TrimSpace(v))

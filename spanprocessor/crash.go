@@ -74,6 +74,12 @@ func (p *Processor) postMortem() {
 	if attrs, events := p.diagnoseCrash(info); attrs != nil || events != nil {
 		a.Attributes, a.Events = append(a.Attributes, attrs...), events
 	}
+	// Streamed into the store unhashed, as every snapshot is: the sum of
+	// what was stored goes on the attachment.
+	if info, err = p.checksum(p.ctx, info); err != nil && !p.shuttingDown(err) {
+		p.c.errors[stageStore].Add(1)
+		otel.Handle(fmt.Errorf("otelfr/spanprocessor: %w", err))
+	}
 	if err := p.exp.Attach(p.ctx, info, []exporter.Anomaly{a}); err != nil && !p.shuttingDown(err) {
 		p.c.errors[stageExport].Add(1)
 		otel.Handle(fmt.Errorf("otelfr/spanprocessor: %w", err))

@@ -14,10 +14,15 @@
 // A normal span is forwarded at once; the check costs a few nanoseconds and
 // no allocation. An anomalous span is handed to a background worker, which
 // snapshots the flight recorder through an [otelfr.Recorder], stores the
-// snapshot and exports an attachment span through an [exporter.Exporter],
-// and forwards the span decorated with the snapshot's ID, URL and reason
-// (or, when rate limits or the window prevent a snapshot, with
-// otelfr.snapshot.skipped saying why).
+// snapshot through an [exporter.Exporter], and forwards the span decorated
+// with the snapshot's ID, URL and reason (or, when rate limits or the
+// window prevent a snapshot, with otelfr.snapshot.skipped saying why).
+// Later stages of the worker, with bounded queues between them, then
+// diagnose the span ([WithDiagnoser]), hash the stored snapshot and export
+// the span's attachment: a slow diagnosis, store or exporter never delays
+// the next snapshot, each is bounded by its timeout
+// ([WithDiagnosisTimeout], [WithStoreTimeout], exporter.WithTimeout), and
+// work a full stage cannot take is dropped and counted ([Stats].Dropped).
 //
 // # Usage
 //

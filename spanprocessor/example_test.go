@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -187,4 +188,51 @@ func ExampleProcessor_Snapshot() {
 	// deploy verification true
 	// true
 	// exported: otelfr.snapshot
+}
+
+// slowDiagnoser takes as long as its ctx allows.
+type slowDiagnoser struct{}
+
+func (slowDiagnoser) Diagnose(ctx context.Context, _ []byte, _ sdktrace.ReadOnlySpan) (string, []attribute.KeyValue, []sdktrace.Event, error) {
+	<-ctx.Done()
+	return "", nil, nil, nil
+}
+
+// A diagnosis is bounded by WithDiagnosisTimeout, each call into the
+// store by WithStoreTimeout. A diagnosis that runs out of time is
+// abandoned: the span, forwarded linked already, is reported
+// undiagnosed, and counted in Stats.Dropped.
+func ExampleWithDiagnosisTimeout() {
+	rec, err := otelfr.Start()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer rec.Stop(context.Background())
+	dir, _ := os.MkdirTemp("", "otelfr-example")
+	defer os.RemoveAll(dir)
+	store, _ := snapstore.NewDirStore(dir)
+
+	spans := tracetest.NewInMemoryExporter()
+	proc := spanprocessor.New(sdktrace.NewSimpleSpanProcessor(spans), rec, exporter.New(store, nil),
+		spanprocessor.WithDiagnoser(slowDiagnoser{}),
+		spanprocessor.WithDiagnosisTimeout(10*time.Millisecond),
+		spanprocessor.WithStoreTimeout(5*time.Second),
+		spanprocessor.WithOnAnomaly(func(o spanprocessor.Outcome) {
+			fmt.Printf("%s: linked %v, verdict %q\n", o.Span.Name(), o.SnapshotID != "", o.Verdict)
+		}))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(proc))
+	defer tp.Shutdown(context.Background())
+
+	_, span := tp.Tracer("example").Start(context.Background(), "GET /report")
+	span.SetStatus(codes.Error, "failed")
+	span.End()
+	if err := proc.ForceFlush(context.Background()); err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(proc.Stats().Dropped)
+	// Output:
+	// GET /report: linked true, verdict ""
+	// map[diagnosis_timeout:1]
 }

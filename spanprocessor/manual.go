@@ -44,6 +44,11 @@ func (p *Processor) Snapshot(ctx context.Context, reason string) (snapstore.Info
 		}
 		info.Spans = append(info.Spans, ref)
 	}
+	info, err = p.checksum(ctx, info)
+	if err != nil {
+		p.c.errors[stageStore].Add(1)
+		return info, err
+	}
 	if err := p.exp.Attach(ctx, info, []exporter.Anomaly{{Parent: parent, Reason: reason}}); err != nil {
 		p.c.errors[stageExport].Add(1)
 		return info, err

@@ -34,8 +34,15 @@ const (
 // coalesce window (or reuses the latest snapshot if it already covers the
 // span), stores it, decorates each covered span with
 // [otelfr.SnapshotIDKey], [otelfr.SnapshotURLKey],
-// [otelfr.SnapshotSpanIDKey] and [otelfr.SnapshotReasonKey], forwards it,
-// and exports its attachment span. A span that gets no snapshot is
+// [otelfr.SnapshotSpanIDKey] and [otelfr.SnapshotReasonKey], and forwards
+// it; then, on later stages with bounded queues between them, diagnoses it
+// (see [WithDiagnoser]), reports it (see [WithOnAnomaly]), hashes the
+// snapshot, records the span in the store and exports its attachment
+// span. A slow diagnosis, store or span exporter never delays the next
+// snapshot or the forwarding of anomalous spans: each of those steps is
+// bounded by its timeout ([WithDiagnosisTimeout], [WithStoreTimeout],
+// exporter.WithTimeout), and work that finds a stage's queue full is
+// dropped and counted ([Stats].Dropped). A span that gets no snapshot is
 // forwarded with [SnapshotSkippedKey] saying why. Every span reaches
 // the wrapped processor exactly once, unless Shutdown has begun (see
 // [Processor.Shutdown]: such spans are counted in [Stats]).
@@ -47,13 +54,15 @@ type Processor struct {
 	maxBatch int
 	adaptive *adaptive // nil unless WithAdaptiveLatency
 
-	queue chan anomaly
-	flush chan chan struct{}
-	stop  chan struct{}
-	done  chan struct{}
-	ctx   context.Context // cancelled when Shutdown stops waiting for snapshots
-	abort context.CancelFunc
-	long  longNames
+	queue   chan anomaly
+	diagQ   chan job // snapshot stage → diagnosis stage
+	exportQ chan job // diagnosis stage → export stage
+	flush   chan chan struct{}
+	stop    chan struct{}
+	done    chan struct{}   // closed when the last stage has finished
+	ctx     context.Context // cancelled when Shutdown stops waiting for snapshots
+	abort   context.CancelFunc
+	long    longNames
 
 	stopped      atomic.Bool
 	sending      atomic.Int64 // OnEnd calls between their stopped check and their send
@@ -69,6 +78,9 @@ type Processor struct {
 
 	takeMu sync.Mutex
 	taking *taking // the snapshot being taken and stored, if any
+
+	diagIdle atomic.Bool // no diagnosis is running
+	reportMu sync.Mutex  // serializes the stages' WithOnAnomaly calls
 
 	c       counters
 	metrics metric.Registration // nil when registration failed
@@ -96,6 +108,8 @@ func New(next sdktrace.SpanProcessor, rec *otelfr.Recorder, exp *exporter.Export
 		cfg:      cfg,
 		maxBatch: cfg.queueSize,
 		queue:    make(chan anomaly, cfg.queueSize),
+		diagQ:    make(chan job, stageQueueSize),
+		exportQ:  make(chan job, stageQueueSize),
 		flush:    make(chan chan struct{}),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -110,7 +124,10 @@ func New(next sdktrace.SpanProcessor, rec *otelfr.Recorder, exp *exporter.Export
 	} else {
 		p.metrics = reg
 	}
+	p.diagIdle.Store(true)
 	go p.run()
+	go p.runDiagnoses()
+	go p.runExports()
 	return p
 }
 
@@ -258,10 +275,11 @@ func (p *Processor) ForceFlush(ctx context.Context) error {
 // exporter and the wrapped processor, and returns by ctx's deadline
 // whatever they are doing.
 //
-// ctx's time is shared out: the worker has the first half of it to
-// snapshot, diagnose and forward the anomalies still queued; then
-// snapshots, stores and exports in progress are cancelled, and it has half
-// of what is left to forward the rest, marked skipped ("stopped"). If it
+// ctx's time is shared out: the worker's stages have the first half of it
+// to snapshot, forward, diagnose and export the anomalies still queued;
+// then snapshots, diagnoses, stores and exports in progress are
+// cancelled, and the worker has half of what is left to forward the rest,
+// marked skipped ("stopped"). If it
 // has not finished by then (the wrapped processor's OnEnd blocks, say),
 // Shutdown gives up on it: the anomalies it has not forwarded are counted
 // in [Stats].Abandoned, and the error returned wraps ctx's error, or

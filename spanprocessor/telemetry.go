@@ -35,12 +35,25 @@ const (
 
 var stageNames = [numStages]string{"snapshot", "store", "export"}
 
+// Reasons a stage dropped its work for a linked span, in counter order:
+// the values of Stats.Dropped and of otelfr.spans.dropped's reason
+// attribute, beside "after_shutdown" and "abandoned".
+const (
+	dropDiagnosisQueueFull = iota // the diagnosis stage's queue was full
+	dropDiagnosisTimeout          // the diagnosis timed out, or an abandoned one still ran
+	dropExportQueueFull           // the export stage's queue was full
+	numDrops
+)
+
+var dropReasons = [numDrops]string{"diagnosis_queue_full", "diagnosis_timeout", "export_queue_full"}
+
 // counters are the Processor's self-telemetry: plain atomics on the paths
 // that count, read by Stats and by an observable-instrument callback.
 type counters struct {
 	anomalies, snapshots, snapshotBytes, linked atomic.Int64
 	skipped                                     [len(skipReasons)]atomic.Int64
 	errors                                      [numStages]atomic.Int64
+	dropped                                     [numDrops]atomic.Int64
 
 	queued               atomic.Int64 // anomalies that entered the queue
 	abandoned            atomic.Int64
@@ -82,6 +95,15 @@ type Stats struct {
 	// forwarded. Every anomaly is counted once, in Linked, in Skipped or
 	// here.
 	Abandoned int64
+	// Dropped counts, by reason, the linked spans whose diagnosis or
+	// export a stage of the worker dropped rather than fall behind:
+	// "diagnosis_queue_full" and "diagnosis_timeout" (the span was
+	// reported and exported undiagnosed; see [WithDiagnosisTimeout]),
+	// "export_queue_full" (neither recorded in the store nor given an
+	// attachment span). The spans themselves were forwarded, linked, and
+	// are counted in Linked; a span may be counted under two reasons.
+	// Reasons that never occurred are absent.
+	Dropped map[string]int64
 	// DroppedAfterShutdown is the number of spans, normal or anomalous,
 	// handed to OnEnd once Shutdown had begun, and not forwarded. They are
 	// not counted in Anomalies.
@@ -101,6 +123,7 @@ func (p *Processor) Stats() Stats {
 		Linked:        p.c.linked.Load(),
 		Skipped:       map[string]int64{},
 		Errors:        map[string]int64{},
+		Dropped:       map[string]int64{},
 
 		Abandoned:            p.c.abandoned.Load(),
 		DroppedAfterShutdown: p.c.droppedAfterShutdown.Load(),
@@ -114,6 +137,11 @@ func (p *Processor) Stats() Stats {
 	for i, st := range stageNames {
 		if n := p.c.errors[i].Load(); n > 0 {
 			s.Errors[st] = n
+		}
+	}
+	for i, r := range dropReasons {
+		if n := p.c.dropped[i].Load(); n > 0 {
+			s.Dropped[r] = n
 		}
 	}
 	return s
@@ -137,7 +165,7 @@ func (p *Processor) registerMetrics(mp metric.MeterProvider) (metric.Registratio
 	skipped := counter("otelfr.spans.skipped", "{span}", "Anomalous spans forwarded without a snapshot, by reason.")
 	failures := counter("otelfr.errors", "{error}", "Failures to take, store or export a snapshot, by stage.")
 	dropped := counter("otelfr.spans.dropped", "{span}",
-		"Spans never forwarded: handed over after shutdown began, or abandoned when shutdown ran out of time.")
+		"Spans never forwarded (after_shutdown, abandoned), and linked spans whose diagnosis or export a stage dropped (diagnosis_queue_full, diagnosis_timeout, export_queue_full).")
 	causes := counter("otelfr.causes", "{span}",
 		"Diagnosed anomalous spans by cause, the diagnosis's grouping key; at most 64 causes, others under \"other\".")
 	if err := errors.Join(errs...); err != nil {
@@ -153,6 +181,10 @@ func (p *Processor) registerMetrics(mp metric.MeterProvider) (metric.Registratio
 	}
 	afterShutdown := metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "after_shutdown")))
 	abandoned := metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "abandoned")))
+	var dropAttrs [numDrops]metric.ObserveOption
+	for i, r := range dropReasons {
+		dropAttrs[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", r)))
+	}
 	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		o.ObserveInt64(anomalies, p.c.anomalies.Load())
 		o.ObserveInt64(snapshots, p.c.snapshots.Load())
@@ -166,6 +198,9 @@ func (p *Processor) registerMetrics(mp metric.MeterProvider) (metric.Registratio
 		}
 		o.ObserveInt64(dropped, p.c.droppedAfterShutdown.Load(), afterShutdown)
 		o.ObserveInt64(dropped, p.c.abandoned.Load(), abandoned)
+		for i := range dropReasons {
+			o.ObserveInt64(dropped, p.c.dropped[i].Load(), dropAttrs[i])
+		}
 		p.c.causes.observe(o, causes)
 		return nil
 	}, anomalies, snapshots, bytes, linked, skipped, failures, dropped, causes)

@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"runtime"
 	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/otelfr/otel-flightrecorder/exporter"
@@ -18,40 +16,50 @@ import (
 	"github.com/otelfr/otel-flightrecorder/snapstore"
 )
 
-// Diagnoser explains an anomalous span from the execution trace of the
-// snapshot that covers it. Package analysis provides one; it is wired in
-// with [WithDiagnoser] so that the trace parser stays out of programs that
-// do not want it.
+// The background work is split into three stages, each on a goroutine of
+// its own, with bounded queues between them, so that a slow step holds up
+// only the stages after it:
 //
-// Diagnose runs on the Processor's background worker, once per linked
-// span, with the stored snapshot's trace read back whole (a
-// [ReaderDiagnoser] reads only what it needs), before the span is
-// forwarded: it delays anomalous spans (never
-// normal ones) by its running time. The attributes and events it returns
-// go on the span's attachment span; verdict is recorded with the stored
-// snapshot. An error is reported to otel.Handle; the snapshot is kept.
+//   - snapshot (run): collects anomalies for the coalesce window, takes
+//     and stores one snapshot for each batch, forwards the batch's spans
+//     decorated (linked or skipped), and hands the linked ones on. It is
+//     the only stage on the path from an anomaly to its snapshot.
+//   - diagnosis (runDiagnoses): diagnoses the linked spans, each within
+//     the diagnosis timeout, and reports their outcomes.
+//   - export (runExports): fills in the snapshot's SHA-256, records the
+//     spans in the store and exports their attachment spans, within the
+//     store's and the exporter's timeouts.
 //
-// A Diagnoser that can group the spans it explains returns, among attrs,
-// the grouping key as the attribute otelfr.diagnosis.cause
-// (analysis.DiagnosisCauseKey): it is stored with the span
-// (snapstore.SpanRef.Cause) and counted in the metric otelfr.causes.
-type Diagnoser interface {
-	Diagnose(ctx context.Context, trace []byte, span sdktrace.ReadOnlySpan) (verdict string, attrs []attribute.KeyValue, events []sdktrace.Event, err error)
+// A job that finds the next stage's queue full skips that stage's work;
+// its spans, already forwarded, are counted in Stats.Dropped.
+
+// stageQueueSize bounds the jobs (one per snapshot batch) waiting between
+// two stages.
+const stageQueueSize = 16
+
+// job is a batch of spans linked to one stored snapshot, on its way
+// through the diagnosis and export stages; or, with ack set, a ForceFlush
+// marker, closed once the stages have finished what was before it.
+type job struct {
+	info  snapstore.Info
+	spans []linked
+	ack   chan struct{}
 }
 
-// ReaderDiagnoser is implemented by Diagnosers that read a snapshot's
-// trace from the store themselves, only the parts a span needs, as
-// analysis.Diagnoser does. The Processor then hands them the stored
-// snapshot, opened, instead of loading its whole trace for Diagnose.
-type ReaderDiagnoser interface {
-	Diagnoser
-	DiagnoseReader(ctx context.Context, r io.ReadSeeker, span sdktrace.ReadOnlySpan) (verdict string, attrs []attribute.KeyValue, events []sdktrace.Event, err error)
+// linked is a span forwarded linked to a snapshot, with what the later
+// stages record and export of it.
+type linked struct {
+	a       anomaly
+	ref     snapstore.SpanRef
+	att     exporter.Anomaly
+	outcome Outcome
 }
 
-// run is the background worker: it collects anomalies for the coalesce
-// window, then handles them as one batch.
+// run is the snapshot stage: it collects anomalies for the coalesce
+// window, then handles them as one batch. It closes the diagnosis stage's
+// queue when it returns.
 func (p *Processor) run() {
-	defer close(p.done)
+	defer close(p.diagQ)
 	p.postMortem()
 	var (
 		batch  []anomaly
@@ -82,7 +90,7 @@ func (p *Processor) run() {
 		case ack := <-p.flush:
 			stopTimer()
 			batch = p.handle(&w, p.drain(batch))
-			close(ack)
+			p.diagQ <- job{ack: ack} // through the later stages
 		case <-p.stop:
 			stopTimer()
 			// OnEnd calls that saw stopped false before Shutdown set it
@@ -173,10 +181,12 @@ func (p *Processor) handle(w *worker, batch []anomaly) []anomaly {
 
 func triggerKey(a anomaly) string { return a.reason + "\x00" + a.span.Name() }
 
-// snapshot takes and stores a snapshot. On failure it returns the skip
-// reason to put on the spans.
+// snapshot takes and stores a snapshot, within the store timeout. On
+// failure it returns the skip reason to put on the spans.
 func (p *Processor) snapshot(reason string) (snapstore.Info, string) {
-	info, stage, err := p.take(p.ctx, reason)
+	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.storeTimeout)
+	defer cancel()
+	info, stage, err := p.take(ctx, reason)
 	if err != nil {
 		switch {
 		case p.ctx.Err() != nil, errors.Is(err, exporter.ErrShutdown):
@@ -211,103 +221,54 @@ func partial(in snapstore.Info, s sdktrace.ReadOnlySpan) bool {
 	return s.StartTime().Before(in.WindowStart)
 }
 
-// deliver diagnoses the anomalies covered by a stored snapshot, records
-// them with it, forwards them decorated, and exports their attachments.
-// A diagnoser reads the snapshot's trace back from the store: the
-// snapshot went there without a copy held in memory.
+// deliver forwards the anomalies covered by a stored snapshot, decorated
+// with it, and hands them to the diagnosis stage, which reports them.
 func (p *Processor) deliver(info snapstore.Info, covered []anomaly) {
 	if len(covered) == 0 {
 		return
 	}
-	atts := make([]exporter.Anomaly, len(covered))
-	refs := make([]snapstore.SpanRef, len(covered))
-	diagnose := p.diagnoser(info.ID)
-	defer diagnose.close()
-	for i, a := range covered {
-		atts[i] = exporter.Anomaly{Span: a.span, Reason: a.reason}
+	j := job{info: info, spans: make([]linked, 0, len(covered))}
+	for _, a := range covered {
+		d, url, ok := p.link(info, a)
+		if !ok {
+			continue // Shutdown gave up on the worker
+		}
 		sc := a.span.SpanContext()
-		refs[i] = snapstore.SpanRef{
-			TraceID: sc.TraceID().String(), SpanID: sc.SpanID().String(), Name: a.span.Name(),
-			Start: a.span.StartTime(), End: a.span.EndTime(), Reason: a.reason,
+		j.spans = append(j.spans, linked{
+			a: a,
+			ref: snapstore.SpanRef{
+				TraceID: sc.TraceID().String(), SpanID: sc.SpanID().String(), Name: a.span.Name(),
+				Start: a.span.StartTime(), End: a.span.EndTime(), Reason: a.reason,
+			},
+			att:     exporter.Anomaly{Span: d, Reason: a.reason},
+			outcome: Outcome{Span: d, Reason: a.reason, SnapshotID: info.ID, SnapshotURL: url, Partial: partial(info, a.span)},
+		})
+	}
+	if len(j.spans) == 0 {
+		return
+	}
+	select {
+	case p.diagQ <- j:
+	default:
+		// Diagnosis lags: these spans go undiagnosed.
+		if p.cfg.diagnoser != nil {
+			p.c.dropped[dropDiagnosisQueueFull].Add(int64(len(j.spans)))
 		}
-		if diagnose.ok() && p.ctx.Err() == nil {
-			verdict, attrs, events, err := diagnose.run(p.ctx, a.span)
-			if err != nil {
-				otel.Handle(fmt.Errorf("otelfr/spanprocessor: diagnosing span %s in snapshot %s: %w", sc.SpanID(), info.ID, err))
-			}
-			refs[i].Verdict, refs[i].Cause = verdict, causeOf(attrs)
-			p.c.causes.count(refs[i].Cause)
-			atts[i].Attributes, atts[i].Events = attrs, events
-		}
-	}
-	if err := p.exp.AddSpans(p.ctx, info.ID, refs); err != nil && !p.shuttingDown(err) {
-		p.c.errors[stageStore].Add(1)
-		otel.Handle(fmt.Errorf("otelfr/spanprocessor: recording spans of snapshot %s: %w", info.ID, err))
-	}
-	for i, a := range covered {
-		atts[i].Span = p.link(info, a, refs[i].Verdict)
-	}
-	if err := p.exp.Attach(p.ctx, info, atts); err != nil && !p.shuttingDown(err) {
-		p.c.errors[stageExport].Add(1)
-		otel.Handle(fmt.Errorf("otelfr/spanprocessor: %w", err))
+		p.reportLinked(j)
+		p.toExport(j)
 	}
 }
 
-// shuttingDown reports whether err comes from Shutdown: the exporter is
-// shut down, or Shutdown cancelled the work in progress.
-func (p *Processor) shuttingDown(err error) bool {
-	return errors.Is(err, exporter.ErrShutdown) || p.ctx.Err() != nil
-}
-
-// diagnosis is the configured diagnoser with the stored snapshot it reads.
-type diagnosis struct {
-	d    Diagnoser
-	r    io.ReadSeekCloser // the snapshot, for a ReaderDiagnoser
-	data []byte            // the snapshot, for the others
-}
-
-// diagnoser opens the stored snapshot id for the diagnoser, if any: a
-// ReaderDiagnoser reads what it needs of it, the others get it loaded.
-func (p *Processor) diagnoser(id string) diagnosis {
-	d := diagnosis{d: p.cfg.diagnoser}
-	if d.d == nil {
-		return d
-	}
-	r, err := p.exp.Open(p.ctx, id)
-	if err != nil {
-		otel.Handle(fmt.Errorf("otelfr/spanprocessor: reading snapshot %s to diagnose: %w", id, err))
-		return diagnosis{}
-	}
-	if _, ok := d.d.(ReaderDiagnoser); ok {
-		d.r = r
-		return d
-	}
-	defer r.Close()
-	if d.data, err = io.ReadAll(r); err != nil {
-		otel.Handle(fmt.Errorf("otelfr/spanprocessor: reading snapshot %s to diagnose: %w", id, err))
-		return diagnosis{}
-	}
-	return d
-}
-
-func (d diagnosis) ok() bool { return d.r != nil || d.data != nil }
-
-func (d diagnosis) run(ctx context.Context, span sdktrace.ReadOnlySpan) (string, []attribute.KeyValue, []sdktrace.Event, error) {
-	if d.r != nil {
-		return d.d.(ReaderDiagnoser).DiagnoseReader(ctx, d.r, span)
-	}
-	return d.d.Diagnose(ctx, d.data, span)
-}
-
-func (d diagnosis) close() {
-	if d.r != nil {
-		_ = d.r.Close()
+// reportLinked reports the outcomes of a job's spans.
+func (p *Processor) reportLinked(j job) {
+	for _, l := range j.spans {
+		p.report(l.outcome)
 	}
 }
 
-// link forwards the span decorated with the snapshot, and returns it as
-// forwarded. verdict is the diagnoser's, if any.
-func (p *Processor) link(in snapstore.Info, a anomaly, verdict string) sdktrace.ReadOnlySpan {
+// link forwards the span decorated with the snapshot. It returns the span
+// as forwarded and its link, and whether it forwarded it.
+func (p *Processor) link(in snapstore.Info, a anomaly) (sdktrace.ReadOnlySpan, string, bool) {
 	sid := a.span.SpanContext().SpanID()
 	url := p.exp.SpanURL(in.ID, sid)
 	d := decorate(a.span,
@@ -319,10 +280,7 @@ func (p *Processor) link(in snapstore.Info, a anomaly, verdict string) sdktrace.
 		otelfr.SnapshotSpanIDKey.String(sid.String()),
 		otelfr.SnapshotReasonKey.String(a.reason),
 	)
-	if p.forward(d, &p.c.linked) {
-		p.report(Outcome{Span: d, Reason: a.reason, SnapshotID: in.ID, SnapshotURL: url, Verdict: verdict, Partial: partial(in, a.span)})
-	}
-	return d
+	return d, url, p.forward(d, &p.c.linked)
 }
 
 // skip forwards a queued span without a snapshot, marked with why.
@@ -339,7 +297,9 @@ func (p *Processor) skipQueueFull(a anomaly) {
 	d := skipped(a, SkipQueueFull)
 	p.c.skipCounter(SkipQueueFull).Add(1)
 	p.next.OnEnd(d)
-	p.report(Outcome{Span: d, Reason: a.reason, Skipped: SkipQueueFull})
+	if f := p.cfg.onAnomaly; f != nil {
+		f(Outcome{Span: d, Reason: a.reason, Skipped: SkipQueueFull}) // not serialized: OnEnd never waits
+	}
 }
 
 func skipped(a anomaly, why string) sdktrace.ReadOnlySpan {
@@ -365,8 +325,12 @@ func (p *Processor) forward(d sdktrace.ReadOnlySpan, c *atomic.Int64) bool {
 	return true
 }
 
+// report tells WithOnAnomaly's function about o. The snapshot and the
+// diagnosis stages both report: their calls are serialized.
 func (p *Processor) report(o Outcome) {
 	if f := p.cfg.onAnomaly; f != nil {
+		p.reportMu.Lock()
+		defer p.reportMu.Unlock()
 		f(o)
 	}
 }

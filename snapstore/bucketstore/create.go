@@ -2,10 +2,14 @@ package bucketstore
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"runtime"
 
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
@@ -14,7 +18,10 @@ import (
 	"github.com/otelfr/otel-flightrecorder/snapstore"
 )
 
-var _ snapstore.Creator = (*Store)(nil)
+var (
+	_ snapstore.Creator     = (*Store)(nil)
+	_ snapstore.Checksummer = (*Store)(nil)
+)
 
 // Create implements [snapstore.Creator]: the trace goes to a file, never
 // into memory whole. With [WithSpool] that file is the spool's, and Commit
@@ -22,6 +29,10 @@ var _ snapstore.Creator = (*Store)(nil)
 // streams the trace from it. Without a spool it is a temporary file of
 // [os.TempDir], which Commit uploads from and removes. After Close or
 // Shutdown began it returns [ErrClosed].
+//
+// Commit takes a snapshot without its SHA-256 ([snapstore.Checksummer]):
+// with a spool, it is spooled without one until [Store.SetSHA256]
+// records it; without, Commit hashes the file before uploading it.
 func (s *Store) Create(ctx context.Context) (snapstore.SnapshotWriter, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -76,8 +87,6 @@ func (w *writer) Commit(ctx context.Context, snap *otelfr.Snapshot) (snapstore.I
 		err = fmt.Errorf("otelfr/bucketstore: saving %s: %w", snap.ID, err)
 	case !snapstore.ValidID(snap.ID):
 		err = snapstore.ErrInvalidID
-	case snap.SHA256 == "":
-		err = snapstore.ErrNoChecksum
 	default:
 		err = ctx.Err()
 	}
@@ -87,6 +96,14 @@ func (w *writer) Commit(ctx context.Context, snap *otelfr.Snapshot) (snapstore.I
 	m := snapstore.NewInfo(snap, w.n, snap.SHA256)
 	m.Resource = w.s.res
 	if w.s.spool == nil {
+		if m.SHA256 == "" {
+			// Commit uploads, far slower than hashing the local file;
+			// and a later SetSHA256 would read the trace back from the
+			// bucket.
+			if m.SHA256, err = hashFile(f.Name()); err != nil {
+				return snapstore.Info{}, fmt.Errorf("otelfr/bucketstore: saving %s: %w", snap.ID, err)
+			}
+		}
 		return w.s.putFile(ctx, m, f.Name())
 	}
 	if w.s.closed.Load() {
@@ -132,4 +149,66 @@ func (s *Store) putFile(ctx context.Context, m snapstore.Info, path string) (sna
 		return snapstore.Info{}, err
 	}
 	return m, nil
+}
+
+// SetSHA256 implements [snapstore.Checksummer], as AddSpans does: for a
+// spooled snapshot it rewrites the spooled metadata (uploaded with it, or
+// again after an upload in flight), and otherwise the metadata object.
+func (s *Store) SetSHA256(ctx context.Context, id, sum string) error {
+	if !snapstore.ValidID(id) {
+		return snapstore.ErrInvalidID
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.spool != nil {
+		if ok, err := s.spool.setSHA256(id, sum); ok {
+			return err
+		}
+	}
+	unlock := s.locks.lock(id)
+	defer unlock()
+	ctx = untraced(ctx)
+	key, m, err := s.lookup(ctx, id)
+	if err != nil {
+		return err
+	}
+	switch m.SHA256 {
+	case sum:
+		return nil
+	case "":
+	default:
+		return fmt.Errorf("otelfr/bucketstore: %s: %w", id, snapstore.ErrChecksumMismatch)
+	}
+	m.SHA256 = sum
+	meta, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("otelfr/bucketstore: recording the SHA-256 of %s: %w", id, err)
+	}
+	if err := s.b.WriteAll(ctx, key, meta, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
+		return fmt.Errorf("otelfr/bucketstore: recording the SHA-256 of %s: %w", id, err)
+	}
+	return nil
+}
+
+// hashFile returns the hex SHA-256 of the file at path.
+func hashFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	buf := make([]byte, 256<<10)
+	for {
+		n, err := f.Read(buf)
+		h.Write(buf[:n])
+		if err == io.EOF {
+			return hex.EncodeToString(h.Sum(nil)), nil
+		}
+		if err != nil {
+			return "", err
+		}
+		runtime.Gosched() // background work: let queued requests run
+	}
 }

@@ -54,11 +54,28 @@ func TestCreate(t *testing.T) {
 		_, err = create(t, s, snapshot("SNAP1", t0))
 		require.ErrorIs(t, err, bucketstore.ErrExists)
 
+		// Committed without its SHA-256, recorded afterwards.
 		w, err := s.Create(t.Context())
 		require.NoError(t, err)
-		_, err = w.Commit(t.Context(), &otelfr.Snapshot{ID: "NOSUM"})
-		require.ErrorIs(t, err, snapstore.ErrNoChecksum)
+		_, err = w.Write([]byte("trace"))
+		require.NoError(t, err)
+		info, err = w.Commit(t.Context(), &otelfr.Snapshot{ID: "NOSUM", TakenAt: t0})
+		require.NoError(t, err)
 		w.Abort() // a no-op after Commit
+		sum := sha256.Sum256([]byte("trace"))
+		hexSum := hex.EncodeToString(sum[:])
+		if info.SHA256 != "" {
+			assert.Equal(t, hexSum, info.SHA256, "hashed at Commit, where Commit uploads")
+		}
+		require.NoError(t, s.SetSHA256(t.Context(), "NOSUM", hexSum))
+		require.NoError(t, s.SetSHA256(t.Context(), "NOSUM", hexSum), "the same sum again")
+		other := sha256.Sum256(nil)
+		require.ErrorIs(t, s.SetSHA256(t.Context(), "NOSUM", hex.EncodeToString(other[:])), snapstore.ErrChecksumMismatch)
+		require.ErrorIs(t, s.SetSHA256(t.Context(), "NONE", hexSum), snapstore.ErrNotFound)
+		r, got, err = s.Open(t.Context(), "NOSUM")
+		require.NoError(t, err)
+		require.NoError(t, r.Close())
+		assert.Equal(t, hexSum, got.SHA256)
 	}
 	t.Run("Direct", func(t *testing.T) {
 		forEachBucket(t, func(t *testing.T, s *bucketstore.Store, _ *blob.Bucket) { check(t, s) })
@@ -74,7 +91,13 @@ func TestCreate(t *testing.T) {
 		check(t, s)
 		f.set(up)
 		require.NoError(t, s.Shutdown(t.Context()))
-		assert.ElementsMatch(t, []string{"SNAP1", "SNAP2"}, inBucket(t, f), "uploaded from the spool")
+		assert.ElementsMatch(t, []string{"NOSUM", "SNAP1", "SNAP2"}, inBucket(t, f), "uploaded from the spool")
+		direct := bucketstore.New(f.bucket())
+		defer direct.Close()
+		r, got, oerr := direct.Open(t.Context(), "NOSUM")
+		require.NoError(t, oerr)
+		require.NoError(t, r.Close())
+		assert.Len(t, got.SHA256, 64, "uploaded with the sum recorded after Commit")
 		for _, name := range spoolFiles(t, dir) {
 			assert.False(t, strings.HasPrefix(name, ".tmp-"), "left %s", name)
 		}

@@ -437,6 +437,36 @@ func (sp *spool) addSpans(id string, spans []snapstore.SpanRef) (bool, error) {
 	return true, nil
 }
 
+// setSHA256 records the SHA-256 of a spooled snapshot, as addSpans adds
+// spans. It reports whether the spool holds the snapshot.
+func (sp *spool) setSHA256(id, sum string) (bool, error) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	e, ok := sp.entries[id]
+	if !ok {
+		return false, nil
+	}
+	switch e.meta.SHA256 {
+	case sum:
+		return true, nil
+	case "":
+	default:
+		return true, fmt.Errorf("otelfr/bucketstore: %s: %w", id, snapstore.ErrChecksumMismatch)
+	}
+	m := clone(e.meta)
+	m.SHA256 = sum
+	b, err := json.Marshal(m)
+	if err == nil {
+		err = sp.writeAtomic(sp.path(id, metaExt), b)
+	}
+	if err != nil {
+		return true, fmt.Errorf("otelfr/bucketstore: recording the SHA-256 of %s: %w", id, err)
+	}
+	e.meta = m
+	e.gen++
+	return true, nil
+}
+
 // list returns the spooled snapshots' metadata and keys, newest first.
 func (sp *spool) list() []keyed {
 	sp.mu.Lock()

@@ -121,7 +121,7 @@ func (s *Store) put(ctx context.Context, j job) (bool, error) {
 	if !j.traceUp {
 		err := s.putTrace(ctx, j.path, id, mk)
 		if gcerrors.Code(err) == gcerrors.FailedPrecondition {
-			err = s.sameTrace(ctx, id, j.meta.SHA256)
+			err = s.sameTrace(ctx, id, j.meta.SHA256, j.path)
 		}
 		if err != nil {
 			return false, err
@@ -160,8 +160,15 @@ func (s *Store) putTrace(ctx context.Context, path, id, mk string) error {
 }
 
 // sameTrace returns nil if the bucket's trace of id has the SHA-256 sum,
-// errConflict if it has another.
-func (s *Store) sameTrace(ctx context.Context, id, sum string) error {
+// errConflict if it has another. An empty sum (a snapshot committed
+// unhashed, its sum not recorded yet) is the sum of the file at path.
+func (s *Store) sameTrace(ctx context.Context, id, sum, path string) error {
+	if sum == "" {
+		var err error
+		if sum, err = hashFile(path); err != nil {
+			return fmt.Errorf("otelfr/bucketstore: hashing the spooled trace of %s: %w", id, err)
+		}
+	}
 	_, m, err := s.lookup(ctx, id)
 	if err == nil {
 		if m.SHA256 == sum {

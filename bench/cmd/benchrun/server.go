@@ -357,6 +357,13 @@ func (t *timedStore) Create(ctx context.Context) (snapstore.SnapshotWriter, erro
 	return &timedWriter{SnapshotWriter: w, s: t.s}, nil
 }
 
+// SetSHA256 makes timedStore a snapstore.Checksummer, as the DirStore it
+// wraps is: the processor stores snapshots unhashed, and hashes them on a
+// later stage.
+func (t *timedStore) SetSHA256(ctx context.Context, id, sum string) error {
+	return t.Store.(snapstore.Checksummer).SetSHA256(ctx, id, sum)
+}
+
 type timedWriter struct {
 	snapstore.SnapshotWriter
 	s *server
