@@ -32,6 +32,17 @@ const (
 // often much smaller at the end of a generation.
 const ringBufferSize = 1 << 20
 
+// ringBuffers is how many buffers of the trace may wait for the disk: 16
+// MiB, several generations at the rates seen here. Past them the ring
+// drops the generation in progress rather than wait: the runtime's trace
+// reader, which hands the ring its data, must never block on a slow disk,
+// or the flight recorder's snapshots (which wait for that reader) would
+// hang with it.
+const ringBuffers = 16
+
+// ringCloseWait bounds how long Stop waits for the ring's last writes.
+const ringCloseWait = 5 * time.Second
+
 // ring writes the execution trace, as runtime/trace.Start streams it, into
 // segment files in dir: each holds the trace header and one generation, so
 // that any run of consecutive segments, with one header, is a valid trace.
@@ -40,23 +51,38 @@ const ringBufferSize = 1 << 20
 // generation in a .part file, which a trace reader cannot use (its string
 // and stack tables come last).
 //
-// Write is called by runtime/trace's reader goroutine only; the segment
-// list is shared with snapshots under mu.
+// Write, called by runtime/trace's reader goroutine only, cuts the trace
+// at generation ends and gathers it into buffers, which a goroutine of
+// the ring's own writes to disk; the segment list is shared with
+// snapshots under mu.
 type ring struct {
 	dir      string
 	maxAge   time.Duration
 	maxBytes int64
+	started  time.Time
 
-	// The writer's own state (Write and close).
-	split   tracefmt.Splitter
-	in      int64 // bytes received
-	hdr     []byte
-	cur     *os.File
-	curSeq  uint64
-	buf     []byte
-	eogs    []int64 // end-of-generation offsets in the Write in progress
-	failed  bool    // a write failed: the ring stops, reported once
-	started time.Time
+	// The reader's side (Write).
+	split     tracefmt.Splitter
+	in        int64 // bytes received
+	hdr       []byte
+	seq       uint64 // the segment being gathered
+	gathering bool   // seq has data gathered or sent
+	buf       []byte // being filled; nil when the reader holds none
+	eogs      []int64
+	dropping  bool // the writer is behind: seq's data is dropped
+	drops     int  // generations dropped so far
+
+	work chan ringOp
+	free chan []byte
+	done chan struct{} // the writer has returned
+
+	// The writer's side (write).
+	cur    *os.File
+	curSeq uint64
+	failed bool // a write failed: the ring stops, reported once
+
+	// beforeWrite, if set, runs before each write to disk (tests).
+	beforeWrite func()
 
 	mu      sync.Mutex
 	segs    []segment // whole segments, oldest first
@@ -68,6 +94,13 @@ type ring struct {
 	doomed  []string // segments to remove once no snapshot reads
 }
 
+// ringOp is the writer's work: data of segment seq, or its end.
+type ringOp struct {
+	seq uint64
+	buf []byte // returned to the free list once written
+	end bool   // seq's generation is whole: complete the segment
+}
+
 // segment is one whole generation on disk.
 type segment struct {
 	path       string
@@ -76,7 +109,17 @@ type segment struct {
 }
 
 func newRing(dir string, maxAge time.Duration, maxBytes int64) *ring {
-	r := &ring{dir: dir, maxAge: maxAge, maxBytes: maxBytes, buf: make([]byte, 0, ringBufferSize), changed: make(chan struct{}), started: time.Now()}
+	r := &ring{
+		dir: dir, maxAge: maxAge, maxBytes: maxBytes, started: time.Now(),
+		changed: make(chan struct{}),
+		// Every buffer may be queued, with the end of each segment.
+		work: make(chan ringOp, 2*ringBuffers),
+		free: make(chan []byte, ringBuffers),
+		done: make(chan struct{}),
+	}
+	for range ringBuffers {
+		r.free <- make([]byte, 0, ringBufferSize)
+	}
 	r.split.Header = func(h [tracefmt.HeaderLen]byte) error {
 		r.hdr = append([]byte(nil), h[:]...)
 		return nil
@@ -85,6 +128,7 @@ func newRing(dir string, maxAge time.Duration, maxBytes int64) *ring {
 		r.eogs = append(r.eogs, off)
 		return nil
 	}
+	go r.write()
 	return r
 }
 
@@ -106,18 +150,21 @@ func isSegName(name string) bool {
 	return err1 == nil && err2 == nil
 }
 
-// Write implements io.Writer for runtime/trace.Start. It never fails: a
-// failure to write the ring is reported to otel.Handle once, and the ring
-// stops there (the segments written stay valid), rather than stopping the
-// tracer that the flight recorder shares.
+// Write implements io.Writer for runtime/trace.Start. It never fails and
+// never waits for the disk: a failure to write the ring is reported to
+// otel.Handle once, and the ring stops there (the segments written stay
+// valid), rather than stopping the tracer that the flight recorder shares;
+// a generation that finds no free buffer is dropped whole.
 func (r *ring) Write(p []byte) (int, error) {
-	if r.failed {
-		return len(p), nil
-	}
 	n := len(p)
 	r.eogs = r.eogs[:0]
 	if _, err := r.split.Write(p); err != nil {
-		r.fail(fmt.Errorf("reading the execution trace: %w", err))
+		r.mu.Lock()
+		broken := r.broken != nil
+		r.mu.Unlock()
+		if !broken {
+			r.fail(fmt.Errorf("reading the execution trace: %w", err))
+		}
 		return n, nil
 	}
 	if r.in < tracefmt.HeaderLen {
@@ -128,26 +175,96 @@ func (r *ring) Write(p []byte) (int, error) {
 	}
 	for _, off := range r.eogs {
 		cut := int(off - r.in + 1)
-		if err := r.append(p[:cut]); err != nil {
-			r.fail(err)
-			return n, nil
-		}
+		r.gather(p[:cut])
 		p = p[cut:]
 		r.in += int64(cut)
-		if err := r.endSegment(); err != nil {
-			r.fail(err)
-			return n, nil
-		}
+		r.endGeneration()
 	}
-	if err := r.append(p); err != nil {
-		r.fail(err)
-	}
+	r.gather(p)
 	r.in += int64(len(p))
 	return n, nil
 }
 
+// gather adds p to the segment being gathered, handing full buffers to
+// the writer.
+func (r *ring) gather(p []byte) {
+	if len(p) == 0 || r.dropping {
+		return
+	}
+	if !r.gathering {
+		r.seq++
+		r.gathering = true
+		if !r.take() {
+			return
+		}
+		r.buf = append(r.buf, r.hdr...)
+	}
+	for len(p) > 0 {
+		if r.buf == nil && !r.take() {
+			return
+		}
+		k := min(len(p), cap(r.buf)-len(r.buf))
+		r.buf = append(r.buf, p[:k]...)
+		p = p[k:]
+		if len(r.buf) == cap(r.buf) && !r.send(ringOp{seq: r.seq, buf: r.buf}) {
+			return
+		}
+	}
+}
+
+// take gets a free buffer, or starts dropping the generation.
+func (r *ring) take() bool {
+	select {
+	case b := <-r.free:
+		r.buf = b[:0]
+		return true
+	default:
+		r.drop()
+		return false
+	}
+}
+
+// send queues op for the writer, or starts dropping the generation. A
+// buffer sent is the writer's.
+func (r *ring) send(op ringOp) bool {
+	select {
+	case r.work <- op:
+		if op.buf != nil {
+			r.buf = nil
+		}
+		return true
+	default:
+		r.drop()
+		return false
+	}
+}
+
+// drop drops the rest of the generation being gathered: the writer
+// removes what it has of it when the next one comes, since it never gets
+// its end.
+func (r *ring) drop() {
+	r.dropping = true
+	if r.buf != nil {
+		r.free <- r.buf[:0]
+		r.buf = nil
+	}
+	r.drops++
+	if r.drops == 1 {
+		otel.Handle(fmt.Errorf("otelfr: disk ring %s: the disk is behind by %d MiB; generations are dropped until it catches up", r.dir, ringBuffers*ringBufferSize>>20))
+	}
+}
+
+// endGeneration ends the segment being gathered with its generation.
+func (r *ring) endGeneration() {
+	if r.gathering && !r.dropping {
+		if r.buf == nil || r.send(ringOp{seq: r.seq, buf: r.buf}) {
+			r.send(ringOp{seq: r.seq, end: true})
+		}
+	}
+	r.gathering, r.dropping = false, false
+}
+
 func (r *ring) fail(err error) {
-	r.failed = true
 	err = fmt.Errorf("otelfr: disk ring %s: %w", r.dir, err)
 	otel.Handle(fmt.Errorf("%w; the ring stops here", err))
 	r.mu.Lock()
@@ -157,61 +274,74 @@ func (r *ring) fail(err error) {
 	r.mu.Unlock()
 }
 
-// append adds p to the current segment, opening one if need be.
-func (r *ring) append(p []byte) error {
-	if len(p) == 0 {
-		return nil
-	}
-	if r.cur == nil {
-		r.curSeq++
-		f, err := os.OpenFile(filepath.Join(r.dir, r.segName(r.curSeq)+partSuffix), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-		if err != nil {
-			return err
-		}
-		r.cur = f
-		r.buf = append(r.buf[:0], r.hdr...)
-	}
-	for len(p) > 0 {
-		k := min(len(p), cap(r.buf)-len(r.buf))
-		r.buf = append(r.buf, p[:k]...)
-		p = p[k:]
-		if len(r.buf) == cap(r.buf) {
-			if err := r.flush(); err != nil {
-				return err
+// write is the ring's writer goroutine: it writes what Write gathers to
+// the segment files, until close.
+func (r *ring) write() {
+	defer close(r.done)
+	for op := range r.work {
+		if !r.failed {
+			if err := r.do(op); err != nil {
+				r.failed = true
+				r.fail(err)
 			}
 		}
+		if op.buf != nil {
+			r.free <- op.buf[:0]
+		}
+	}
+	r.discard()
+}
+
+func (r *ring) do(op ringOp) error {
+	if r.cur != nil && r.curSeq != op.seq {
+		// The segment being written lost its end: its generation was
+		// dropped.
+		r.discard()
+	}
+	if op.buf != nil {
+		if r.cur == nil {
+			f, err := os.OpenFile(filepath.Join(r.dir, r.segName(op.seq)+partSuffix), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+			if err != nil {
+				return err
+			}
+			r.cur, r.curSeq = f, op.seq
+		}
+		if r.beforeWrite != nil {
+			r.beforeWrite()
+		}
+		if _, err := r.cur.Write(op.buf); err != nil {
+			return err
+		}
+	}
+	if op.end && r.cur != nil {
+		return r.endSegment()
 	}
 	return nil
 }
 
-func (r *ring) flush() error {
-	if len(r.buf) == 0 {
-		return nil
+// discard removes the segment being written, cut short.
+func (r *ring) discard() {
+	if r.cur == nil {
+		return
 	}
-	_, err := r.cur.Write(r.buf)
-	r.buf = r.buf[:0]
-	return err
+	name := r.cur.Name()
+	_ = r.cur.Close()
+	r.cur = nil
+	_ = os.Remove(name)
 }
 
 // endSegment completes the current segment at the end of its generation,
 // then drops the oldest segments beyond the ring's bounds.
 func (r *ring) endSegment() error {
-	if r.cur == nil {
-		return nil
-	}
-	err := r.flush()
-	st, serr := r.cur.Stat()
+	st, err := r.cur.Stat()
 	if cerr := r.cur.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = serr
-	}
+	part := r.cur.Name()
 	r.cur = nil
 	if err != nil {
 		return err
 	}
-	part := filepath.Join(r.dir, r.segName(r.curSeq)+partSuffix)
 	path := strings.TrimSuffix(part, partSuffix) + segSuffix
 	if err := os.Rename(part, path); err != nil {
 		return err
@@ -254,13 +384,17 @@ func (r *ring) removeDoomed() error {
 }
 
 // close ends the ring after runtime/trace.Stop, which ends the last
-// generation: a .part left (a generation cut short) is removed.
+// generation: it waits, at most ringCloseWait, for the writer to write
+// what is queued; a .part left (a generation cut short) is removed.
 func (r *ring) close() {
-	if r.cur != nil {
-		name := r.cur.Name()
-		_ = r.cur.Close()
-		r.cur = nil
-		_ = os.Remove(name)
+	close(r.work)
+	select {
+	case <-r.done:
+	case <-time.After(ringCloseWait):
+		otel.Handle(fmt.Errorf("otelfr: disk ring %s: the disk did not take the ring's last %v of writes; left to finish", r.dir, ringCloseWait))
+	}
+	if r.drops > 1 {
+		otel.Handle(fmt.Errorf("otelfr: disk ring %s: %d generations dropped in all, the disk being behind", r.dir, r.drops))
 	}
 }
 

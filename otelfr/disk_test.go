@@ -299,6 +299,11 @@ func TestRingWriteFailure(t *testing.T) {
 	n, err := r.Write(data[half:])
 	require.NoError(t, err, "never fails the tracer")
 	assert.Equal(t, len(data)-half, n)
+	// The ring's writer finds out, on its own goroutine.
+	require.Eventually(t, func() bool {
+		_, _, err := r.pending()
+		return err != nil
+	}, 10*time.Second, time.Millisecond)
 	_, err = r.Write(data[:10])
 	require.NoError(t, err)
 	errs := handled.Take()
@@ -422,4 +427,55 @@ func TestReadDiskWritesNothing(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, ReasonDisk, s.Reason, "in use: not a crash")
 	require.NoError(t, r.Stop(t.Context()))
+}
+
+// The ring wrote to disk on the runtime's trace reader goroutine: a slow
+// or hung disk held that reader, and with it every snapshot (the flight
+// recorder's WriteTo waits for the reader) and Stop.
+func TestRingSlowDiskHoldsTheTracer(t *testing.T) {
+	data := realTrace(t)
+	dir := t.TempDir()
+	r := newRing(dir, time.Hour, 1<<30)
+	hold := make(chan struct{})
+	r.beforeWrite = func() { <-hold }
+
+	// More than the ring's buffers can hold: the disk is stuck.
+	done := make(chan struct{})
+	rounds := 2 * ringBuffers * ringBufferSize / len(data)
+	go func() {
+		defer close(done)
+		if _, err := r.Write(data); err != nil {
+			t.Error(err)
+		}
+		for range rounds {
+			// Each round a trace of its own, header left out.
+			if _, err := r.Write(data[tracefmt.HeaderLen:]); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Write waited for the disk")
+	}
+	errs := handled.Take()
+	require.Len(t, errs, 1, "the first drop is reported")
+	assert.Contains(t, errs[0].Error(), "generations are dropped")
+
+	close(hold)
+	r.close()
+	errs = handled.Take()
+	require.Len(t, errs, 1)
+	assert.Contains(t, errs[0].Error(), "generations dropped in all")
+	segs := segments(t, dir)
+	require.NotEmpty(t, segs, "what the buffers held reached the disk")
+	for _, sg := range segs {
+		assert.True(t, wholeSegment(sg.path), "%s: every segment kept is a whole generation", sg.path)
+	}
+	left, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	for _, e := range left {
+		assert.False(t, strings.HasSuffix(e.Name(), partSuffix), "no cut-short segment left: %s", e.Name())
+	}
 }
