@@ -94,11 +94,13 @@ type ring struct {
 	doomed  []string // segments to remove once no snapshot reads
 }
 
-// ringOp is the writer's work: data of segment seq, or its end.
+// ringOp is the writer's work: data of segment seq, or its end; or, with
+// synced set, a mark to close once everything queued before it is done.
 type ringOp struct {
-	seq uint64
-	buf []byte // returned to the free list once written
-	end bool   // seq's generation is whole: complete the segment
+	seq    uint64
+	buf    []byte // returned to the free list once written
+	end    bool   // seq's generation is whole: complete the segment
+	synced chan struct{}
 }
 
 // segment is one whole generation on disk.
@@ -279,6 +281,10 @@ func (r *ring) fail(err error) {
 func (r *ring) write() {
 	defer close(r.done)
 	for op := range r.work {
+		if op.synced != nil {
+			close(op.synced)
+			continue
+		}
 		if !r.failed {
 			if err := r.do(op); err != nil {
 				r.failed = true
@@ -406,24 +412,31 @@ func (r *ring) pending() (uint64, <-chan struct{}, error) {
 	return r.ended, r.changed, r.broken
 }
 
-// waitEnded waits until more than n generations have ended, for at most d.
-func (r *ring) waitEnded(n uint64, d time.Duration) error {
+// sync waits, at most d, until the writer has done all that Write queued
+// before it was called: a generation the runtime has ended is then on disk
+// (or dropped). It returns the ring's failure, if any.
+func (r *ring) sync(d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
-	for {
-		ended, ch, err := r.pending()
-		if ended > n {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	ch := make(chan struct{})
+	select {
+	case r.work <- ringOp{synced: ch}:
+	case <-t.C:
+		return fmt.Errorf("otelfr: disk ring %s: the disk is %v behind", r.dir, d)
+	}
+	_, changed, err := r.pending()
+	for err == nil {
 		select {
 		case <-ch:
+			_, _, err = r.pending()
+			return err
+		case <-changed:
+			_, changed, err = r.pending()
 		case <-t.C:
 			return fmt.Errorf("otelfr: disk ring %s: the trace's generation did not reach the disk within %v", r.dir, d)
 		}
 	}
+	return err
 }
 
 // open opens the newest segments that reach minAge back from now, at most
