@@ -229,6 +229,11 @@ func (p *Processor) deliver(info snapstore.Info, covered []anomaly) {
 			TraceID: sc.TraceID().String(), SpanID: sc.SpanID().String(), Name: a.span.Name(),
 			Start: a.span.StartTime(), End: a.span.EndTime(), Reason: a.reason,
 		}
+		if r := a.span.Resource(); r != nil {
+			if v, ok := r.Set().Value(serviceNameKey); ok {
+				refs[i].Service = v.AsString()
+			}
+		}
 		if diagnose.ok() && p.ctx.Err() == nil {
 			verdict, attrs, events, err := diagnose.run(p.ctx, a.span)
 			if err != nil {
@@ -391,3 +396,7 @@ type Outcome struct {
 	// than the window reaches back). A Diagnoser then explains that tail.
 	Partial bool
 }
+
+// serviceNameKey is the resource attribute that names a span's service,
+// stored with it as snapstore.SpanRef.Service.
+const serviceNameKey = attribute.Key("service.name")

@@ -160,15 +160,19 @@ func Causes(ctx context.Context, store snapstore.Store, q CausesQuery) (*CauseRe
 	add := func(in snapstore.Info) {
 		rep.Snapshots++
 		rn := replicaName(in.Resource)
-		if q.Service != "" && in.Resource.ServiceName != q.Service || q.Replica != "" && rn != q.Replica {
+		if q.Replica != "" && rn != q.Replica {
 			return
 		}
 		for _, ref := range in.Spans {
-			if ref.End.Before(q.From) || !ref.End.Before(q.To) ||
+			// A span's own service, where it was stored with one: one
+			// process may run several services, and the snapshot's
+			// resource names one of them.
+			service := cmp.Or(ref.Service, in.Resource.ServiceName)
+			if ref.End.Before(q.From) || !ref.End.Before(q.To) || q.Service != "" && service != q.Service ||
 				q.Span != "" && ref.Name != q.Span || q.Reason != "" && ref.Reason != q.Reason {
 				continue
 			}
-			k := key{in.Resource.ServiceName, ref.Name, causeOf(ref)}
+			k := key{service, ref.Name, causeOf(ref)}
 			i, ok := idx[k]
 			if !ok {
 				i = len(rep.Groups)
