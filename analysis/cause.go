@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"strings"
+	"time"
 	"unicode"
 
 	xtrace "golang.org/x/exp/trace"
@@ -28,13 +29,35 @@ import (
 // Goroutine IDs, durations and shares never enter it, nor what the last
 // hop mostly did: under load, one goroutine reading a connection is seen
 // on the network, runnable or blocked from one snapshot to the next, and
-// its function alone names the cause.
+// its function alone names the cause. Two exceptions keep one problem in
+// one group:
+//
+//   - a last hop that mostly waited for a P is not the root: the root is
+//     who held the Ps meanwhile ("root: main.score running"), as for a
+//     main goroutine that was mostly runnable;
+//   - goroutines holding the Ps are named by their own code when it is
+//     known whatever they did: the function they were started in, if it is
+//     the program's, else the program's function that started them (a go
+//     statement or sync.WaitGroup.Go), and only else by where they ran; a
+//     goroutine that was preempted shows its stack and one that ran to its
+//     end shows none, and the same fan-out must not name two causes;
+//   - a failed span shorter than causeMinTime is grouped by its error
+//     alone: what it did in its last microseconds varies with timing, and
+//     a latency trigger would not have caught it (spanprocessor's adaptive
+//     floor is the same 10 ms).
+
+// causeMinTime is how long a failed span must last for what it did to
+// enter its cause beside its error.
+const causeMinTime = 10 * time.Millisecond
 
 // cause returns d's grouping key; see Diagnosis.Cause.
 func (b *builder) cause(d *Diagnosis) string {
 	var parts []string
 	if d.Span.Error != "" {
 		parts = append(parts, "error: "+maskDigits(d.Span.Error))
+		if !d.Span.Start.IsZero() && d.Span.End.Sub(d.Span.Start) < causeMinTime {
+			return parts[0]
+		}
 	}
 	mg := d.main()
 	if mg == nil || mg.Time <= 0 {
@@ -59,13 +82,17 @@ func (b *builder) cause(d *Diagnosis) string {
 		root = h.Func
 		if h.Timeout != "" {
 			root += " until " + string(h.Timeout)
+		} else if last := b.tl.gs[xtrace.GoID(h.Goroutine)]; h.State == StateRunnable && last != nil {
+			if f := b.busiestHolder(last); f != "" {
+				root = f + " running"
+			}
 		}
 	case state == StateRunnable:
 		_, dur := mg.Buckets.Dominant()
 		if stw := b.stwOverlapIn(b.runnableWindows(main)); len(d.GC.STW) > 0 && float64(stw) >= stwRunnableNotable*float64(dur) {
 			root = "stop the world (" + d.GC.STW[0].Reason + ")"
-		} else if len(d.RanWhileRunnable) > 0 {
-			root = d.RanWhileRunnable[0].Func + " running"
+		} else if f := b.busiestHolder(main); f != "" {
+			root = f + " running"
 		}
 	}
 	if root = strings.TrimSpace(root); root != "" {
@@ -90,4 +117,44 @@ func maskDigits(s string) string {
 		sb.WriteRune(r)
 	}
 	return sb.String()
+}
+
+// busiestHolder names, for a cause, the goroutines that ran the most while
+// g was runnable, grouped by ownFunc; "" if none ran.
+func (b *builder) busiestHolder(g *gtrack) string {
+	ws := b.runnableWindows(g)
+	byFunc := map[string]time.Duration{}
+	for id, o := range b.tl.gs {
+		if id == g.id {
+			continue
+		}
+		var ran time.Duration
+		for i := range o.segs {
+			if s := &o.segs[i]; s.state == StateRunning || s.state == StateGCAssist {
+				ran += overlapIn(s.start, s.end, ws)
+			}
+		}
+		if ran > 0 {
+			byFunc[b.ownFunc(o)] += ran
+		}
+	}
+	f, _ := maxKey(byFunc)
+	return f
+}
+
+// ownFunc names g by its own code whatever stacks the trace holds of it:
+// the function it was started in, if the program's; else the program's
+// function that started it, when the trace holds its creation; else
+// goroutineFunc.
+func (b *builder) ownFunc(g *gtrack) string {
+	prog := b.cfg.program
+	if f := entryFunc(g.entry); f != "" && prog.class(f, "") == classProgram {
+		return shortFunc(f)
+	}
+	if g.createStack != xtrace.NoStack {
+		if fr, c := prog.placeFrame(b.stackFrames(g.createStack)); c == classProgram {
+			return shortFunc(fr.Func)
+		}
+	}
+	return b.goroutineFunc(g)
 }
