@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"encoding/hex"
 	"strings"
 	"time"
 	"unicode"
@@ -29,12 +30,17 @@ import (
 // Goroutine IDs, durations and shares never enter it, nor what the last
 // hop mostly did: under load, one goroutine reading a connection is seen
 // on the network, runnable or blocked from one snapshot to the next, and
-// its function alone names the cause. Two exceptions keep one problem in
+// its function alone names the cause. These rules keep one problem in
 // one group:
 //
 //   - a last hop that mostly waited for a P is not the root: the root is
 //     who held the Ps meanwhile ("root: main.score running"), as for a
-//     main goroutine that was mostly runnable;
+//     main goroutine that was mostly runnable; nor is one that waited on
+//     the network, in a system call or on anything else no goroutine
+//     ended, while a goroutine of this process that ran another span of
+//     the trace (the downstream's server span, when both services share
+//     the process) was runnable for at least half as long: the root is
+//     then who held the Ps while that goroutine waited;
 //   - goroutines holding the Ps are named by their own code when it is
 //     known whatever they did: the function they were started in, if it is
 //     the program's, else the program's function that started them (a go
@@ -83,7 +89,11 @@ func (b *builder) cause(d *Diagnosis) string {
 		if h.Timeout != "" {
 			root += " until " + string(h.Timeout)
 		} else if last := b.tl.gs[xtrace.GoID(h.Goroutine)]; h.State == StateRunnable && last != nil {
-			if f := b.busiestHolder(last); f != "" {
+			if f := b.busiestHolder(last.id, b.runnableWindows(last)); f != "" {
+				root = f + " running"
+			}
+		} else if h.State == StateBlockedNetwork || h.State == StateSyscall || h.State == StateBlockedOther {
+			if f := b.starvedPeer(d, h); f != "" {
 				root = f + " running"
 			}
 		}
@@ -91,7 +101,7 @@ func (b *builder) cause(d *Diagnosis) string {
 		_, dur := mg.Buckets.Dominant()
 		if stw := b.stwOverlapIn(b.runnableWindows(main)); len(d.GC.STW) > 0 && float64(stw) >= stwRunnableNotable*float64(dur) {
 			root = "stop the world (" + d.GC.STW[0].Reason + ")"
-		} else if f := b.busiestHolder(main); f != "" {
+		} else if f := b.busiestHolder(main.id, b.runnableWindows(main)); f != "" {
 			root = f + " running"
 		}
 	}
@@ -119,13 +129,15 @@ func maskDigits(s string) string {
 	return sb.String()
 }
 
-// busiestHolder names, for a cause, the goroutines that ran the most while
-// g was runnable, grouped by ownFunc; "" if none ran.
-func (b *builder) busiestHolder(g *gtrack) string {
-	ws := b.runnableWindows(g)
+// busiestHolder names, for a cause, the goroutines other than skip that
+// ran the most within ws, grouped by ownFunc; "" if none ran.
+func (b *builder) busiestHolder(skip xtrace.GoID, ws []window) string {
+	if len(ws) == 0 {
+		return ""
+	}
 	byFunc := map[string]time.Duration{}
 	for id, o := range b.tl.gs {
-		if id == g.id {
+		if id == skip {
 			continue
 		}
 		var ran time.Duration
@@ -157,4 +169,49 @@ func (b *builder) ownFunc(g *gtrack) string {
 		}
 	}
 	return b.goroutineFunc(g)
+}
+
+// starvedPeer returns, for a chain that ends waiting on the network or in
+// a system call (h), who held the Ps while the request's other side in this
+// process waited for one: a goroutine that ran another span of the trace
+// (a server span of the downstream call, when both services share the
+// process) and was runnable for at least half as long as h waited. The
+// network was then slow because this process was: the root is who held
+// the Ps. It returns "" when there is no such goroutine.
+func (b *builder) starvedPeer(d *Diagnosis, h Hop) string {
+	if !d.Span.TraceID.IsValid() || len(b.tl.peers) == 0 {
+		return ""
+	}
+	tr := hex.EncodeToString(d.Span.TraceID[:])
+	skip := map[xtrace.GoID]bool{xtrace.NoGoroutine: true}
+	if mg := d.main(); mg != nil {
+		skip[xtrace.GoID(mg.ID)] = true
+	}
+	for _, c := range d.Chain {
+		skip[xtrace.GoID(c.Goroutine)] = true
+	}
+	var (
+		best   *gtrack
+		bestWs []window
+		bestD  time.Duration
+	)
+	for _, m := range b.tl.peers {
+		g := b.tl.gs[m.g]
+		if m.trace != tr || skip[m.g] || g == nil {
+			continue
+		}
+		skip[m.g] = true
+		ws := b.runnableWindows(g)
+		var d time.Duration
+		for _, w := range ws {
+			d += w.end.Sub(w.start)
+		}
+		if d > bestD {
+			best, bestWs, bestD = g, ws, d
+		}
+	}
+	if best == nil || 2*bestD < h.Duration {
+		return ""
+	}
+	return b.busiestHolder(best.id, bestWs)
 }

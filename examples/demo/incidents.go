@@ -51,52 +51,105 @@ func (k kind) describe() string {
 }
 
 // incidents schedules incidents and remembers when they happened, so that
-// server spans can name the ones they overlapped.
+// server spans can name the ones they overlapped, and which requests they
+// struck, for the incident log.
 type incidents struct {
 	// armed counts, for the kinds that strike inside a request, how many
-	// requests are still to be hit.
-	armed [numKinds]atomic.Int32
+	// requests are still to be hit, and armedID is the incident's ID.
+	armed   [numKinds]atomic.Int32
+	armedID [numKinds]atomic.Int64
+	nextID  atomic.Int64
+
+	log *incidentLog // nil: none
 
 	mu     sync.Mutex
-	recent [16]window // a ring of the latest incidents
+	recent [64]window // a ring of the latest incidents
 	next   int
+	// hits holds, by trace, the incident that struck each request, the
+	// latest maxHits of them, for the incident log.
+	hits     map[trace.TraceID]hit
+	hitOrder []trace.TraceID
+}
+
+// maxHits bounds incidents.hits: an anomaly is logged seconds after its
+// request, and a few thousand requests are struck in an hour.
+const maxHits = 4096
+
+type hit struct {
+	kind kind
+	id   int64
 }
 
 type window struct {
 	kind       kind
+	id         int64
 	start, end time.Time // end is zero while the incident lasts
 }
 
-func newIncidents() *incidents { return &incidents{} }
+func newIncidents(log *incidentLog) *incidents {
+	return &incidents{log: log, hits: map[trace.TraceID]hit{}}
+}
+
+// arm makes the next n requests that can be hit by kind k hit, and returns
+// the incident's ID.
+func (inc *incidents) arm(k kind, n int32) int64 {
+	id := inc.nextID.Add(1)
+	inc.armedID[k].Store(id)
+	inc.armed[k].Store(n)
+	return id
+}
 
 // take reports whether the current request is hit by an armed incident of
-// kind k, and disarms it if so.
-func (inc *incidents) take(k kind) bool {
+// kind k, and disarms it if so; it returns the incident's ID.
+func (inc *incidents) take(k kind) (int64, bool) {
 	for {
 		n := inc.armed[k].Load()
 		if n <= 0 {
-			return false
+			return 0, false
 		}
 		if inc.armed[k].CompareAndSwap(n, n-1) {
-			return true
+			return inc.armedID[k].Load(), true
 		}
 	}
 }
 
-// begin records that an incident of kind k starts now; the returned func
-// records its end.
-func (inc *incidents) begin(k kind) (end func()) {
+// strike records that incident id, of kind k, struck the request whose
+// span ctx carries; the first incident to strike a request is its cause.
+func (inc *incidents) strike(ctx context.Context, k kind, id int64) {
+	tid := trace.SpanContextFromContext(ctx).TraceID()
+	if !tid.IsValid() || id == 0 {
+		return
+	}
+	inc.mu.Lock()
+	defer inc.mu.Unlock()
+	if _, ok := inc.hits[tid]; ok {
+		return
+	}
+	if len(inc.hitOrder) == maxHits {
+		delete(inc.hits, inc.hitOrder[0])
+		inc.hitOrder = inc.hitOrder[1:]
+	}
+	inc.hits[tid] = hit{kind: k, id: id}
+	inc.hitOrder = append(inc.hitOrder, tid)
+}
+
+// begin records that incident id, of kind k, starts now; the returned
+// func records its end, and writes it to the incident log.
+func (inc *incidents) begin(k kind, id int64) (end func()) {
 	inc.mu.Lock()
 	i := inc.next
-	inc.recent[i] = window{kind: k, start: time.Now()}
+	start := time.Now()
+	inc.recent[i] = window{kind: k, id: id, start: start}
 	inc.next = (i + 1) % len(inc.recent)
 	inc.mu.Unlock()
 	return func() {
+		now := time.Now()
 		inc.mu.Lock()
-		if w := &inc.recent[i]; w.kind == k && w.end.IsZero() {
-			w.end = time.Now()
+		if w := &inc.recent[i]; w.id == id && w.start.Equal(start) && w.end.IsZero() {
+			w.end = now
 		}
 		inc.mu.Unlock()
+		inc.log.write(incidentRecord{Type: "incident", ID: id, Kind: k.String(), Start: start, End: now})
 	}
 }
 
@@ -152,17 +205,19 @@ func (inc *incidents) run(ctx context.Context, mean time.Duration, svc *orders) 
 		log.Printf("incident: %s: %s", k, k.describe())
 		switch k {
 		case lockContention:
-			end := inc.begin(k)
-			svc.catalog.refresh(catalogRefreshHold)
+			id := inc.nextID.Add(1)
+			end := inc.begin(k, id)
+			svc.catalog.refresh(catalogRefreshHold, id)
 			end()
 		case queueBacklog:
-			end := inc.begin(k)
-			svc.fulfil.reconcile(ctx)
+			id := inc.nextID.Add(1)
+			end := inc.begin(k, id)
+			svc.fulfil.reconcile(ctx, id)
 			end()
 		case downstreamErrors:
-			inc.armed[k].Store(downstreamFailures)
+			inc.arm(k, downstreamFailures)
 		default: // struck by the next request
-			inc.armed[k].Store(1)
+			inc.arm(k, 1)
 		}
 	}
 }
