@@ -154,21 +154,124 @@ func (b *builder) busiestHolder(skip xtrace.GoID, ws []window) string {
 	return f
 }
 
-// ownFunc names g by its own code whatever stacks the trace holds of it:
-// the function it was started in, if the program's; else the program's
-// function that started it, when the trace holds its creation; else
-// goroutineFunc.
+// ownFunc names g by its own code, whatever stacks the trace holds of it:
+// the program's function that started it, when the trace holds its
+// creation; else the outermost of the program's functions in its stacks
+// (its entry into the program: the function a sync.WaitGroup.Go or a go
+// statement runs); else, for a goroutine of which the trace holds neither
+// (it ran to its end unseen), the name most goroutines with the same entry
+// function have; else goroutineFunc. A closure is named by the function
+// it is in: the work of main.score's go statement is main.score's.
 func (b *builder) ownFunc(g *gtrack) string {
-	prog := b.cfg.program
-	if f := entryFunc(g.entry); f != "" && prog.class(f, "") == classProgram {
-		return shortFunc(f)
+	if f, ok := b.ownFuncs[g.id]; ok {
+		return f
 	}
-	if g.createStack != xtrace.NoStack {
-		if fr, c := prog.placeFrame(b.stackFrames(g.createStack)); c == classProgram {
-			return shortFunc(fr.Func)
+	f := b.knownOwnFunc(g)
+	if f == "" {
+		f = b.kinFunc(entryFunc(g.entry))
+	}
+	if f == "" {
+		f = b.goroutineFunc(g)
+	}
+	if b.ownFuncs == nil {
+		b.ownFuncs = map[xtrace.GoID]string{}
+	}
+	b.ownFuncs[g.id] = f
+	return f
+}
+
+// kinFunc returns the name (knownOwnFunc) that most goroutines started
+// in entry have, "" if none has one.
+func (b *builder) kinFunc(entry string) string {
+	if entry == "" {
+		return ""
+	}
+	if b.kinFuncs == nil {
+		b.kinFuncs = map[string]string{}
+		byEntry := map[string]map[string]time.Duration{}
+		for _, o := range b.tl.gs {
+			if k := b.knownOwnFunc(o); k != "" {
+				e := entryFunc(o.entry)
+				if byEntry[e] == nil {
+					byEntry[e] = map[string]time.Duration{}
+				}
+				byEntry[e][k]++
+			}
+		}
+		for e, names := range byEntry {
+			b.kinFuncs[e], _ = maxKey(names)
 		}
 	}
-	return b.goroutineFunc(g)
+	return b.kinFuncs[entry]
+}
+
+// knownOwnFunc is ownFunc from g's own creation and stacks, "" when they
+// do not name it.
+func (b *builder) knownOwnFunc(g *gtrack) string {
+	if f, ok := b.knownFuncs[g.id]; ok {
+		return f
+	}
+	prog := b.cfg.program
+	f := ""
+	if g.createStack != xtrace.NoStack {
+		if fr, c := prog.placeFrame(b.stackFrames(g.createStack)); c == classProgram {
+			f = fr.Func
+		}
+	}
+	if f == "" {
+		for _, stk := range append([]xtrace.Stack{g.entry}, segStacks(g)...) {
+			fs := b.stackFrames(stk)
+			for i := len(fs) - 1; i >= 0; i-- {
+				if prog.class(fs[i].Func, fs[i].File) == classProgram {
+					f = fs[i].Func
+					break
+				}
+			}
+			if f != "" {
+				break
+			}
+		}
+	}
+	if f != "" {
+		f = enclosingFunc(shortFunc(f))
+	}
+	if b.knownFuncs == nil {
+		b.knownFuncs = map[xtrace.GoID]string{}
+	}
+	b.knownFuncs[g.id] = f
+	return f
+}
+
+// segStacks returns the stacks of g's segments, each once.
+func segStacks(g *gtrack) []xtrace.Stack {
+	var out []xtrace.Stack
+	seen := map[xtrace.Stack]bool{xtrace.NoStack: true}
+	for i := range g.segs {
+		if s := g.segs[i].stack; !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// enclosingFunc strips a closure's suffixes (".func1", ".func2.1") from a
+// function's name: main.(*orders).score.func1 is main.(*orders).score.
+func enclosingFunc(fn string) string {
+	for {
+		i := strings.LastIndexByte(fn, '.')
+		if i < 0 {
+			return fn
+		}
+		last := fn[i+1:]
+		if strings.HasPrefix(last, "func") {
+			last = last[len("func"):]
+		}
+		if last == "" || strings.Trim(last, "0123456789") != "" {
+			return fn
+		}
+		fn = fn[:i]
+	}
 }
 
 // starvedPeer returns, for a chain that ends waiting on the network or in

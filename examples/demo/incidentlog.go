@@ -129,13 +129,15 @@ func (inc *incidents) logSpan(o spanprocessor.Outcome) {
 }
 
 // cause returns the incident that caused a span of the trace that ran
-// from start to end: the one that struck its request, else a process-wide
-// one in progress meanwhile.
+// from start to end: the first that struck its request while the span was
+// in progress, else a process-wide one in progress meanwhile.
 func (inc *incidents) cause(id trace.TraceID, start, end time.Time) (k kind, incident int64, by string, ok bool) {
 	inc.mu.Lock()
 	defer inc.mu.Unlock()
-	if h, ok := inc.hits[id]; ok {
-		return h.kind, h.id, byRequest, true
+	for _, h := range inc.hits[id] {
+		if !h.at.Before(start) && !h.at.After(end) {
+			return h.kind, h.id, byRequest, true
+		}
 	}
 	for _, w := range inc.recent {
 		if w.id == 0 || (w.kind != cpuSaturation && w.kind != gcPressure) {

@@ -65,9 +65,9 @@ type incidents struct {
 	mu     sync.Mutex
 	recent [64]window // a ring of the latest incidents
 	next   int
-	// hits holds, by trace, the incident that struck each request, the
-	// latest maxHits of them, for the incident log.
-	hits     map[trace.TraceID]hit
+	// hits holds, by trace, the incidents that struck each request, the
+	// latest maxHits requests, for the incident log.
+	hits     map[trace.TraceID][]hit
 	hitOrder []trace.TraceID
 }
 
@@ -75,9 +75,12 @@ type incidents struct {
 // request, and a few thousand requests are struck in an hour.
 const maxHits = 4096
 
+// hit is an incident striking a request at a moment: the spans of the
+// request in progress then are the incident's.
 type hit struct {
 	kind kind
 	id   int64
+	at   time.Time
 }
 
 type window struct {
@@ -87,7 +90,7 @@ type window struct {
 }
 
 func newIncidents(log *incidentLog) *incidents {
-	return &incidents{log: log, hits: map[trace.TraceID]hit{}}
+	return &incidents{log: log, hits: map[trace.TraceID][]hit{}}
 }
 
 // arm makes the next n requests that can be hit by kind k hit, and returns
@@ -114,23 +117,24 @@ func (inc *incidents) take(k kind) (int64, bool) {
 }
 
 // strike records that incident id, of kind k, struck the request whose
-// span ctx carries; the first incident to strike a request is its cause.
+// span ctx carries, now: once the request has waited for it, or while it
+// does. Each span of the request in progress then was slowed by it.
 func (inc *incidents) strike(ctx context.Context, k kind, id int64) {
 	tid := trace.SpanContextFromContext(ctx).TraceID()
 	if !tid.IsValid() || id == 0 {
 		return
 	}
+	now := time.Now()
 	inc.mu.Lock()
 	defer inc.mu.Unlock()
-	if _, ok := inc.hits[tid]; ok {
-		return
+	if _, ok := inc.hits[tid]; !ok {
+		if len(inc.hitOrder) == maxHits {
+			delete(inc.hits, inc.hitOrder[0])
+			inc.hitOrder = inc.hitOrder[1:]
+		}
+		inc.hitOrder = append(inc.hitOrder, tid)
 	}
-	if len(inc.hitOrder) == maxHits {
-		delete(inc.hits, inc.hitOrder[0])
-		inc.hitOrder = inc.hitOrder[1:]
-	}
-	inc.hits[tid] = hit{kind: k, id: id}
-	inc.hitOrder = append(inc.hitOrder, tid)
+	inc.hits[tid] = append(inc.hits[tid], hit{kind: k, id: id, at: now})
 }
 
 // begin records that incident id, of kind k, starts now; the returned

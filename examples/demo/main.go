@@ -43,7 +43,8 @@
 // its own account of the incidents, JSON lines, for a test to compare the
 // diagnoses with: one line per incident (its kind, ID, start and end), and
 // one per anomalous span linked to a snapshot, with the incident that
-// struck its request as the demo's code knows it ("by": "request": the
+// struck its request while the span ran, as the demo's code knows it
+// ("by": "request": the
 // incident's own mechanism hit it; "window": it ran while a process-wide
 // incident, CPU saturation or GC pressure, was in progress), or none.
 //
