@@ -130,7 +130,8 @@ func maskDigits(s string) string {
 }
 
 // busiestHolder names, for a cause, the goroutines other than skip that
-// ran the most within ws, grouped by ownFunc; "" if none ran.
+// ran the most within ws, grouped by ownFunc; "" if none the trace names
+// ran.
 func (b *builder) busiestHolder(skip xtrace.GoID, ws []window) string {
 	if len(ws) == 0 {
 		return ""
@@ -146,8 +147,10 @@ func (b *builder) busiestHolder(skip xtrace.GoID, ws []window) string {
 				ran += overlapIn(s.start, s.end, ws)
 			}
 		}
-		if ran > 0 {
-			byFunc[b.ownFunc(o)] += ran
+		// A goroutine the trace does not name ("goroutine 42") stays out:
+		// an ID never enters a cause.
+		if f := b.ownFunc(o); ran > 0 && !strings.HasPrefix(f, "goroutine ") {
+			byFunc[f] += ran
 		}
 	}
 	f, _ := maxKey(byFunc)

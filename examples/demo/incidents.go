@@ -59,6 +59,8 @@ type incidents struct {
 	armed   [numKinds]atomic.Int32
 	armedID [numKinds]atomic.Int64
 	nextID  atomic.Int64
+	// strikes are those of the incident armed last.
+	strikes atomic.Pointer[strikes]
 
 	log *incidentLog // nil: none
 
@@ -94,12 +96,36 @@ func newIncidents(log *incidentLog) *incidents {
 }
 
 // arm makes the next n requests that can be hit by kind k hit, and returns
-// the incident's ID.
-func (inc *incidents) arm(k kind, n int32) int64 {
+// the incident's ID and a channel closed once every strike has ended
+// (endStrike). Only one incident is armed at a time.
+func (inc *incidents) arm(k kind, n int32) (int64, <-chan struct{}) {
 	id := inc.nextID.Add(1)
+	st := &strikes{done: make(chan struct{})}
+	st.left.Store(n)
+	inc.strikes.Store(st)
 	inc.armedID[k].Store(id)
 	inc.armed[k].Store(n)
-	return id
+	return id, st.done
+}
+
+// strikes counts an armed incident's strikes still to end; done is closed
+// when none is left.
+type strikes struct {
+	left atomic.Int32
+	done chan struct{}
+}
+
+// beginStrike is begin for an armed incident striking a request: its end
+// also counts the strike as ended.
+func (inc *incidents) beginStrike(k kind, id int64) (end func()) {
+	st := inc.strikes.Load()
+	endWindow := inc.begin(k, id)
+	return func() {
+		endWindow()
+		if st != nil && st.left.Add(-1) == 0 {
+			close(st.done)
+		}
+	}
 }
 
 // take reports whether the current request is hit by an armed incident of
@@ -192,7 +218,10 @@ func (inc *incidents) tag(next http.Handler) http.Handler {
 
 // run starts an incident about every mean interval (±25%), cycling through
 // the kinds, until ctx ends. The first comes after a quarter of the
-// interval, so that a fresh start shows one soon.
+// interval, so that a fresh start shows one soon. Incidents never overlap:
+// the next is timed from the end of the one before (an armed one ends when
+// its last strike has, or after maxArmed if no request comes), so that a
+// slowed request has one cause.
 func (inc *incidents) run(ctx context.Context, mean time.Duration, svc *orders) {
 	wait := mean / 4
 	for i := 0; ; i++ {
@@ -218,10 +247,23 @@ func (inc *incidents) run(ctx context.Context, mean time.Duration, svc *orders) 
 			end := inc.begin(k, id)
 			svc.fulfil.reconcile(ctx, id)
 			end()
-		case downstreamErrors:
-			inc.arm(k, downstreamFailures)
-		default: // struck by the next request
-			inc.arm(k, 1)
+		default: // struck by the next requests
+			n := int32(1)
+			if k == downstreamErrors {
+				n = downstreamFailures
+			}
+			_, struck := inc.arm(k, n)
+			t := time.NewTimer(maxArmed)
+			select {
+			case <-struck:
+			case <-t.C:
+				inc.armed[k].Store(0) // no request came: disarmed
+			case <-ctx.Done():
+			}
+			t.Stop()
 		}
 	}
 }
+
+// maxArmed bounds how long an armed incident waits for its requests.
+const maxArmed = 30 * time.Second

@@ -39,7 +39,7 @@ func (v *inventory) routes() http.Handler {
 func (v *inventory) reserve(w http.ResponseWriter, r *http.Request) {
 	if id, ok := v.inc.take(downstreamErrors); ok {
 		v.inc.strike(r.Context(), downstreamErrors, id)
-		defer v.inc.begin(downstreamErrors, id)()
+		defer v.inc.beginStrike(downstreamErrors, id)()
 		http.Error(w, "warehouse database unavailable", http.StatusServiceUnavailable)
 		return
 	}
@@ -47,7 +47,7 @@ func (v *inventory) reserve(w http.ResponseWriter, r *http.Request) {
 		// A read that misses every cache and goes to cold storage. It is
 		// only slow: the stock comes from the map below either way.
 		v.inc.strike(r.Context(), slowDownstream, id)
-		end := v.inc.begin(slowDownstream, id)
+		end := v.inc.beginStrike(slowDownstream, id)
 		_ = v.cold.read(r.Context(), r.URL.Query().Get("sku"))
 		end()
 	}

@@ -116,7 +116,7 @@ func (s *orders) place(w http.ResponseWriter, r *http.Request) {
 
 	if id, ok := s.inc.take(cpuSaturation); ok {
 		s.inc.strike(ctx, cpuSaturation, id)
-		end := s.inc.begin(cpuSaturation, id)
+		end := s.inc.beginStrike(cpuSaturation, id)
 		s.scoreFraudDeep()
 		end()
 	} else {
@@ -126,7 +126,7 @@ func (s *orders) place(w http.ResponseWriter, r *http.Request) {
 	total := price * int64(req.Qty)
 	if id, ok := s.inc.take(gcPressure); ok {
 		s.inc.strike(ctx, gcPressure, id)
-		end := s.inc.begin(gcPressure, id)
+		end := s.inc.beginStrike(gcPressure, id)
 		total = renderBulkInvoice(req.SKU, price)
 		end()
 	}
