@@ -131,7 +131,7 @@ func (s *orders) place(w http.ResponseWriter, r *http.Request) {
 		end()
 	}
 
-	burst, err := s.fulfil.submit(ctx, packTime)
+	burst, err := s.fulfil.submit(ctx, job{work: packTime})
 	s.inc.strike(ctx, queueBacklog, burst)
 	if err != nil {
 		http.Error(w, "fulfilment: "+err.Error(), http.StatusServiceUnavailable)
@@ -376,14 +376,9 @@ func newFulfilment(workers int) *fulfilment {
 	return f
 }
 
-// submit queues a job and waits for a worker to finish it. It returns the
-// ID of the reconciliation burst the job queued behind, if any, else 0.
-func (f *fulfilment) submit(ctx context.Context, work time.Duration) (burst int64, err error) {
-	return f.queue(ctx, job{work: work})
-}
-
-// queue queues j, and waits for a worker to finish it; see submit.
-func (f *fulfilment) queue(ctx context.Context, j job) (burst int64, err error) {
+// submit queues j and waits for a worker to finish it. It returns the ID
+// of the reconciliation burst the job queued behind, if any, else 0.
+func (f *fulfilment) submit(ctx context.Context, j job) (burst int64, err error) {
 	done := make(chan struct{})
 	j.done = done
 	if f.burstLeft.Load() > 0 {
@@ -417,7 +412,7 @@ func (f *fulfilment) reconcile(ctx context.Context, id int64) {
 			return
 		}
 	}
-	_, _ = f.queue(ctx, job{work: reconcileJobTime, burst: true}) // fails only when ctx ends
+	_, _ = f.submit(ctx, job{work: reconcileJobTime, burst: true}) // fails only when ctx ends
 }
 
 // close stops the workers once they have finished the queued jobs.
