@@ -163,7 +163,8 @@ func (b *builder) busiestHolder(skip xtrace.GoID, ws []window) string {
 // (its entry into the program: the function a sync.WaitGroup.Go or a go
 // statement runs); else, for a goroutine of which the trace holds neither
 // (it ran to its end unseen), the name most goroutines with the same entry
-// function have; else goroutineFunc. A closure is named by the function
+// function have; else its entry function (runtime.gcBgMarkWorker, for the
+// GC's workers); else goroutineFunc. A closure is named by the function
 // it is in: the work of main.score's go statement is main.score's.
 func (b *builder) ownFunc(g *gtrack) string {
 	if f, ok := b.ownFuncs[g.id]; ok {
@@ -172,6 +173,12 @@ func (b *builder) ownFunc(g *gtrack) string {
 	f := b.knownOwnFunc(g)
 	if f == "" {
 		f = b.kinFunc(entryFunc(g.entry))
+	}
+	if f == "" {
+		// Outside the program's code, the function a goroutine was
+		// started in names it better than where it stopped:
+		// runtime.gcBgMarkWorker rather than runtime.gopark.
+		f = shortFunc(entryFunc(g.entry))
 	}
 	if f == "" {
 		f = b.goroutineFunc(g)

@@ -48,32 +48,37 @@ const (
 )
 
 // causeKinds maps a group of the causes page to the incident kind it
-// shows, by the functions its cause names: the kind's own code, as the
-// demo's README table gives the verdicts, tried in this order (a failed
-// span's error first; a CPU or GC burst before what waited on a goroutine
-// that it starved). A group that names none of them matches no kind.
+// shows, by the functions its cause names, as the demo's README table gives
+// the verdicts: a failed span's error first; then the root cause where the
+// group has one (the symptom, where a request waited, can be anyone's: a
+// request that waited on the fulfilment workers while fraud scoring held
+// every P is the CPU burst's), else its place. A group that names none of
+// them matches no kind.
 var causeKinds = []struct {
-	kind  string
-	match func(cause string) bool
+	kind        string
+	root, place []string // what the root cause or, without one, the place names
 }{
-	{"downstream_errors", func(c string) bool { return strings.HasPrefix(c, "error: ") }},
-	{"gc_pressure", containsAny("main.renderBulkInvoice")},
-	{"cpu_saturation", containsAny("main.(*orders).scoreFraudDeep")},
-	{"lock_contention", containsAny("main.(*catalog).")},
-	{"queue_backlog", containsAny("main.(*fulfilment).", "main.newFulfilment")},
-	{"slow_downstream", containsAny("main.(*coldStorage).", "http.(*persistConn).readLoop")},
-}
-
-func containsAny(subs ...string) func(string) bool {
-	return func(s string) bool {
-		return slices.ContainsFunc(subs, func(sub string) bool { return strings.Contains(s, sub) })
-	}
+	{"gc_pressure", []string{"main.renderBulkInvoice", "runtime.gcBgMarkWorker"}, []string{"main.renderBulkInvoice"}},
+	// The fraud scoring's goroutines, sync.WaitGroup.Go's, when the
+	// snapshot holds neither their creation nor a stack of their work.
+	{"cpu_saturation", []string{"main.(*orders).scoreFraudDeep", "sync.(*WaitGroup).Go"}, []string{"main.(*orders).scoreFraudDeep"}},
+	{"lock_contention", []string{"main.(*catalog)."}, []string{"main.(*catalog)."}},
+	{"queue_backlog", []string{"main.newFulfilment"}, []string{"main.(*fulfilment)."}},
+	{"slow_downstream", []string{"http.(*persistConn).readLoop"}, []string{"main.(*coldStorage)."}},
 }
 
 // kindOfCause returns the incident kind a cause shows, or "".
 func kindOfCause(cause string) string {
+	if strings.HasPrefix(cause, "error: ") {
+		return "downstream_errors"
+	}
+	place, root, hasRoot := strings.Cut(cause, "; root: ")
 	for _, k := range causeKinds {
-		if k.match(cause) {
+		subs, in := k.place, place
+		if hasRoot {
+			subs, in = k.root, root
+		}
+		if slices.ContainsFunc(subs, func(sub string) bool { return strings.Contains(in, sub) }) {
 			return k.kind
 		}
 	}
