@@ -273,10 +273,7 @@ func enclosingFunc(fn string) string {
 		if i < 0 {
 			return fn
 		}
-		last := fn[i+1:]
-		if strings.HasPrefix(last, "func") {
-			last = last[len("func"):]
-		}
+		last := strings.TrimPrefix(fn[i+1:], "func")
 		if last == "" || strings.Trim(last, "0123456789") != "" {
 			return fn
 		}
