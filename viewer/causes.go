@@ -46,8 +46,9 @@ var errBadRange = errors.New("since must be a positive Go duration (90m, 24h) of
 
 // CausesQuery selects the anomalies a [CauseReport] groups: those whose
 // span ended in [From, To), of the service, span name, reason and replica
-// given (an empty field keeps all). A replica is named by its
-// service.instance.id, or where that is missing its pod or host name.
+// given (an empty field keeps all). A span's service is its own
+// (snapstore.SpanRef.Service), else its snapshot's. A replica is named by
+// its service.instance.id, or where that is missing its pod or host name.
 type CausesQuery struct {
 	From    time.Time `json:"from"`
 	To      time.Time `json:"to"`
@@ -74,6 +75,8 @@ type CauseReport struct {
 // CauseGroup is the anomalies of one service and span name that share a
 // cause.
 type CauseGroup struct {
+	// Service is the spans' own service.name (snapstore.SpanRef.Service),
+	// else their snapshot's.
 	Service string `json:"service,omitempty"`
 	Span    string `json:"span"`
 	// Cause is the diagnosis's grouping key (snapstore.SpanRef.Cause;
