@@ -32,6 +32,10 @@ type builder struct {
 
 	frames map[xtrace.Stack][]Frame
 	gfuncs map[xtrace.GoID]string
+	// ownFuncs and knownFuncs cache ownFunc and knownOwnFunc by
+	// goroutine, kinFuncs kinFunc by entry function.
+	ownFuncs, knownFuncs map[xtrace.GoID]string
+	kinFuncs             map[string]string
 
 	// timeout is set when a timer ended most of the main goroutine's
 	// dominant waits, timeoutWait long.

@@ -50,3 +50,15 @@ func TestCauseIgnoresNoise(t *testing.T) {
 		return b.cause(&Diagnosis{Goroutines: []Goroutine{{ID: 1, Role: RoleMain, Time: time.Second, Buckets: bk}}})
 	}())
 }
+
+func TestEnclosingFunc(t *testing.T) {
+	for in, want := range map[string]string{
+		"main.(*orders).scoreFraudDeep.func1": "main.(*orders).scoreFraudDeep",
+		"main.serve.func2.1":                  "main.serve",
+		"main.main":                           "main.main",
+		"pkg.(*T).functional":                 "pkg.(*T).functional",
+		"pkg.v2":                              "pkg.v2",
+	} {
+		assert.Equal(t, want, enclosingFunc(in), in)
+	}
+}

@@ -168,7 +168,14 @@ type timeline struct {
 	stwOpen  interval
 
 	starts, ends []marker
+	// peers are the start and end markers of the other spans of the
+	// span's trace (of any trace while it is unknown), at most maxPeers:
+	// the goroutines that served the same request, in this process.
+	peers []marker
 }
+
+// maxPeers bounds timeline.peers.
+const maxPeers = 4096
 
 func newTimeline(span Span) *timeline {
 	tl := &timeline{
@@ -289,6 +296,9 @@ func (tl *timeline) event(ev *xtrace.Event) {
 		if l.Category != otelfr.LogCategory {
 			break
 		}
+		if _, tr, sp, ok := splitMarker(l.Message); ok && sp != tl.spanHex && (tl.traceHex == "" || tr == tl.traceHex) && len(tl.peers) < maxPeers {
+			tl.peers = append(tl.peers, marker{t: t, g: ev.Goroutine(), task: l.Task, trace: tr})
+		}
 		if kind, tr, ok := matchMarker(l.Message, tl.traceHex, tl.spanHex); ok {
 			m := marker{t: t, g: ev.Goroutine(), task: l.Task, trace: tr}
 			if m.task == xtrace.NoTask {
@@ -323,21 +333,31 @@ func matchMarker(msg, traceHex, spanHex string) (kind markKind, tr string, ok bo
 		// Every span's markers pass by: most end in another span ID.
 		return 0, "", false
 	}
-	word, rest, ok := strings.Cut(msg, " ")
-	if !ok {
-		return 0, "", false
-	}
-	tr, sp, ok := strings.Cut(rest, " ")
+	kind, tr, sp, ok := splitMarker(msg)
 	if !ok || sp != spanHex || (traceHex != "" && tr != traceHex) {
 		return 0, "", false
 	}
+	return kind, tr, true
+}
+
+// splitMarker splits an otelfr.LogCategory message, "start <trace> <span>"
+// or "end <trace> <span>".
+func splitMarker(msg string) (kind markKind, tr, sp string, ok bool) {
+	word, rest, ok := strings.Cut(msg, " ")
+	if !ok {
+		return 0, "", "", false
+	}
+	tr, sp, ok = strings.Cut(rest, " ")
+	if !ok {
+		return 0, "", "", false
+	}
 	switch word {
 	case "start":
-		return markStart, tr, true
+		return markStart, tr, sp, true
 	case "end":
-		return markEnd, tr, true
+		return markEnd, tr, sp, true
 	}
-	return 0, "", false
+	return 0, "", "", false
 }
 
 func (tl *timeline) task(id xtrace.TaskID) *taskRec {

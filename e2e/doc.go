@@ -4,7 +4,10 @@
 // Jaeger's query API and the demo's snapshot handler. TestFleet runs a
 // fleet: two replicas of the demo writing to one bucket of a real S3
 // server (SeaweedFS, see tools/seaweedfs), `otelfr serve` over it, and
-// Jaeger, with the bucket stopped for 30s mid-run.
+// Jaeger, with the bucket stopped for 30s mid-run. TestCauses runs two
+// replicas of the demo for 5 minutes on one file:// bucket, then `otelfr
+// serve` over it, and checks its causes page against the demo's own
+// incident log.
 //
 // The tests are behind the e2e build tag, so that `go test ./...` does not
 // run them; with the tag they fail, rather than skip, when they have no

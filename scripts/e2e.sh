@@ -30,4 +30,6 @@ if [ -z "${OTELFR_WEED_BIN:-}" ]; then
 fi
 export OTELFR_WEED_BIN
 
-go test -tags e2e -count=1 -v "$@" ./e2e/
+# TestCauses alone runs the demo for 5 minutes: more than go test's
+# default 10-minute timeout leaves for the whole package.
+go test -tags e2e -count=1 -v -timeout 30m "$@" ./e2e/

@@ -61,9 +61,13 @@ type Info struct {
 
 // SpanRef describes a span linked to a snapshot.
 type SpanRef struct {
-	TraceID string    `json:"trace_id"`
-	SpanID  string    `json:"span_id"`
-	Name    string    `json:"name"`
+	TraceID string `json:"trace_id"`
+	SpanID  string `json:"span_id"`
+	Name    string `json:"name"`
+	// Service is the service.name of the span's own resource, when it has
+	// one: a process can run several services, and a snapshot records one
+	// resource (Info.Resource) for all of them.
+	Service string    `json:"service,omitempty"`
 	Start   time.Time `json:"start"`
 	End     time.Time `json:"end"`
 	Reason  string    `json:"reason"`

@@ -235,6 +235,7 @@ func TestDiagnoser(t *testing.T) {
 	assert.Equal(t, "blocked on first", infos[0].Spans[0].Verdict)
 	assert.Equal(t, "blocked on second", infos[0].Spans[1].Verdict)
 	assert.Equal(t, "cause of first", infos[0].Spans[0].Cause, "the cause is stored beside the verdict")
+	assert.Contains(t, infos[0].Spans[0].Service, "unknown_service", "the span's own service.name, the SDK's default here")
 	assert.Equal(t, map[string]int64{"cause of first": 1, "cause of second": 1}, p.proc.Stats().Causes)
 	assert.Equal(t, int(infos[0].Size), d.bytes, "the whole trace, read back from the store")
 	mu.Lock()

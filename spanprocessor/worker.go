@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/otelfr/otel-flightrecorder/exporter"
@@ -234,12 +235,18 @@ func (p *Processor) deliver(info snapstore.Info, covered []anomaly) {
 			continue // Shutdown gave up on the worker
 		}
 		sc := a.span.SpanContext()
+		ref := snapstore.SpanRef{
+			TraceID: sc.TraceID().String(), SpanID: sc.SpanID().String(), Name: a.span.Name(),
+			Start: a.span.StartTime(), End: a.span.EndTime(), Reason: a.reason,
+		}
+		if r := a.span.Resource(); r != nil {
+			if v, ok := r.Set().Value(serviceNameKey); ok {
+				ref.Service = v.AsString()
+			}
+		}
 		j.spans = append(j.spans, linked{
-			a: a,
-			ref: snapstore.SpanRef{
-				TraceID: sc.TraceID().String(), SpanID: sc.SpanID().String(), Name: a.span.Name(),
-				Start: a.span.StartTime(), End: a.span.EndTime(), Reason: a.reason,
-			},
+			a:       a,
+			ref:     ref,
 			att:     exporter.Anomaly{Span: d, Reason: a.reason},
 			outcome: Outcome{Span: d, Reason: a.reason, SnapshotID: info.ID, SnapshotURL: url, Partial: partial(info, a.span)},
 		})
@@ -356,3 +363,7 @@ type Outcome struct {
 	// than the window reaches back). A Diagnoser then explains that tail.
 	Partial bool
 }
+
+// serviceNameKey is the resource attribute that names a span's service,
+// stored with it as snapstore.SpanRef.Service.
+const serviceNameKey = attribute.Key("service.name")

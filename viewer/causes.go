@@ -46,8 +46,9 @@ var errBadRange = errors.New("since must be a positive Go duration (90m, 24h) of
 
 // CausesQuery selects the anomalies a [CauseReport] groups: those whose
 // span ended in [From, To), of the service, span name, reason and replica
-// given (an empty field keeps all). A replica is named by its
-// service.instance.id, or where that is missing its pod or host name.
+// given (an empty field keeps all). A span's service is its own
+// (snapstore.SpanRef.Service), else its snapshot's. A replica is named by
+// its service.instance.id, or where that is missing its pod or host name.
 type CausesQuery struct {
 	From    time.Time `json:"from"`
 	To      time.Time `json:"to"`
@@ -74,6 +75,8 @@ type CauseReport struct {
 // CauseGroup is the anomalies of one service and span name that share a
 // cause.
 type CauseGroup struct {
+	// Service is the spans' own service.name (snapstore.SpanRef.Service),
+	// else their snapshot's.
 	Service string `json:"service,omitempty"`
 	Span    string `json:"span"`
 	// Cause is the diagnosis's grouping key (snapstore.SpanRef.Cause;
@@ -160,15 +163,19 @@ func Causes(ctx context.Context, store snapstore.Store, q CausesQuery) (*CauseRe
 	add := func(in snapstore.Info) {
 		rep.Snapshots++
 		rn := replicaName(in.Resource)
-		if q.Service != "" && in.Resource.ServiceName != q.Service || q.Replica != "" && rn != q.Replica {
+		if q.Replica != "" && rn != q.Replica {
 			return
 		}
 		for _, ref := range in.Spans {
-			if ref.End.Before(q.From) || !ref.End.Before(q.To) ||
+			// A span's own service, where it was stored with one: one
+			// process may run several services, and the snapshot's
+			// resource names one of them.
+			service := cmp.Or(ref.Service, in.Resource.ServiceName)
+			if ref.End.Before(q.From) || !ref.End.Before(q.To) || q.Service != "" && service != q.Service ||
 				q.Span != "" && ref.Name != q.Span || q.Reason != "" && ref.Reason != q.Reason {
 				continue
 			}
-			k := key{in.Resource.ServiceName, ref.Name, causeOf(ref)}
+			k := key{service, ref.Name, causeOf(ref)}
 			i, ok := idx[k]
 			if !ok {
 				i = len(rep.Groups)

@@ -110,6 +110,34 @@ func TestCausesGroupsByCause(t *testing.T) {
 	})
 }
 
+// TestCausesSpanService pins that a span stored with its own service is
+// grouped and filtered by it, not by its snapshot's resource: one process
+// runs two services (the demo's orders and inventory), and its snapshots
+// record the resource of one.
+func TestCausesSpanService(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	infos := incidentInfos(4, now)
+	for i := range infos {
+		infos[i].Spans[0].Name = "POST /reserve"
+		infos[i].Spans[0].Cause = "blocked.network in main.read"
+		if i%2 == 0 {
+			infos[i].Spans[0].Service = "inventory"
+		}
+	}
+	store := &pagingStore{infos: infos}
+	rep, err := viewer.Causes(t.Context(), store, viewer.CausesQuery{From: now.Add(-time.Hour), To: now})
+	require.NoError(t, err)
+	require.Len(t, rep.Groups, 2, "one group per service")
+	services := map[string]int{}
+	for _, g := range rep.Groups {
+		services[g.Service] = g.Count
+	}
+	assert.Equal(t, map[string]int{"inventory": 2, "orders": 2}, services, "a span without a service of its own takes its snapshot's")
+	rep, err = viewer.Causes(t.Context(), store, viewer.CausesQuery{From: now.Add(-time.Hour), To: now, Service: "inventory"})
+	require.NoError(t, err)
+	assert.Equal(t, 2, rep.Anomalies, "?service= filters by the span's own service")
+}
+
 // TestCausesStopsAtTheRangeStart pins that a report reads a bucket's pages
 // only until they pass the range's start: keys are newest first.
 func TestCausesStopsAtTheRangeStart(t *testing.T) {

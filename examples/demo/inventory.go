@@ -37,15 +37,17 @@ func (v *inventory) routes() http.Handler {
 }
 
 func (v *inventory) reserve(w http.ResponseWriter, r *http.Request) {
-	if v.inc.take(downstreamErrors) {
-		defer v.inc.begin(downstreamErrors)()
+	if id, ok := v.inc.take(downstreamErrors); ok {
+		v.inc.strike(r.Context(), downstreamErrors, id)
+		defer v.inc.beginStrike(downstreamErrors, id)()
 		http.Error(w, "warehouse database unavailable", http.StatusServiceUnavailable)
 		return
 	}
-	if v.inc.take(slowDownstream) {
+	if id, ok := v.inc.take(slowDownstream); ok {
 		// A read that misses every cache and goes to cold storage. It is
 		// only slow: the stock comes from the map below either way.
-		end := v.inc.begin(slowDownstream)
+		v.inc.strike(r.Context(), slowDownstream, id)
+		end := v.inc.beginStrike(slowDownstream, id)
 		_ = v.cold.read(r.Context(), r.URL.Query().Get("sku"))
 		end()
 	}

@@ -39,6 +39,15 @@
 // are also exported over OTLP/gRPC, to Jaeger for instance; without it
 // they are dropped, and nothing tries to connect anywhere.
 //
+// With -incident-log FILE (or $DEMO_INCIDENT_LOG) the demo also writes
+// its own account of the incidents, JSON lines, for a test to compare the
+// diagnoses with: one line per incident (its kind, ID, start and end), and
+// one per anomalous span linked to a snapshot, with the incident that
+// struck its request while the span ran, as the demo's code knows it
+// ("by": "request": the
+// incident's own mechanism hit it; "window": it ran while a process-wide
+// incident, CPU saturation or GC pressure, was in progress), or none.
+//
 // Every listener binds 127.0.0.1 unless a flag says otherwise. SIGINT or
 // SIGTERM stops the load, shuts the servers down and flushes the spans.
 package main
@@ -78,6 +87,7 @@ type options struct {
 	incidentEvery time.Duration
 	threshold     time.Duration // fixed latency trigger; 0: adaptive
 	minInterval   time.Duration // between snapshots
+	incidentLog   string        // where the incident log goes; "": nowhere
 }
 
 func main() {
@@ -96,6 +106,8 @@ func main() {
 	flag.DurationVar(&o.threshold, "latency-threshold", 0,
 		"spans at least this long are anomalous, instead of the adaptive trigger's; 0 keeps the adaptive trigger")
 	flag.DurationVar(&o.minInterval, "snapshot-interval", 2*time.Second, "minimum time between two snapshots")
+	flag.StringVar(&o.incidentLog, "incident-log", os.Getenv(envIncidentLog),
+		"write the incident log to this file, JSON lines: each incident, and each anomalous span linked to a snapshot with the incident that struck it (default $"+envIncidentLog+")")
 	flag.Parse()
 	if o.baseURL == "" && os.Getenv(exporter.EnvBaseURL) == "" {
 		o.baseURL = "http://" + o.snapAddr + "/snapshots/"
@@ -108,8 +120,20 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, o options) error {
-	tel, err := setupTelemetry(ctx, o)
+func run(ctx context.Context, o options) (err error) {
+	ilog, err := openIncidentLog(o.incidentLog)
+	if err != nil {
+		return err
+	}
+	// Closed after the telemetry's shutdown, which handles the last
+	// anomalies.
+	defer func() {
+		if cerr := ilog.close(); err == nil {
+			err = cerr
+		}
+	}()
+	inc := newIncidents(ilog)
+	tel, err := setupTelemetry(ctx, o, inc)
 	if err != nil {
 		return err
 	}
@@ -149,7 +173,6 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer cold.close()
-	inc := newIncidents()
 	inv := newInventory(inc, cold)
 	client := &http.Client{
 		Transport: otelhttp.NewTransport(http.DefaultTransport,

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"maps"
 	"net"
@@ -61,6 +62,7 @@ func TestDemo(t *testing.T) {
 	recv := otlptest.NewReceiver(t)
 	bin := buildDemo(t)
 	snapAddr := testutil.FreeAddr(t)
+	incidentLog := filepath.Join(t.TempDir(), "incidents.jsonl")
 	// The load runs until every kind is caught: each kind strikes every
 	// 6 × 1.5s, so a kind whose snapshot was rate limited by a neighbour's,
 	// or whose diagnosis the machine's load muddled, gets another chance.
@@ -69,7 +71,7 @@ func TestDemo(t *testing.T) {
 		[]string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + recv.Endpoint(), "OTEL_BSP_SCHEDULE_DELAY=100"},
 		"-addr", testutil.FreeAddr(t), "-inventory-addr", testutil.FreeAddr(t), "-snapshot-addr", snapAddr,
 		"-store", t.TempDir(), "-rate", "25", "-duration", "100s",
-		"-incident-every", "1500ms", "-snapshot-interval", "500ms")
+		"-incident-every", "1500ms", "-snapshot-interval", "500ms", "-incident-log", incidentLog)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 110*time.Second)
 	defer cancel()
@@ -101,6 +103,17 @@ func TestDemo(t *testing.T) {
 			assert.Contains(t, line, " "+strconv.Quote(c.span.Name)+" ", "the line names the span")
 			assert.Contains(t, line, "("+c.reason, "the line gives the reason")
 			assert.Contains(t, line, "verdict: "+c.verdict+"; trace "+c.span.TraceID, "the line gives the verdict")
+		}
+	}
+
+	// The incident log names, for each kind's span, the kind whose
+	// mechanism struck its request.
+	logged := readIncidentLog(t, incidentLog)
+	for k, c := range catches {
+		if r, ok := logged[c.span.SpanID]; assert.True(t, ok, "the %s span is in the incident log", k) {
+			assert.Equal(t, k, r.Kind, "the incident log's kind of the %s span", k)
+			assert.Equal(t, byRequest, r.By, "the %s span's request was struck", k)
+			assert.NotZero(t, r.Incident)
 		}
 	}
 
@@ -144,6 +157,35 @@ func TestDemo(t *testing.T) {
 	assert.True(t, reasons[spanprocessor.ReasonAdaptiveLatency], "the adaptive trigger catches slow spans: %v", reasons)
 	assert.True(t, reasons[spanprocessor.ReasonError], "the error trigger catches failed ones: %v", reasons)
 	assert.False(t, reasons[spanprocessor.ReasonLatency], "no fixed threshold is set: %v", reasons)
+}
+
+// readIncidentLog returns the span lines of the incident log at path, by
+// span ID, and checks that every line is a span or an incident.
+func readIncidentLog(t *testing.T, path string) map[string]spanRecord {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	spans := map[string]spanRecord{}
+	incidents := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var typ struct{ Type string }
+		require.NoError(t, json.Unmarshal([]byte(line), &typ), line)
+		switch typ.Type {
+		case "span":
+			var r spanRecord
+			require.NoError(t, json.Unmarshal([]byte(line), &r), line)
+			spans[r.SpanID] = r
+		case "incident":
+			var r incidentRecord
+			require.NoError(t, json.Unmarshal([]byte(line), &r), line)
+			assert.False(t, r.End.Before(r.Start), line)
+			incidents++
+		default:
+			t.Errorf("an incident log line of unknown type: %s", line)
+		}
+	}
+	assert.NotZero(t, incidents, "the log holds the incidents")
+	return spans
 }
 
 // catch is an anomalous server span that shows an incident was caught.

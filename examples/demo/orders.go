@@ -27,7 +27,7 @@ const (
 	slowReadDelay      = 350 * time.Millisecond // slow downstream
 	fraudFanout        = 48                     // CPU saturation: goroutines per P
 	fraudWork          = 8                      // ... each with this many ms of CPU
-	fraudMainWork      = 32                     // ... and the request's own, in ms
+	fraudMainWork      = 2                      // ... then the main model over their scores, in ms
 	reconcileJobs      = 120                    // backlog: jobs in a burst
 	reconcileJobTime   = 5 * time.Millisecond   // ... each taking a worker this long
 	downstreamFailures = 3                      // errors: failed inventory requests
@@ -102,7 +102,8 @@ func (s *orders) place(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "want {\"sku\": ..., \"qty\": 1..100}", http.StatusBadRequest)
 		return
 	}
-	price, ok := s.catalog.price(req.SKU)
+	price, ok, refresh := s.catalog.price(req.SKU)
+	s.inc.strike(ctx, lockContention, refresh)
 	if !ok {
 		http.Error(w, "unknown sku", http.StatusNotFound)
 		return
@@ -113,8 +114,9 @@ func (s *orders) place(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if s.inc.take(cpuSaturation) {
-		end := s.inc.begin(cpuSaturation)
+	if id, ok := s.inc.take(cpuSaturation); ok {
+		s.inc.strike(ctx, cpuSaturation, id)
+		end := s.inc.beginStrike(cpuSaturation, id)
 		s.scoreFraudDeep()
 		end()
 	} else {
@@ -122,13 +124,16 @@ func (s *orders) place(w http.ResponseWriter, r *http.Request) {
 	}
 
 	total := price * int64(req.Qty)
-	if s.inc.take(gcPressure) {
-		end := s.inc.begin(gcPressure)
+	if id, ok := s.inc.take(gcPressure); ok {
+		s.inc.strike(ctx, gcPressure, id)
+		end := s.inc.beginStrike(gcPressure, id)
 		total = renderBulkInvoice(req.SKU, price)
 		end()
 	}
 
-	if err := s.fulfil.submit(ctx, packTime); err != nil {
+	burst, err := s.fulfil.submit(ctx, job{work: packTime})
+	s.inc.strike(ctx, queueBacklog, burst)
+	if err != nil {
 		http.Error(w, "fulfilment: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
@@ -137,9 +142,11 @@ func (s *orders) place(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(orderResponse{ID: s.nextID.Add(1), SKU: req.SKU, Qty: req.Qty, TotalCents: total})
 }
 
-func (s *orders) listCatalog(w http.ResponseWriter, _ *http.Request) {
+func (s *orders) listCatalog(w http.ResponseWriter, r *http.Request) {
+	list, refresh := s.catalog.list()
+	s.inc.strike(r.Context(), lockContention, refresh)
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(s.catalog.list())
+	_ = json.NewEncoder(w).Encode(list)
 }
 
 // reserve asks the inventory service for the order's stock.
@@ -162,18 +169,18 @@ func (s *orders) reserve(ctx context.Context, req orderRequest) error {
 }
 
 // scoreFraudDeep runs the deep fraud model: one goroutine per feature
-// group, fraudFanout of them per P, each with fraudWork ms of CPU, while
-// the request's goroutine scores the main model, fraudMainWork ms. They
-// all become runnable at once, so every goroutine of the process waits its
-// turn for a core: the request's, preempted after its first time slice,
-// behind the feature groups, and other requests' too.
+// group, fraudFanout of them per P, each with fraudWork ms of CPU, then
+// the main model over their scores on the request's goroutine,
+// fraudMainWork ms. The feature groups all become runnable at once, so
+// every goroutine of the process waits its turn for a core: the feature
+// groups, which the request waits for, and other requests too.
 func (s *orders) scoreFraudDeep() {
 	var wg sync.WaitGroup
 	for range fraudFanout * runtime.GOMAXPROCS(0) {
 		wg.Go(func() { spin(fraudWork * s.itersPerMs) })
 	}
-	spin(fraudMainWork * s.itersPerMs)
 	wg.Wait()
+	spin(fraudMainWork * s.itersPerMs)
 }
 
 // spin burns CPU: n rounds of SHA-256.
@@ -247,6 +254,10 @@ type catalog struct {
 	mu     sync.Mutex
 	prices map[string]int64
 	digest [32]byte // of the supplier feed the prices came from
+
+	// For the incident log: the refresh holding the lock (its incident's
+	// ID, 0 when none), the last one, and how many have ended.
+	refreshing, lastRefresh, refreshed atomic.Int64
 }
 
 func newCatalog() *catalog {
@@ -257,46 +268,94 @@ func newCatalog() *catalog {
 	return c
 }
 
-func (c *catalog) price(sku string) (int64, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	p, ok := c.prices[sku]
-	return p, ok
+// lockWait is what a caller that found the lock taken saw before it
+// waited: the refresh holding it, if any, and how many had ended.
+type lockWait struct {
+	waited        bool
+	holder, ended int64
 }
 
-func (c *catalog) list() map[string]int64 {
-	c.mu.Lock()
+// tryLock takes the lock if it is free; otherwise it returns what the
+// caller needs to tell, once it has the lock, whether it waited for a
+// refresh (waitedFor).
+func (c *catalog) tryLock() (lockWait, bool) {
+	if c.mu.TryLock() {
+		return lockWait{}, true
+	}
+	return lockWait{true, c.refreshing.Load(), c.refreshed.Load()}, false
+}
+
+// waitedFor returns the ID of the refresh that a caller which waited as w
+// says waited for: the one holding the lock when it began, else one that
+// ended meanwhile; 0 if none. The incident struck that caller's request.
+func (c *catalog) waitedFor(w lockWait) int64 {
+	if !w.waited {
+		return 0
+	}
+	if w.holder == 0 && c.refreshed.Load() != w.ended {
+		return c.lastRefresh.Load()
+	}
+	return w.holder
+}
+
+// price returns the price of sku, and the refresh it waited for, if any.
+// (The lock is taken here rather than in a helper, so that a diagnosis
+// names price as the place that waited.)
+func (c *catalog) price(sku string) (int64, bool, int64) {
+	w, locked := c.tryLock()
+	if !locked {
+		c.mu.Lock()
+	}
+	defer c.mu.Unlock()
+	p, ok := c.prices[sku]
+	return p, ok, c.waitedFor(w)
+}
+
+// list returns the prices, and the refresh it waited for, if any.
+func (c *catalog) list() (map[string]int64, int64) {
+	w, locked := c.tryLock()
+	if !locked {
+		c.mu.Lock()
+	}
 	defer c.mu.Unlock()
 	out := make(map[string]int64, len(c.prices))
 	for k, v := range c.prices {
 		out[k] = v
 	}
-	return out
+	return out, c.waitedFor(w)
 }
 
 // refresh re-reads the supplier feed and reprices the catalog, all under
 // the lock: the slow part (verifying the feed, here hashing for hold) makes
-// every order that needs a price wait.
-func (c *catalog) refresh(hold time.Duration) {
+// every order that needs a price wait. id is the incident's.
+func (c *catalog) refresh(hold time.Duration, id int64) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.refreshing.Store(id)
 	for deadline := time.Now().Add(hold); time.Now().Before(deadline); {
 		c.digest = sha256.Sum256(c.digest[:])
 	}
 	for sku, base := range skus {
 		c.prices[sku] = base + int64(c.digest[len(sku)%len(c.digest)]%5) - 2
 	}
+	c.refreshing.Store(0)
+	c.lastRefresh.Store(id)
+	c.refreshed.Add(1)
+	c.mu.Unlock()
 }
 
 // fulfilment is a fixed pool of workers fed by a bounded queue.
 type fulfilment struct {
 	jobs chan job
 	wg   sync.WaitGroup
+	// For the incident log: the reconciliation burst last queued (its
+	// incident's ID), and how many of its jobs are queued or running.
+	burst, burstLeft atomic.Int64
 }
 
 type job struct {
-	work time.Duration   // stands for the packing and shipping calls
-	done chan<- struct{} // closed when done; nil if nobody waits
+	work  time.Duration   // stands for the packing and shipping calls
+	done  chan<- struct{} // closed when done; nil if nobody waits
+	burst bool            // a reconciliation job
 }
 
 func newFulfilment(workers int) *fulfilment {
@@ -305,6 +364,9 @@ func newFulfilment(workers int) *fulfilment {
 		f.wg.Go(func() {
 			for j := range f.jobs {
 				time.Sleep(j.work)
+				if j.burst {
+					f.burstLeft.Add(-1)
+				}
 				if j.done != nil {
 					close(j.done)
 				}
@@ -314,34 +376,43 @@ func newFulfilment(workers int) *fulfilment {
 	return f
 }
 
-// submit queues a job and waits for a worker to finish it.
-func (f *fulfilment) submit(ctx context.Context, work time.Duration) error {
+// submit queues j and waits for a worker to finish it. It returns the ID
+// of the reconciliation burst the job queued behind, if any, else 0.
+func (f *fulfilment) submit(ctx context.Context, j job) (burst int64, err error) {
 	done := make(chan struct{})
+	j.done = done
+	if f.burstLeft.Load() > 0 {
+		burst = f.burst.Load()
+	}
 	select {
-	case f.jobs <- job{work: work, done: done}:
+	case f.jobs <- j:
 	case <-ctx.Done():
-		return ctx.Err()
+		return burst, ctx.Err()
 	}
 	select {
 	case <-done:
-		return nil
+		return burst, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return burst, ctx.Err()
 	}
 }
 
 // reconcile queues a burst of reconciliation jobs, the nightly batch run
 // in the daytime, and waits until the workers have worked through them:
-// orders queued meanwhile wait behind the whole burst.
-func (f *fulfilment) reconcile(ctx context.Context) {
-	for range reconcileJobs - 1 {
+// orders queued meanwhile wait behind the whole burst. id is the
+// incident's.
+func (f *fulfilment) reconcile(ctx context.Context, id int64) {
+	f.burst.Store(id)
+	f.burstLeft.Add(reconcileJobs)
+	for i := range reconcileJobs - 1 {
 		select {
-		case f.jobs <- job{work: reconcileJobTime}:
+		case f.jobs <- job{work: reconcileJobTime, burst: true}:
 		case <-ctx.Done():
+			f.burstLeft.Add(-int64(reconcileJobs - i))
 			return
 		}
 	}
-	_ = f.submit(ctx, reconcileJobTime) // fails only when ctx ends
+	_, _ = f.submit(ctx, job{work: reconcileJobTime, burst: true}) // fails only when ctx ends
 }
 
 // close stops the workers once they have finished the queued jobs.

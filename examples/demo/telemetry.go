@@ -72,8 +72,9 @@ type telemetry struct {
 // flight recorder per process, and one processor coalesces the anomalies
 // of a request that crosses both services (the inventory span, the orders
 // client and server spans) into a single snapshot, where two processors
-// would race for it and one would be rate limited.
-func setupTelemetry(ctx context.Context, o options) (*telemetry, error) {
+// would race for it and one would be rate limited. Each linked anomaly
+// also goes to inc's incident log.
+func setupTelemetry(ctx context.Context, o options, inc *incidents) (*telemetry, error) {
 	instance := newInstanceID()
 	ordersRes, err := newResource(ctx, ordersService, instance)
 	if err != nil {
@@ -146,7 +147,10 @@ func setupTelemetry(ctx context.Context, o options) (*telemetry, error) {
 		// rate_limited for the rest.
 		spanprocessor.WithCoalesceWindow(time.Second),
 		spanprocessor.WithDiagnoser(analysis.NewDiagnoser()),
-		spanprocessor.WithOnAnomaly(logAnomaly),
+		spanprocessor.WithOnAnomaly(func(o spanprocessor.Outcome) {
+			logAnomaly(o)
+			inc.logSpan(o)
+		}),
 	)
 	ordersTP := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(proc), sdktrace.WithResource(ordersRes))
 	inventoryTP := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(proc), sdktrace.WithResource(inventoryRes))
