@@ -521,34 +521,32 @@ func (d *DirStore) removeOrphans(orphans []orphan) (int64, error) {
 // AddSpans implements [Store]. The description is rewritten atomically. A
 // read-only store returns [ErrReadOnly].
 func (d *DirStore) AddSpans(ctx context.Context, id string, spans []SpanRef) error {
-	if d.readOnly {
-		return ErrReadOnly
-	}
-	if !ValidID(id) {
-		return ErrInvalidID
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	in, err := d.readInfo(id)
-	if err != nil {
-		return err
-	}
-	in.Spans = append(in.Spans, spans...)
-	meta, err := json.Marshal(in)
-	if err != nil {
-		return err
-	}
-	_, err = d.writeAtomic(filepath.Join(d.dir, id+metaExt), meta)
-	return err
+	return d.update(ctx, id, func(in *Info) (bool, error) {
+		in.Spans = append(in.Spans, spans...)
+		return true, nil
+	})
 }
 
 // SetSHA256 implements [Checksummer]: Commit takes a snapshot without its
 // SHA-256, which is then recorded here. A read-only store returns
 // [ErrReadOnly].
 func (d *DirStore) SetSHA256(ctx context.Context, id, sum string) error {
+	return d.update(ctx, id, func(in *Info) (bool, error) {
+		switch in.SHA256 {
+		case sum:
+			return false, nil
+		case "":
+		default:
+			return false, fmt.Errorf("%w: %s", ErrChecksumMismatch, id)
+		}
+		in.SHA256 = sum
+		return true, nil
+	})
+}
+
+// update rewrites the description of snapshot id atomically with what f
+// makes of it, unless f reports no change or fails.
+func (d *DirStore) update(ctx context.Context, id string, f func(*Info) (bool, error)) error {
 	if d.readOnly {
 		return ErrReadOnly
 	}
@@ -564,14 +562,9 @@ func (d *DirStore) SetSHA256(ctx context.Context, id, sum string) error {
 	if err != nil {
 		return err
 	}
-	switch in.SHA256 {
-	case sum:
-		return nil
-	case "":
-	default:
-		return fmt.Errorf("%w: %s", ErrChecksumMismatch, id)
+	if changed, err := f(&in); err != nil || !changed {
+		return err
 	}
-	in.SHA256 = sum
 	meta, err := json.Marshal(in)
 	if err != nil {
 		return err
