@@ -327,7 +327,7 @@ func scenarioAlloc(t *testing.T) outcome {
 		}
 	}
 	defer runtime.KeepAlive(live)
-	prev := debug.SetGCPercent(5)
+	prev := debug.SetGCPercent(1)
 	defer debug.SetGCPercent(prev)
 
 	var cycles uint64

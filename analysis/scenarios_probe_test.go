@@ -314,16 +314,44 @@ func scenarioHeapDump(t *testing.T, p *pipe) truth {
 	f, err := os.Create(filepath.Join(t.TempDir(), "heap.dump"))
 	require.NoError(t, err)
 	defer f.Close()
+	n := rounds(libWait / 4) // before the dumps start
 	stop := background(func() {
 		dumpHeap(f)
 		time.Sleep(2 * time.Millisecond)
 	})
-	p.span("price batch", func(ctx context.Context) { priceBatch(libWait) })
+	// A fixed amount of work, not a wall-clock budget as priceBatch's:
+	// a dump longer than the budget would end the span before its work
+	// began, and the span would wait for its P outside its own code.
+	p.span("price batch", func(ctx context.Context) { priceItems(n) })
 	stop()
 	running := analysis.StateRunning
 	return truth{state: analysis.StateRunnable, orState: &running,
-		place: " in analysis_test.priceBatch",
+		place: " in analysis_test.priceItems",
 		root:  []string{"the world was stopped for", "analysis_test.dumpHeap"}}
+}
+
+// priceItems is priceBatch's work for n rounds, however long they take.
+//
+//go:noinline
+func priceItems(n int) (sum int) {
+	for range n {
+		for i := range 1000 {
+			sum += i
+		}
+	}
+	return sum
+}
+
+// rounds returns how many rounds of priceItems take about d, measured
+// now.
+func rounds(d time.Duration) int {
+	for n := 1000; ; n *= 2 {
+		start := time.Now()
+		priceItems(n)
+		if el := time.Since(start); el >= 20*time.Millisecond {
+			return int(float64(n) * float64(d) / float64(el))
+		}
+	}
 }
 
 // exporter sends batches, at most two at a time.

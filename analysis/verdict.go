@@ -87,7 +87,7 @@ func (b *builder) verdict(d *Diagnosis, startCut, endCut bool) string {
 			core += fmt.Sprintf(" (GOMAXPROCS=%d)", d.GOMAXPROCS)
 		}
 		if stw := b.stwOverlapIn(b.runnableWindows(main)); len(d.GC.STW) > 0 && float64(stw) >= stwRunnableNotable*float64(dur) {
-			chain = func(level int) string { return "; " + stwPhrase(d.GC.STW, stw, level) }
+			chain = func(level int) string { return "; " + stwPhrase(d.GC.STW, stw, min(level, stwNoWho-1)) }
 			stwTold = true
 		} else if len(d.RanWhileRunnable) > 0 {
 			chain = func(int) string { return "; " + holdersPhrase(d.RanWhileRunnable[0]) }
@@ -125,7 +125,7 @@ func (b *builder) verdict(d *Diagnosis, startCut, endCut bool) string {
 		cands = append(cands, core+ch(level)+gc+partial)
 	}
 	short := ch(chainLevels - 1)
-	for level := 1; level <= 2; level++ {
+	for level := 1; level < gcLevels; level++ {
 		cands = append(cands, core+short+b.gcPhrase(d, mg, stwTold, level)+partial)
 	}
 	cands = append(cands, core+short+partial, core+short, core+partial)
@@ -146,13 +146,20 @@ func (b *builder) stwNotable(d *Diagnosis) bool {
 	if float64(d.GC.STWOverlap) >= gcSTWNotable*total {
 		return true
 	}
+	return b.stwAsked(d)
+}
+
+// stwAsked reports whether the stops of the world the program asked for
+// (profiles, ReadMemStats, GOMAXPROCS), not the collector, took a notable
+// share of the interval.
+func (b *builder) stwAsked(d *Diagnosis) bool {
 	var asked time.Duration
 	for _, c := range d.GC.STW {
 		if !isGCReason(c.Reason) {
 			asked += c.Overlap
 		}
 	}
-	return float64(asked) >= stwAskedNotable*total
+	return float64(asked) >= stwAskedNotable*float64(d.Duration)
 }
 
 // clip cuts s to at most n characters, marking the cut with "…".
@@ -166,6 +173,9 @@ func clip(s string, n int) string {
 
 // chainLevels is how many levels of detail chainPhrase has.
 const chainLevels = 8
+
+// gcLevels is how many levels of detail gcPhrase has.
+const gcLevels = 6
 
 // chainPhrase tells what ended the main goroutine's waits: a timer, or its
 // wait chain, at a level of detail from 0 (every hop's function and place)
@@ -288,9 +298,13 @@ func goroutinesIn(h FuncTime) string {
 	return who + " in " + h.Func
 }
 
+// stwNoWho is the stwPhrase level that leaves out who stopped the world.
+const stwNoWho = 6
+
 // stwPhrase tells that the world was stopped for d, and why: the reason
 // with the most stopped time, and who stopped it. From level 3 on it is
-// shorter, from level 5 on it leaves out the goroutine's ID.
+// shorter, from level 5 on it leaves out the goroutine's ID, from stwNoWho
+// on who it was.
 func stwPhrase(causes []STWCause, d time.Duration, level int) string {
 	c := causes[0]
 	var total time.Duration
@@ -302,6 +316,7 @@ func stwPhrase(causes []STWCause, d time.Duration, level int) string {
 		why = "mostly " + why
 	}
 	switch {
+	case level >= stwNoWho:
 	case c.Goroutine != 0 && level < 5:
 		why += fmt.Sprintf(", by goroutine %d", c.Goroutine)
 		if c.Func != "" {
@@ -374,10 +389,12 @@ func (b *builder) longest(g *gtrack, state State) *seg {
 }
 
 // gcPhrase is the verdict's GC clause: marking during a notable share of
-// the interval, and stops of the world, unless stwTold. From level 1 on
-// it names who started the collections and stopped the world by their
-// function only, without goroutine IDs; at level 2 it also leaves out the
-// mark assist time.
+// the interval, and stops of the world, unless stwTold. Each level up to
+// gcLevels-1 leaves out more: from level 1 on it names who started the
+// collections and stopped the world by their function only, without
+// goroutine IDs; 2 leaves out the mark assist time, 3 who stopped the
+// world, 4 the collector's own stops (GC reasons; the program's, such as
+// ReadMemStats, stay), 5 who started the collections.
 func (b *builder) gcPhrase(d *Diagnosis, mg *Goroutine, stwTold bool, level int) string {
 	total := float64(d.Duration)
 	if total <= 0 {
@@ -397,6 +414,8 @@ func (b *builder) gcPhrase(d *Diagnosis, mg *Goroutine, stwTold bool, level int)
 		}
 		who := id
 		switch {
+		case level >= 5:
+			who = ""
 		case level > 0 && fn != "":
 			who = fn
 		case fn != "":
@@ -414,9 +433,12 @@ func (b *builder) gcPhrase(d *Diagnosis, mg *Goroutine, stwTold bool, level int)
 		}
 		parts = append(parts, p)
 	}
-	if !stwTold && len(d.GC.STW) > 0 && b.stwNotable(d) {
+	if !stwTold && len(d.GC.STW) > 0 && b.stwNotable(d) && (level < 4 || b.stwAsked(d)) {
 		stwLevel := 0
-		if level > 0 {
+		switch {
+		case level >= 3:
+			stwLevel = stwNoWho
+		case level > 0:
 			stwLevel = 5 // no goroutine IDs
 		}
 		parts = append(parts, stwPhrase(d.GC.STW, d.GC.STWOverlap, stwLevel))
