@@ -271,6 +271,7 @@ func stream(now time.Time, reason string, sizeHint int64, w io.Writer, staging [
 		st.dst = buf
 	} else {
 		st.buf = staging[:0]
+		st.win.lend = true // settled at each flush
 	}
 	err := src(&st)
 	if cerr := st.close(); err == nil {

@@ -43,13 +43,13 @@ func (s *snapshotStream) Write(p []byte) (int, error) {
 		// write more, and neither the hash nor a copy can be preempted.
 		q := p[:min(len(p), copyChunk)]
 		p = p[len(q):]
-		_, _ = s.win.Write(q) // never fails: its error waits for window
 		s.n += int64(len(q))
 		s.sinceYield += len(q)
 		if s.hash != nil {
 			s.hash.Write(q)
 		}
 		if s.buf == nil {
+			_, _ = s.win.Write(q) // never fails: its error waits for window
 			if _, err := s.dst.Write(q); err != nil {
 				s.err = err
 				return 0, err
@@ -57,7 +57,11 @@ func (s *snapshotStream) Write(p []byte) (int, error) {
 			q = nil
 		}
 		for len(q) > 0 {
+			// Into the buffer first, and scanned there: the scan keeps
+			// the batches it needs where they are until the buffer is
+			// flushed, instead of copying each.
 			k := copy(s.buf[len(s.buf):cap(s.buf)], q)
+			_, _ = s.win.Write(s.buf[len(s.buf) : len(s.buf)+k])
 			s.buf = s.buf[:len(s.buf)+k]
 			q = q[k:]
 			if len(s.buf) == cap(s.buf) {
@@ -81,6 +85,7 @@ func (s *snapshotStream) flush() error {
 	if s.err != nil || len(s.buf) == 0 {
 		return s.err
 	}
+	s.win.settle() // before the buffer leaves: it is dst's for the Write
 	_, s.err = s.dst.Write(s.buf)
 	s.buf = s.buf[:0]
 	return s.err

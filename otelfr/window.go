@@ -524,6 +524,12 @@ type windowWriter struct {
 	last  []lastBatch    // of the current generation, one per M
 	index map[uint64]int // M to its place in last
 
+	// lend, when set, is that the buffer written from stays as it is
+	// until settle is called: a batch passed straight from it is kept
+	// there instead of copied (the writer then calls settle before it
+	// writes over the buffer).
+	lend bool
+
 	// The current generation has too many Ms for last: its event batches
 	// are decoded as they pass, into eagerMax, or the first error. Both
 	// count only if it is the final generation, as with traceWindow.
@@ -532,11 +538,26 @@ type windowWriter struct {
 	eagerErr error
 }
 
-// lastBatch is a copy of an M's latest event batch.
+// lastBatch is an M's latest event batch: a copy in own, or, when lent,
+// the buffer written from.
 type lastBatch struct {
 	off     int
 	ts      uint64
 	payload []byte
+	own     []byte
+	lent    bool
+}
+
+// settle copies the batches kept in the buffer written from into their
+// own, before the writer writes over it.
+func (w *windowWriter) settle() {
+	for i := range w.last {
+		l := &w.last[i]
+		if l.lent {
+			l.own = append(l.own[:0], l.payload...)
+			l.payload, l.lent = l.own, false
+		}
+	}
 }
 
 func (w *windowWriter) init() {
@@ -596,7 +617,12 @@ func (w *windowWriter) batch(h tracefmt.Batch, off int64) error {
 	}
 	l := &w.last[i]
 	l.off, l.ts = int(off), h.Ts
-	l.payload = append(l.payload[:0], h.Payload...)
+	if w.lend && !w.split.Assembled() {
+		l.payload, l.lent = h.Payload, true
+		return nil
+	}
+	l.own = append(l.own[:0], h.Payload...)
+	l.payload, l.lent = l.own, false
 	return nil
 }
 

@@ -790,5 +790,43 @@ func twWindow(t testing.TB, data []byte) (start, end time.Time, err error) {
 		require.NoError(t, serr, "in chunks of %d", chunk)
 		require.True(t, s.Equal(start) && e.Equal(end), "in chunks of %d: %v..%v, traceWindow %v..%v", chunk, s, e, start, end)
 	}
+	// Through a buffered snapshotStream, whose scan keeps batches in the
+	// staging buffer until each flush: written in pieces as the runtime
+	// does, and read from a file as in disk mode.
+	for _, read := range []bool{false, true} {
+		var out poisoner
+		st := snapshotStream{dst: &out, buf: make([]byte, 0, 1500)}
+		st.win.lend = true
+		if read {
+			require.NoError(t, st.readFrom(bytes.NewReader(data), nil))
+		} else {
+			for p := 0; p < len(data); p += 700 {
+				_, werr := st.Write(data[p:min(p+700, len(data))])
+				require.NoError(t, werr)
+			}
+		}
+		require.NoError(t, st.close())
+		require.True(t, bytes.Equal(data, out.b), "the stream writes the trace as it came")
+		s, e, serr := st.win.window()
+		if err != nil {
+			require.ErrorIs(t, serr, errTraceFormat, "streamed (read %v): traceWindow fails with %v", read, err)
+			continue
+		}
+		require.NoError(t, serr, "streamed (read %v)", read)
+		require.True(t, s.Equal(start) && e.Equal(end), "streamed (read %v): %v..%v, traceWindow %v..%v", read, s, e, start, end)
+	}
 	return start, end, err
+}
+
+// poisoner collects what is written to it, then overwrites the caller's
+// slice, as the stream's next fill of its staging buffer would: a scan
+// that kept a batch there past the flush sees garbage.
+type poisoner struct{ b []byte }
+
+func (p *poisoner) Write(b []byte) (int, error) {
+	p.b = append(p.b, b...)
+	for i := range b {
+		b[i] = 0xff
+	}
+	return len(b), nil
 }

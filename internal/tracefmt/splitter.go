@@ -20,18 +20,25 @@ type Splitter struct {
 	// Header, if set, is called with the trace's HeaderLen-byte header.
 	Header func(h [HeaderLen]byte) error
 	// Batch, if set, is called for each batch. b.Payload is valid only
-	// during the call.
+	// during the call, unless Assembled says where it is.
 	Batch func(b Batch, off int64) error
 	// EndOfGeneration, if set, is called for each end-of-generation
 	// marker.
 	EndOfGeneration func(off int64) error
 
-	off  int64 // bytes consumed
-	hdr  [HeaderLen]byte
-	buf  []byte // a batch split across Writes, its first bytes
-	need int    // the whole batch's length once its header is in buf; 0 before
-	err  error
+	off       int64 // bytes consumed
+	hdr       [HeaderLen]byte
+	buf       []byte // a batch split across Writes, its first bytes
+	need      int    // the whole batch's length once its header is in buf; 0 before
+	assembled bool   // the batch being passed on is in buf
+	err       error
 }
+
+// Assembled reports, during a Batch call, whether the batch was split
+// across Writes and so assembled in the Splitter's own buffer, which the
+// next such batch reuses. Otherwise b.Payload is a part of the buffer
+// passed to Write, and lives as long as the caller keeps that.
+func (s *Splitter) Assembled() bool { return s.assembled }
 
 // maxHeaderLen is the longest batch header: the event type, the
 // experiment ID and four uvarints.
@@ -93,7 +100,10 @@ func (s *Splitter) write(p []byte) error {
 			if len(s.buf) < s.need {
 				continue
 			}
-			if err := s.emit(s.buf); err != nil {
+			s.assembled = true
+			err := s.emit(s.buf)
+			s.assembled = false
+			if err != nil {
 				return err
 			}
 			s.buf, s.need = s.buf[:0], 0

@@ -64,6 +64,45 @@ func TestSplitter(t *testing.T) {
 			_, _ = s.Write(data)
 		}))
 	})
+	t.Run("Assembled", func(t *testing.T) {
+		// In chunks of 1000 bytes: a batch within one chunk is passed from
+		// it, one across chunks is assembled.
+		const chunk = 1000
+		// aliases reports whether b starts within data[off:off+maxHeaderLen].
+		aliases := func(b []byte, off int64) bool {
+			for i := off; i < min(off+maxHeaderLen, int64(len(data))); i++ {
+				if &data[i] == &b[0] {
+					return true
+				}
+			}
+			return false
+		}
+		var s Splitter
+		var whole, assembled int
+		s.Batch = func(b Batch, off int64) error {
+			if len(b.Payload) == 0 {
+				return nil
+			}
+			end := off + maxHeaderLen + int64(len(b.Payload))
+			if s.Assembled() {
+				assembled++
+				assert.False(t, aliases(b.Payload, off), "batch at %d: assembled, yet in the caller's buffer", off)
+				assert.Less(t, off/chunk, (off+int64(len(b.Payload)))/chunk, "batch at %d: assembled, yet within one chunk", off)
+			} else {
+				whole++
+				assert.True(t, aliases(b.Payload, off), "batch at %d: not assembled, yet not in the caller's buffer", off)
+				assert.LessOrEqual(t, end-maxHeaderLen, (off/chunk+1)*chunk, "batch at %d: within one chunk", off)
+			}
+			return nil
+		}
+		for p := 0; p < len(data); p += chunk {
+			_, err := s.Write(data[p:min(p+chunk, len(data))])
+			require.NoError(t, err)
+		}
+		assert.Positive(t, whole)
+		assert.Positive(t, assembled)
+		assert.False(t, s.Assembled(), "outside a Batch call")
+	})
 }
 
 func TestSplitterErrors(t *testing.T) {

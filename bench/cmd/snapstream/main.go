@@ -5,6 +5,10 @@
 //   - idle: nothing, for the lateness reference;
 //   - discard: fr.WriteTo(io.Discard), the runtime's floor;
 //   - naive: fr.WriteTo(f) into an os.File, the Go blog's code;
+//   - pagecache: 16 MiB from memory into a new os.File in 1 MiB writes,
+//     the cost of putting the window in the page cache alone;
+//   - spin: one goroutine busy for 4 ms, no system calls, for the
+//     lateness any burst of work that long causes;
 //   - otelfr: a slow span ended through the span processor (coalesce 0,
 //     no diagnoser, a DirStore) until WithOnAnomaly reports it stored.
 //
@@ -14,9 +18,9 @@
 // reset through /proc/self/clear_refs before each measurement) is read
 // after it, and compared with the idle rounds'. Two more modes split the
 // otelfr path: wsdiscard is Recorder.WriteSnapshot into io.Discard (the
-// pass: SHA-256 and window scan), wsstore the same into DirStore.Create
-// and Commit, without the span processor. It prints the medians over the
-// rounds and their ratios.
+// pass: the window scan through the staging buffer), wsstore the same
+// into DirStore.Create and Commit, without the span processor. It prints
+// the medians over the rounds and their ratios.
 //
 //	cd bench && go run ./cmd/snapstream [-rounds 16]
 //
@@ -51,6 +55,9 @@ import (
 )
 
 var sink atomic.Int64
+
+// pageBuf is what the pagecache mode writes: 16 MiB already in memory.
+var pageBuf []byte
 
 // churn starts and ends goroutines until stop is closed, to fill the
 // flight recorder's window with scheduler events.
@@ -175,13 +182,17 @@ func main() {
 	close(stop)
 	wg.Wait()
 
+	pageBuf = make([]byte, 16<<20)
+	for i := range pageBuf {
+		pageBuf[i] = byte(i)
+	}
 	var sl sleepers
 	stopSleep := make(chan struct{})
 	for range 4 {
 		wg.Go(func() { sl.run(stopSleep) })
 	}
 
-	modes := []string{"idle", "discard", "naive", "otelfr", "wsdiscard", "wsstore"}
+	modes := []string{"idle", "discard", "naive", "pagecache", "spin", "otelfr", "wsdiscard", "wsstore"}
 	if *only != "" {
 		modes = strings.Split(*only, ",")
 	}
@@ -231,6 +242,25 @@ func main() {
 				}
 				f.Close()
 				size = n
+			case "spin":
+				// 4 ms of one goroutine's CPU, no system calls: what any
+				// burst of work that long costs the others here.
+				for t := time.Now(); time.Since(t) < 4*time.Millisecond; {
+					sink.Add(1)
+				}
+			case "pagecache":
+				// The window's size from memory into a new file in 1 MiB
+				// writes: the page cache's cost alone.
+				f, err := os.CreateTemp(dir, "naive-")
+				if err != nil {
+					panic(err)
+				}
+				for off := 0; off < len(pageBuf); off += 1 << 20 {
+					if _, err := f.Write(pageBuf[off : off+1<<20]); err != nil {
+						panic(err)
+					}
+				}
+				f.Close()
 			case "wsdiscard":
 				if _, err := rec.WriteSnapshot(context.Background(), io.Discard, "x"); err != nil {
 					panic(err)
@@ -267,7 +297,7 @@ func main() {
 			if size > 0 {
 				rr.size = size
 			}
-			if mode == "naive" {
+			if mode == "naive" || mode == "pagecache" {
 				names, _ := os.ReadDir(dir)
 				for _, n := range names {
 					if strings.HasPrefix(n.Name(), "naive-") {
