@@ -143,10 +143,11 @@ func (r *Recorder) Snapshot(ctx context.Context, reason string) (*Snapshot, erro
 
 // WriteSnapshot writes the flight recorder's current window to w, labelled
 // with reason, and returns the Snapshot that describes it, with Data nil:
-// its size, SHA-256 and window are read from the trace on its way to w, in
-// one pass, holding at most 2 MiB of it, which goes to w in writes of
-// 1 MiB. It is how the span processor streams a snapshot into a store
-// (snapstore.Creator).
+// its size and window are read from the trace on its way to w, in one
+// pass, holding at most 1 MiB of it, which goes to w in writes of 1 MiB.
+// It is not hashed on the way (SHA256 is empty): the caller hashes what it
+// stored, as the span processor does (snapstore.Checksummer). It is how
+// the span processor streams a snapshot into a store (snapstore.Creator).
 //
 // WriteSnapshot is not shared: a call made while another snapshot is
 // being written waits for it, then takes its own, subject to the rate
