@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/otelfr/otel-flightrecorder/analysis"
+	"github.com/otelfr/otel-flightrecorder/otelfr"
 	"github.com/otelfr/otel-flightrecorder/snapstore"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
@@ -157,7 +159,13 @@ func (v *viewer) page(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusSeeOther)
 			return
 		}
-		v.render(w, http.StatusOK, "snapshot.html", newSnapshotPage(info, traceHex, r))
+		page := newSnapshotPage(info, traceHex, r)
+		if info.Reason == otelfr.ReasonCrash {
+			if err := v.openSpans(r.Context(), f, &page); err != nil {
+				return // the client is gone
+			}
+		}
+		v.render(w, http.StatusOK, "snapshot.html", page)
 		return
 	}
 	sid, err := trace.SpanIDFromHex(spanHex)
@@ -176,6 +184,28 @@ func (v *viewer) page(w http.ResponseWriter, r *http.Request) {
 	// the snapshot as it is now: Pending, say, is cleared by its upload.
 	page.Info = info
 	v.render(w, http.StatusOK, "span.html", page)
+}
+
+// openSpans lists on a crash snapshot's page the spans open when the
+// process died, read from the snapshot's data in f, at most maxAnalyses
+// at a time. It returns ctx's error if ctx ends while it waits for its
+// turn; an unreadable trace is told on the page.
+func (v *viewer) openSpans(ctx context.Context, f io.Reader, page *snapshotPage) error {
+	select {
+	case v.analyses <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-v.analyses }()
+	data, err := io.ReadAll(f)
+	if err == nil {
+		page.Open, err = analysis.OpenSpans(data)
+	}
+	if err != nil {
+		page.OpenErr = err.Error()
+	}
+	page.Crash = true
+	return nil
 }
 
 // spanPage returns the span's page from the cache, or computes it, at most

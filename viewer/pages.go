@@ -136,6 +136,12 @@ type snapshotPage struct {
 	Trace  string
 	Spans  []snapstore.SpanRef
 	Others int
+	// Crash is set on a crash snapshot's page, with Open, the spans open
+	// when the process died (analysis.OpenSpans), or OpenErr, why they
+	// could not be read.
+	Crash   bool
+	Open    []analysis.SpanInfo
+	OpenErr string
 }
 
 // newSnapshotPage describes the snapshot, with its anomalous spans, or

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -68,6 +69,13 @@ type fixture struct {
 	// one's span ID to its attributes as the processor forwarded it.
 	multiTraceID string
 	multi        map[string]map[string]string
+
+	// crash is a store of its own holding crashID, a snapshot labelled
+	// otelfr.ReasonCrash, taken while the span "POST /pay" (openSpanID)
+	// was open.
+	crash      *snapstore.DirStore
+	crashID    string
+	openSpanID string
 }
 
 // shared is recorded once, in TestMain: one flight recorder per process.
@@ -83,7 +91,7 @@ func newFixture(t testing.TB) fixture {
 }
 
 func record(dir string) (fixture, error) {
-	rec, err := otelfr.Start()
+	rec, err := otelfr.Start(otelfr.WithMinInterval(0))
 	if err != nil {
 		return fixture{}, err
 	}
@@ -156,6 +164,25 @@ func record(dir string) (fixture, error) {
 	if err := proc.ForceFlush(context.Background()); err != nil {
 		return fixture{}, err
 	}
+
+	// A snapshot of a span still open, stored as a crash snapshot would
+	// be.
+	_, pay := tracer.Start(context.Background(), "POST /pay")
+	defer pay.End()
+	time.Sleep(20 * time.Millisecond)
+	snap, err := rec.Snapshot(context.Background(), otelfr.ReasonCrash)
+	if err != nil {
+		return fixture{}, err
+	}
+	snap.CrashOutput = "panic: boom\n"
+	if out.crash, err = snapstore.NewDirStore(filepath.Join(dir, "crash")); err != nil {
+		return fixture{}, err
+	}
+	info, err := out.crash.Save(context.Background(), snap)
+	if err != nil {
+		return fixture{}, err
+	}
+	out.crashID, out.openSpanID = info.ID, pay.SpanContext().SpanID().String()
 	return out, nil
 }
 
@@ -525,6 +552,24 @@ func TestSpanPageDropsTheErrorOfAFailedSpan(t *testing.T) {
 
 // TestSnapshotPageShowsTheCrashOutput: a crash snapshot's page shows what
 // the crashed process's runtime wrote, escaped.
+func TestCrashSnapshotPageListsTheOpenSpans(t *testing.T) {
+	f := newFixture(t)
+	srv := httptest.NewServer(http.StripPrefix("/snapshots", viewer.NewHandler(f.crash)))
+	defer srv.Close()
+	resp, body := fetch(t, srv.URL+"/snapshots/"+f.crashID, true)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, body, "<h2>Spans open when it died</h2>")
+	assert.Contains(t, body, `<a href="`+f.crashID+`?span=`+f.openSpanID+`">POST /pay</a>`)
+	// The spans that ended before the snapshot are not listed.
+	assert.NotContains(t, body, "GET /checkout")
+	assert.NotContains(t, body, "could not be read")
+
+	// The open span's page diagnoses what the window holds of it.
+	resp, body = fetch(t, srv.URL+"/snapshots/"+f.crashID+"?span="+f.openSpanID, true)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, body, "not ended when the snapshot was taken")
+}
+
 func TestSnapshotPageShowsTheCrashOutput(t *testing.T) {
 	store, err := snapstore.NewDirStore(t.TempDir())
 	require.NoError(t, err)
@@ -538,10 +583,12 @@ func TestSnapshotPageShowsTheCrashOutput(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Contains(t, body, "<h2>Crash output</h2>")
 	assert.Contains(t, body, "panic: &lt;boom&gt;\n\ngoroutine 1 [running]:\nmain.main()\n")
+	assert.Contains(t, body, "The trace could not be read for its open spans", "not a real trace")
 
 	// Other snapshots have no such section.
 	_, err = store.Save(t.Context(), &otelfr.Snapshot{ID: "OTHER", Reason: "latency", Data: []byte("go 1.26 trace\x00\x00\x00"), Start: now.Add(-time.Second), End: now, TakenAt: now})
 	require.NoError(t, err)
 	_, body = fetch(t, srv.URL+"/snapshots/OTHER", true)
 	assert.NotContains(t, body, "Crash output")
+	assert.NotContains(t, body, "Spans open when it died")
 }
