@@ -493,6 +493,23 @@ func pick(segs []segment, now time.Time, minAge time.Duration, maxBytes int64) [
 	return segs[i:]
 }
 
+// segmentsSize returns the size of the trace that copySegments makes of
+// files, or 0 if a file's size is unknown.
+func segmentsSize(files []*os.File) int64 {
+	var n int64
+	for i, f := range files {
+		st, err := f.Stat()
+		if err != nil {
+			return 0
+		}
+		n += st.Size()
+		if i > 0 {
+			n -= tracefmt.HeaderLen
+		}
+	}
+	return n
+}
+
 // copySegments writes files, segments of one trace, to st as one trace:
 // the header of the first, then each one's generation. buf is the read
 // buffer of an unbuffered stream.

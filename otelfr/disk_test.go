@@ -80,6 +80,18 @@ func TestDiskSnapshot(t *testing.T) {
 	assert.ErrorIs(t, err, os.ErrNotExist, "an empty crash output is removed")
 }
 
+// The first Snapshot of a disk ring sizes its Data for the segments it
+// copies, not for MaxBytes as the memory ring's first does.
+func TestDiskSnapshotSizedForTheSegments(t *testing.T) {
+	r := startRecorder(t, WithDisk(t.TempDir()), WithMinInterval(0))
+	trickle(1500 * time.Millisecond)
+	s, err := r.Snapshot(t.Context(), "manual")
+	require.NoError(t, err)
+	parseTrace(t, s.Data)
+	assert.Less(t, cap(s.Data), 2*len(s.Data), "Data sized for %d bytes of segments (MaxBytes %d)", len(s.Data), r.maxBytes)
+	require.NoError(t, r.Stop(t.Context()))
+}
+
 func TestDiskRingBounds(t *testing.T) {
 	t.Run("Age", func(t *testing.T) {
 		dir := t.TempDir()

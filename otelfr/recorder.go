@@ -231,6 +231,9 @@ func (r *Recorder) write(now time.Time, reason string, sizeHint int64, w io.Writ
 		}
 		defer r.disk.ring.release(files)
 		src = func(st *snapshotStream) error { return copySegments(st, files, r.disk.readBuf) }
+		if w == nil {
+			sizeHint = segmentsSize(files) // not the memory ring's last size
+		}
 	}
 	if w == nil && sizeHint == 0 {
 		// The first snapshot: the window is about MaxBytes, a little more
