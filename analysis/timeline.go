@@ -49,7 +49,10 @@ type gtrack struct {
 	inAssist bool
 	// entry is any stack of the goroutine; its root frame names it.
 	entry xtrace.Stack
-	segs  []seg
+	// started is the goroutine's start (its entry function's frame), when
+	// the parsed generations hold its creation.
+	started xtrace.Stack
+	segs    []seg
 	// byTimer is set for a goroutine that a timer started: the function
 	// of a time.AfterFunc (context deadlines among them).
 	byTimer bool
@@ -430,7 +433,7 @@ func (tl *timeline) transition(ev *xtrace.Event) {
 		if creator != xtrace.NoGoroutine && tl.keep(t, t) {
 			tl.creates = append(tl.creates, createEdge{t, creator, g.id})
 		}
-		g.creator, g.createStack = creator, ev.Stack()
+		g.creator, g.createStack, g.started = creator, ev.Stack(), st.Stack
 		// Every go statement runs on a goroutine; the runtime starts a
 		// goroutine from its scheduler only to run a time.AfterFunc
 		// function.
@@ -446,6 +449,16 @@ func (tl *timeline) transition(ev *xtrace.Event) {
 			g.cur.woken = true
 			if w := ev.Goroutine(); w != g.id && ev.Stack() != xtrace.NoStack {
 				g.cur.waker, g.cur.wakerStack = w, ev.Stack()
+				if g.cur.unknown {
+					// A wait older than the parsed generations, which
+					// carry neither its reason nor its stack: what the
+					// waker did to end it (unlocked a mutex, say)
+					// tells what it was. It stays unknown, so that
+					// Analyze still looks a generation further back.
+					if st, ok := wakeBlockState(ev.Stack()); ok {
+						g.cur.state = st
+					}
+				}
 			}
 		case from == xtrace.GoRunning && st.Stack != xtrace.NoStack:
 			g.cur.stack = st.Stack
