@@ -41,7 +41,14 @@ func (b *builder) holders(g *gtrack) []FuncTime {
 	return b.holdersIn(g, []window{{b.a, b.b}})
 }
 
-// holdersIn is holders within the windows in.
+// holdersIn is holders within the windows in. A function's goroutines
+// are counted if they ran within in at all, not only while g was runnable:
+// on two Ps, the scheduler's round robin can run one of a pool beside g
+// for every slice it gets (one of twelve spinners ran 20 ms of a span's
+// 295 ms, 57 µs of them while the span waited), and whether it counts
+// would then turn on microseconds; it is one of the pool that took turns
+// with g for the Ps all the same. Time is only what ran while g was
+// runnable.
 func (b *builder) holdersIn(g *gtrack, in []window) []FuncTime {
 	var ws []window
 	for i := range g.segs {
@@ -61,13 +68,14 @@ func (b *builder) holdersIn(g *gtrack, in []window) []FuncTime {
 		if id == g.id {
 			continue
 		}
-		var ran time.Duration
+		var ran, ranIn time.Duration
 		for i := range o.segs {
 			if s := &o.segs[i]; s.state == StateRunning || s.state == StateGCAssist {
 				ran += overlapIn(s.start, s.end, ws)
+				ranIn += overlapIn(s.start, s.end, in)
 			}
 		}
-		if ran == 0 {
+		if ranIn == 0 {
 			continue
 		}
 		f := b.goroutineFunc(o)
@@ -81,7 +89,9 @@ func (b *builder) holdersIn(g *gtrack, in []window) []FuncTime {
 	}
 	out := make([]FuncTime, 0, len(byFunc))
 	for f, a := range byFunc {
-		out = append(out, FuncTime{Func: f, Goroutines: a.gs, Time: a.t})
+		if a.t > 0 {
+			out = append(out, FuncTime{Func: f, Goroutines: a.gs, Time: a.t})
+		}
 	}
 	slices.SortFunc(out, func(x, y FuncTime) int {
 		if c := cmp.Compare(y.Time, x.Time); c != 0 {

@@ -147,6 +147,8 @@ func scenarioTightLoops(t *testing.T, p *pipe) truth {
 	stop := spinners(12, func(s *atomic.Bool) { hash(s) })
 	p.span("price batch", func(ctx context.Context) { priceBatch(libWait) })
 	stop()
+	// All twelve take turns with the span for the two Ps, though one's
+	// slices may, by their phase, all fall beside the span's.
 	return truth{state: analysis.StateRunnable,
 		place: "runnable, waiting for a P in analysis_test.priceBatch",
 		root:  []string{"12 goroutines in analysis_test.hash ran"}}
