@@ -70,7 +70,7 @@ func (b *builder) holdersIn(g *gtrack, in []window) []FuncTime {
 		}
 		var ran, ranIn time.Duration
 		for i := range o.segs {
-			if s := &o.segs[i]; s.state == StateRunning || s.state == StateGCAssist {
+			if s := &o.segs[i]; s.onCPU() {
 				ran += overlapIn(s.start, s.end, ws)
 				ranIn += overlapIn(s.start, s.end, in)
 			}
@@ -105,25 +105,18 @@ func (b *builder) holdersIn(g *gtrack, in []window) []FuncTime {
 	return out
 }
 
-// goroutineFunc names what a goroutine does: the place of its running
-// time in the interval, else of any of its stacks, else its entry
-// function.
+// goroutineFunc names what a goroutine does: runPlace, else its entry
+// function; one of which the trace holds no stack, see unseenFunc.
 func (b *builder) goroutineFunc(g *gtrack) string {
 	if f, ok := b.gfuncs[g.id]; ok {
 		return f
 	}
-	f, _ := b.placeIn(g, StateRunning, []window{{b.a, b.b}})
-	if f == "" {
-		// Any stack will do: the goroutine's waits or syscalls.
-		best := numFrameClasses
-		for i := range g.segs {
-			s := &g.segs[i]
-			if s.stack == xtrace.NoStack {
-				continue
-			}
-			if fr, c := b.cfg.program.placeFrame(b.stackFrames(s.stack)); fr.Func != "" && c < best {
-				f, best = shortFunc(fr.Func), c
-			}
+	f, c := b.runPlace(g)
+	if c != classProgram && len(segStacks(g)) == 0 {
+		// It ran to its end unseen, as a short one does: named as
+		// most of its kin are, else as ownFunc names it.
+		if k := b.unseenFunc(g); k != "" {
+			f = k
 		}
 	}
 	if f == "" {
@@ -136,5 +129,70 @@ func (b *builder) goroutineFunc(g *gtrack) string {
 		b.gfuncs = map[xtrace.GoID]string{}
 	}
 	b.gfuncs[g.id] = f
+	return f
+}
+
+// runPlace names where g ran: the place of its running time in the
+// interval, unless another of its stacks (its waits, its syscalls, its GC
+// assists, which split its running time and hold its stacks when the rest
+// of it has none) is in a better class of code.
+func (b *builder) runPlace(g *gtrack) (string, frameClass) {
+	f, c := b.placeIn(g, StateRunning, []window{{b.a, b.b}})
+	if c == classProgram {
+		return f, c
+	}
+	other, best := "", numFrameClasses
+	for i := range g.segs {
+		s := &g.segs[i]
+		if s.stack == xtrace.NoStack {
+			continue
+		}
+		if fr, oc := b.cfg.program.placeFrame(b.stackFrames(s.stack)); fr.Func != "" && oc < best {
+			other, best = shortFunc(fr.Func), oc
+		}
+	}
+	if other != "" && (f == "" || best < c) {
+		return other, best
+	}
+	return f, c
+}
+
+// unseenFunc names a goroutine of which the trace holds no stack but its
+// start (it ran to its end without stopping, as a short one does): by the
+// place, in the program's code, of the running time of most of its kin
+// that the trace saw stop, the
+// goroutines started by the same function of the program through the same
+// entry (a pool's, one per event); else, as ownFunc, by the program's
+// function that started it (a closure is the work of the function it is
+// in), rather than by its entry, often a library's wrapper
+// (sync.(*WaitGroup).Go.func1, errgroup's). "" when neither names it.
+func (b *builder) unseenFunc(g *gtrack) string {
+	own := b.knownOwnFunc(g)
+	if own == "" {
+		return ""
+	}
+	key := entryFunc(g.entry) + "\x00" + own
+	if f, ok := b.kinPlaces[key]; ok {
+		return f
+	}
+	names := map[string]time.Duration{}
+	for _, o := range b.tl.gs {
+		if o.id == g.id || len(segStacks(o)) == 0 || entryFunc(o.entry)+"\x00"+b.knownOwnFunc(o) != key {
+			continue
+		}
+		// Only a name in the program's code: one stopped by the GC at
+		// its entry is named by the wrapper, which tells nothing.
+		if f, c := b.runPlace(o); c == classProgram {
+			names[f]++
+		}
+	}
+	f, ok := maxKey(names)
+	if !ok {
+		f = own
+	}
+	if b.kinPlaces == nil {
+		b.kinPlaces = map[string]string{}
+	}
+	b.kinPlaces[key] = f
 	return f
 }

@@ -41,6 +41,11 @@ type seg struct {
 	woken bool
 }
 
+// onCPU reports whether the goroutine held a P during s: running, or
+// running a GC mark assist. A goroutine parked for assist credit is in
+// StateGCAssist too, but waits.
+func (s *seg) onCPU() bool { return s.gstate == xtrace.GoRunning }
+
 // gtrack follows one goroutine through the trace.
 type gtrack struct {
 	id       xtrace.GoID
