@@ -228,14 +228,17 @@ func handleEvent(raw []byte) {
 }
 
 // dispatch starts a goroutine per event, as a consumer without a worker
-// pool does, at most inflight at a time, until stop is set; it waits for
-// the last ones to end.
+// pool does, at most inflight at a time, for n events or until stop is
+// set; it waits for the last ones to end.
 //
 //go:noinline
-func dispatch(raw []byte, inflight int, stop *atomic.Bool) {
+func dispatch(raw []byte, n, inflight int, stop *atomic.Bool) {
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, inflight)
-	for !stop.Load() {
+	for range n {
+		if stop.Load() {
+			break
+		}
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
@@ -250,10 +253,13 @@ func scenarioEventBurst(t *testing.T, p *pipe) truth {
 	defer runtime.GOMAXPROCS(prev)
 	raw, err := json.Marshal(event{ID: 7, Kind: "order.created", Attrs: map[string]string{"region": "eu", "tier": "gold", "channel": "web"}})
 	require.NoError(t, err)
-	// Two consumers keep hundreds of event goroutines queued for the Ps.
-	// Preempted, the span's goroutine waits in the global run queue,
-	// which a P looks at once in 61 goroutines it runs.
-	stop := spinners(2, func(s *atomic.Bool) { dispatch(raw, 512, s) })
+	// Two consumers of 400 queued events each start a goroutine for
+	// every one at once. Preempted, the span's goroutine waits in the
+	// global run queue, behind those that overflow the Ps' own queues,
+	// and a P looks at it once in 61 goroutines it runs: it waits for
+	// most of the queue. (Without an end to the queue, it once waited
+	// 5 s.)
+	stop := spinners(2, func(s *atomic.Bool) { dispatch(raw, 400, 512, s) })
 	p.span("price batch", func(ctx context.Context) { priceBatch(libWait) })
 	stop()
 	// Hundreds of goroutines, most too short to be preempted: the trace
