@@ -212,7 +212,43 @@ func (tl *timeline) read(r io.Reader) error {
 		return err
 	}
 	tl.closeAll()
+	for _, g := range tl.gs {
+		inferUnwokenWaits(g)
+	}
 	return nil
+}
+
+// inferUnwokenWaits gives g's waits older than the parsed generations that
+// no goroutine ended (the network poller or a timer did) the state of its
+// other such waits, when those are all of one: a goroutine that waits in a
+// loop (a connection's reader on the network, a poller asleep) waited
+// there before the trace began too. A goroutine woken by another tells its
+// wait by what that one did (wakeBlockState); one the poller or a timer
+// woke, only by its own habits.
+func inferUnwokenWaits(g *gtrack) {
+	known := StateBlockedOther
+	for i := range g.segs {
+		s := &g.segs[i]
+		if s.unknown || s.gstate != xtrace.GoWaiting || !s.woken || s.waker != xtrace.NoGoroutine {
+			continue
+		}
+		switch {
+		case s.state != StateBlockedNetwork && s.state != StateBlockedSleep:
+			return // woken by no goroutine, but neither on the network nor asleep
+		case known == StateBlockedOther:
+			known = s.state
+		case known != s.state:
+			return
+		}
+	}
+	if known == StateBlockedOther {
+		return
+	}
+	for i := range g.segs {
+		if s := &g.segs[i]; s.unknown && s.state == StateBlockedOther && s.woken && s.waker == xtrace.NoGoroutine {
+			s.state = known // still unknown: Analyze still looks further back
+		}
+	}
 }
 
 // readEvents parses the trace in r and hands each event to f, in order. A
