@@ -243,11 +243,6 @@ func scenarioHeapProfileGC(t *testing.T, p *pipe) truth {
 	live := heap(1 << 20)
 	defer runtime.KeepAlive(live)
 	parked(t, 5000)
-	// The collection that building the heap started is over before the
-	// agent's first scrape: a scrape is slow enough (a profile of a
-	// million objects) that it could otherwise still be marking in the
-	// span, and be the span's main collector.
-	runtime.GC()
 	// gc=1 asks the handler for a collection before the profile, so
 	// that it counts only live objects: an agent that sets it forces a
 	// collection at every scrape.
