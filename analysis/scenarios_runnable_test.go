@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/otelfr/otel-flightrecorder/analysis"
 )
@@ -33,6 +34,7 @@ func runnableScenarios() []libScenario {
 		{"burst of one goroutine per event", classRunnable, scenarioEventBurst},
 		{"sync.WaitGroup.Go checksum workers on two Ps", classRunnable, scenarioChecksumWorkers},
 		{"net-http handler on a server saturated by other requests", classRunnable, scenarioSaturatedServer},
+		{"errgroup of gzip compressors on one P", classRunnable, scenarioCompressors},
 	}
 }
 
@@ -391,4 +393,55 @@ func scenarioSaturatedServer(t *testing.T, p *pipe) truth {
 	return truth{state: analysis.StateRunnable,
 		place: "runnable, waiting for a P in analysis_test.(*reportAPI).render",
 		root:  []string{"goroutines in analysis_test.(*reportAPI).renderN ran"}}
+}
+
+// compressFile gzips a file's content, a fixed amount of work.
+//
+//go:noinline
+func compressFile(content []byte) int {
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	_, _ = zw.Write(content)
+	_ = zw.Close()
+	return buf.Len()
+}
+
+// archive compresses files, at most limit at a time, as a backup job
+// bounded with errgroup does, until stop is set.
+//
+//go:noinline
+func archive(content []byte, limit int, stop *atomic.Bool) error {
+	var g errgroup.Group
+	g.SetLimit(limit)
+	for !stop.Load() {
+		g.Go(func() error {
+			compressFile(content)
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+func scenarioCompressors(t *testing.T, p *pipe) truth {
+	prev := runtime.GOMAXPROCS(1)
+	defer runtime.GOMAXPROCS(prev)
+	// Bytes with little repetition, slow to compress: each file takes
+	// several time slices, so that its goroutine is preempted in
+	// compressFile.
+	content := make([]byte, 256<<10)
+	for i := range content {
+		content[i] = byte(i*7919 ^ i>>3)
+	}
+	stop := spinners(1, func(s *atomic.Bool) { _ = archive(content, 4, s) })
+	c := &catalog{}
+	for i := range 200 {
+		c.Items = append(c.Items, catalogItem{ID: i, Name: "item", Tags: []string{"a"}})
+	}
+	p.span("catalog", func(ctx context.Context) { encodeCatalog(c, libWait) })
+	stop()
+	// One goroutine per file, four at a time: how many ran depends on
+	// how fast they compress, so the count is not part of the truth.
+	return truth{state: analysis.StateRunnable,
+		place: "runnable, waiting for a P in analysis_test.encodeCatalog",
+		root:  []string{" goroutines in analysis_test.compressFile ran"}}
 }
