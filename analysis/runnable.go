@@ -13,10 +13,17 @@ import (
 type FuncTime struct {
 	// Func is the goroutines' place: the first frame in the program's own
 	// code of the stacks where they stopped running (or of their CPU
-	// samples), else of a library, else their entry function.
+	// samples, or of their other stacks when those are the program's),
+	// else of a library, else their entry function. A goroutine the trace
+	// never saw stop is named as most of its kin are (those started by
+	// the same function through the same entry), else by the program's
+	// function that started it.
 	Func string `json:"func"`
-	// Goroutines ran there for Time in all, added over goroutines: on
-	// several Ps at once, more than the wall time that passed.
+	// Goroutines of Func ran within the interval, on a P, for Time in all
+	// while the goroutine they are counted for was runnable, added over
+	// goroutines: on several Ps at once, more than the wall time that
+	// passed. A goroutine whose time slices all fell beside that one's is
+	// counted, for no time.
 	Goroutines int           `json:"goroutines"`
 	Time       time.Duration `json:"time"`
 }
