@@ -36,6 +36,8 @@ type builder struct {
 	// goroutine, kinFuncs kinFunc by entry function.
 	ownFuncs, knownFuncs map[xtrace.GoID]string
 	kinFuncs             map[string]string
+	// kinPlaces caches unseenFunc by entry function and ownFunc.
+	kinPlaces map[string]string
 
 	// timeout is set when a timer ended most of the main goroutine's
 	// dominant waits, timeoutWait long.

@@ -143,7 +143,7 @@ func (b *builder) busiestHolder(skip xtrace.GoID, ws []window) string {
 		}
 		var ran time.Duration
 		for i := range o.segs {
-			if s := &o.segs[i]; s.state == StateRunning || s.state == StateGCAssist {
+			if s := &o.segs[i]; s.onCPU() {
 				ran += overlapIn(s.start, s.end, ws)
 			}
 		}

@@ -240,7 +240,11 @@ func (b *builder) wakeFunc(g *gtrack, state State, waker xtrace.GoID, ws []windo
 // placeIn names where g spent its time in state within ws: the place of
 // the stacks of those stretches (for running, its CPU samples when the
 // trace has them), the longest weighing most, preferring the program's
-// code over a library's to the runtime's.
+// code over a library's to the runtime's. With no stack in those
+// stretches, the goroutine's entry function, when the trace holds its
+// start: any other stack of it is from another time, and would name a
+// place the goroutine was not in (a wait older than the trace, ended in
+// it, has no stack).
 func (b *builder) placeIn(g *gtrack, state State, ws []window) (string, frameClass) {
 	byFunc := map[string]time.Duration{}
 	best := numFrameClasses
@@ -272,8 +276,8 @@ func (b *builder) placeIn(g *gtrack, state State, ws []window) (string, frameCla
 			}
 		}
 	}
-	if len(byFunc) == 0 && g.entry != xtrace.NoStack {
-		add(g.entry, 1)
+	if len(byFunc) == 0 && g.started != xtrace.NoStack {
+		add(g.started, 1)
 	}
 	f, _ := maxKey(byFunc)
 	return f, best

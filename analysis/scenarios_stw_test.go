@@ -2,7 +2,9 @@ package analysis_test
 
 import (
 	"context"
+	"expvar"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	httppprof "net/http/pprof"
@@ -27,6 +29,9 @@ func stwScenarios() []libScenario {
 		{"GOMAXPROCS changed in a loop", classSTW, scenarioGOMAXPROCS},
 		{"runtime.GC forced in a loop", classSTW, scenarioForcedGC},
 		{"debug.FreeOSMemory in a loop", classSTW, scenarioFreeOSMemory},
+		{"expvar's memstats scraped", classSTW, scenarioExpvar},
+		{"heap profile with gc=1 scraped from net-http-pprof", classSTW, scenarioHeapProfileGC},
+		{"slog handler that attaches all stacks to errors", classSTW, scenarioErrorStacks},
 	}
 }
 
@@ -218,4 +223,89 @@ func scenarioFreeOSMemory(t *testing.T, p *pipe) truth {
 	return truth{state: analysis.StateRunning,
 		place: "running in analysis_test.priceBatch",
 		root:  []string{"GC", "analysis_test.release"}}
+}
+
+// scraper serves mux and, until the returned function is called, GETs
+// path from it in a loop, as a monitoring agent does.
+func scraper(t *testing.T, mux *http.ServeMux, path string) (stop func() time.Duration) {
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return background(func() {
+		resp, err := srv.Client().Get(srv.URL + path)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
+}
+
+func scenarioHeapProfileGC(t *testing.T, p *pipe) truth {
+	live := heap(1 << 20)
+	defer runtime.KeepAlive(live)
+	parked(t, 5000)
+	// gc=1 asks the handler for a collection before the profile, so
+	// that it counts only live objects: an agent that sets it forces a
+	// collection at every scrape.
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", httppprof.Index)
+	stop := scraper(t, mux, "/debug/pprof/heap?gc=1")
+	p.span("price batch", func(ctx context.Context) { priceBatch(libWait) })
+	stop()
+	// As with runtime.GC in a loop: the span runs, behind the marking
+	// and the stops, and the collections are the handler's doing.
+	return truth{state: analysis.StateRunning,
+		place: "running in analysis_test.priceBatch",
+		root:  []string{"GC", "pprof.handler.ServeHTTP"}}
+}
+
+func scenarioExpvar(t *testing.T, p *pipe) truth {
+	// expvar's handler publishes runtime.MemStats as "memstats", read
+	// afresh, with the world stopped, on every request.
+	mux := http.NewServeMux()
+	mux.Handle("/debug/vars", expvar.Handler())
+	stop := scraper(t, mux, "/debug/vars")
+	p.span("price batch", func(ctx context.Context) { priceBatch(libWait) })
+	stop()
+	return truth{state: analysis.StateRunnable, orState: &running,
+		place: " in analysis_test.priceBatch",
+		root:  []string{"the world was stopped for", "read mem stats", "expvar.memstats"}}
+}
+
+// stackHandler is a slog handler that, as some error reporters do,
+// attaches every goroutine's stack to each error it logs.
+type stackHandler struct {
+	slog.Handler
+	buf []byte
+}
+
+//go:noinline
+func (h *stackHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelError {
+		n := runtime.Stack(h.buf, true)
+		r.AddAttrs(slog.Int("stacks", n))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+// failRequest logs a failed request.
+//
+//go:noinline
+func failRequest(log *slog.Logger) {
+	log.Error("request failed", "status", 503)
+	time.Sleep(time.Millisecond)
+}
+
+func scenarioErrorStacks(t *testing.T, p *pipe) truth {
+	parked(t, 10000)
+	h := &stackHandler{Handler: slog.NewJSONHandler(io.Discard, nil), buf: make([]byte, 64<<20)}
+	log := slog.New(h)
+	// A backend that fails every request, logged one by one.
+	stop := background(func() { failRequest(log) })
+	p.span("price batch", func(ctx context.Context) { priceBatch(libWait) })
+	stop()
+	// As a watchdog's dumps: runnable behind the stops, which the
+	// handler's runtime.Stack asked for, called through slog.
+	return truth{state: analysis.StateRunnable, orState: &running,
+		place: " in analysis_test.priceBatch",
+		root:  []string{"the world was stopped for", "all goroutines stack trace", "analysis_test.(*stackHandler).Handle"}}
 }

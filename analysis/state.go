@@ -191,3 +191,32 @@ func stackBlockState(stk xtrace.Stack) (State, bool) {
 	}
 	return StateBlockedOther, false
 }
+
+// wakeBlockState infers why a goroutine waited from the stack of the
+// goroutine that woke it, for the waits whose reason and stack the trace
+// does not record: a goroutine already waiting when the parsed generations
+// begin, and first seen as it is woken. The sync primitives tell (the
+// trace's stacks stop above the runtime's semaphores): an Unlock or a
+// WaitGroup's Done wakes a goroutine blocked on the semaphores, a Signal
+// one in sync.(*Cond).Wait. A channel operation does not: its waiter may
+// have been in a receive, a send or a select. It returns false when the
+// stack does not tell.
+func wakeBlockState(stk xtrace.Stack) (State, bool) {
+	for f := range stk.Frames() {
+		fn, ok := strings.CutPrefix(f.Func, "sync.(*")
+		if !ok {
+			fn, ok = strings.CutPrefix(f.Func, "internal/sync.(*")
+		}
+		if !ok {
+			continue
+		}
+		switch fn {
+		case "Cond).Signal", "Cond).Broadcast":
+			return StateBlockedCond, true
+		case "Mutex).Unlock", "Mutex).unlockSlow", "RWMutex).Unlock", "RWMutex).RUnlock", "RWMutex).rUnlockSlow",
+			"WaitGroup).Add", "WaitGroup).Done":
+			return StateBlockedMutex, true
+		}
+	}
+	return StateBlockedOther, false
+}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	xtrace "golang.org/x/exp/trace"
 )
 
 func TestBlockState(t *testing.T) {
@@ -169,4 +170,43 @@ func TestTraceVersion(t *testing.T) {
 		assert.ErrorIs(t, err, tt.err, "%q", tt.header)
 		assert.Equal(t, tt.want, v, "%q", tt.header)
 	}
+}
+
+// TestInferUnwokenWaits pins the state of a wait older than the trace that
+// no goroutine ended: the connection reader of a long poll, on the network
+// since before the window, was "mostly blocked" when its other waits, all
+// on the network, said where it waits.
+func TestInferUnwokenWaits(t *testing.T) {
+	old := func() seg {
+		return seg{start: 0, end: 100, state: StateBlockedOther, gstate: xtrace.GoWaiting, unknown: true, woken: true, waker: xtrace.NoGoroutine}
+	}
+	wait := func(st State, waker xtrace.GoID) seg {
+		return seg{start: 100, end: 200, state: st, gstate: xtrace.GoWaiting, woken: true, waker: waker}
+	}
+	for _, tc := range []struct {
+		name   string
+		others []seg
+		want   State
+	}{
+		{"its other waits on the network", []seg{wait(StateBlockedNetwork, xtrace.NoGoroutine), wait(StateBlockedNetwork, xtrace.NoGoroutine)}, StateBlockedNetwork},
+		{"its other waits asleep", []seg{wait(StateBlockedSleep, xtrace.NoGoroutine)}, StateBlockedSleep},
+		{"asleep and on the network", []seg{wait(StateBlockedSleep, xtrace.NoGoroutine), wait(StateBlockedNetwork, xtrace.NoGoroutine)}, StateBlockedOther},
+		{"a channel no goroutine woke it from", []seg{wait(StateBlockedNetwork, xtrace.NoGoroutine), wait(StateBlockedChan, xtrace.NoGoroutine)}, StateBlockedOther},
+		{"waits other goroutines ended do not tell", []seg{wait(StateBlockedMutex, 7)}, StateBlockedOther},
+		{"no other wait", nil, StateBlockedOther},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := &gtrack{id: 1, segs: append([]seg{old()}, tc.others...)}
+			inferUnwokenWaits(g)
+			assert.Equal(t, tc.want, g.segs[0].state)
+			assert.True(t, g.segs[0].unknown, "still unknown: Analyze looks a generation further back")
+		})
+	}
+	t.Run("woken by a goroutine", func(t *testing.T) {
+		s := old()
+		s.waker = 7
+		g := &gtrack{id: 1, segs: []seg{s, wait(StateBlockedNetwork, xtrace.NoGoroutine)}}
+		inferUnwokenWaits(g)
+		assert.Equal(t, StateBlockedOther, g.segs[0].state)
+	})
 }

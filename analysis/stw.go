@@ -132,6 +132,25 @@ func (b *builder) cycleStart(t xtrace.Time) *interval {
 	return last
 }
 
+// markStart returns the stop-the-world that started the GC cycle whose
+// mark phase is m. The runtime begins the mark phase's range before it
+// stops the world for the sweep termination (gcStart emits GCStart first),
+// so that stop lies within m, and the last one before m is the previous
+// cycle's, often someone else's. For a mark phase that began before the
+// parsed generations, cycleStart.
+func (b *builder) markStart(m interval) *interval {
+	for i := range b.tl.stws {
+		s := &b.tl.stws[i]
+		if s.start > m.end {
+			break
+		}
+		if s.start >= m.start && stwReason(s.name) == "GC sweep termination" {
+			return s
+		}
+	}
+	return b.cycleStart(m.start)
+}
+
 // gcStarter names who started the GC cycles that marked during the
 // interval, the most marking first: "goroutine 12 in main.flush". forced
 // is set when that goroutine asked for the collection (runtime.GC,
@@ -144,7 +163,7 @@ func (b *builder) gcStarter() (id, fn string, forced bool) {
 		if o == 0 {
 			continue
 		}
-		if st := b.cycleStart(m.start); st != nil && st.g != xtrace.NoGoroutine {
+		if st := b.markStart(m); st != nil && st.g != xtrace.NoGoroutine {
 			byG[st.g] += o
 			stacks[st.g] = st.stack
 		}

@@ -41,6 +41,11 @@ type seg struct {
 	woken bool
 }
 
+// onCPU reports whether the goroutine held a P during s: running, or
+// running a GC mark assist. A goroutine parked for assist credit is in
+// StateGCAssist too, but waits.
+func (s *seg) onCPU() bool { return s.gstate == xtrace.GoRunning }
+
 // gtrack follows one goroutine through the trace.
 type gtrack struct {
 	id       xtrace.GoID
@@ -49,7 +54,10 @@ type gtrack struct {
 	inAssist bool
 	// entry is any stack of the goroutine; its root frame names it.
 	entry xtrace.Stack
-	segs  []seg
+	// started is the goroutine's start (its entry function's frame), when
+	// the parsed generations hold its creation.
+	started xtrace.Stack
+	segs    []seg
 	// byTimer is set for a goroutine that a timer started: the function
 	// of a time.AfterFunc (context deadlines among them).
 	byTimer bool
@@ -204,7 +212,43 @@ func (tl *timeline) read(r io.Reader) error {
 		return err
 	}
 	tl.closeAll()
+	for _, g := range tl.gs {
+		inferUnwokenWaits(g)
+	}
 	return nil
+}
+
+// inferUnwokenWaits gives g's waits older than the parsed generations that
+// no goroutine ended (the network poller or a timer did) the state of its
+// other such waits, when those are all of one: a goroutine that waits in a
+// loop (a connection's reader on the network, a poller asleep) waited
+// there before the trace began too. A goroutine woken by another tells its
+// wait by what that one did (wakeBlockState); one the poller or a timer
+// woke, only by its own habits.
+func inferUnwokenWaits(g *gtrack) {
+	known := StateBlockedOther
+	for i := range g.segs {
+		s := &g.segs[i]
+		if s.unknown || s.gstate != xtrace.GoWaiting || !s.woken || s.waker != xtrace.NoGoroutine {
+			continue
+		}
+		switch {
+		case s.state != StateBlockedNetwork && s.state != StateBlockedSleep:
+			return // woken by no goroutine, but neither on the network nor asleep
+		case known == StateBlockedOther:
+			known = s.state
+		case known != s.state:
+			return
+		}
+	}
+	if known == StateBlockedOther {
+		return
+	}
+	for i := range g.segs {
+		if s := &g.segs[i]; s.unknown && s.state == StateBlockedOther && s.woken && s.waker == xtrace.NoGoroutine {
+			s.state = known // still unknown: Analyze still looks further back
+		}
+	}
 }
 
 // readEvents parses the trace in r and hands each event to f, in order. A
@@ -430,7 +474,7 @@ func (tl *timeline) transition(ev *xtrace.Event) {
 		if creator != xtrace.NoGoroutine && tl.keep(t, t) {
 			tl.creates = append(tl.creates, createEdge{t, creator, g.id})
 		}
-		g.creator, g.createStack = creator, ev.Stack()
+		g.creator, g.createStack, g.started = creator, ev.Stack(), st.Stack
 		// Every go statement runs on a goroutine; the runtime starts a
 		// goroutine from its scheduler only to run a time.AfterFunc
 		// function.
@@ -446,6 +490,16 @@ func (tl *timeline) transition(ev *xtrace.Event) {
 			g.cur.woken = true
 			if w := ev.Goroutine(); w != g.id && ev.Stack() != xtrace.NoStack {
 				g.cur.waker, g.cur.wakerStack = w, ev.Stack()
+				if g.cur.unknown {
+					// A wait older than the parsed generations, which
+					// carry neither its reason nor its stack: what the
+					// waker did to end it (unlocked a mutex, say)
+					// tells what it was. It stays unknown, so that
+					// Analyze still looks a generation further back.
+					if st, ok := wakeBlockState(ev.Stack()); ok {
+						g.cur.state = st
+					}
+				}
 			}
 		case from == xtrace.GoRunning && st.Stack != xtrace.NoStack:
 			g.cur.stack = st.Stack

@@ -104,12 +104,16 @@ func (b *builder) verdict(d *Diagnosis, startCut, endCut bool) string {
 		chain = func(level int) string { return b.chainPhrase(d, verb, level) }
 	}
 	gc := b.gcPhrase(d, mg, stwTold, 0)
-	partial := ""
+	// partial is the note of a cut span, in less and less detail: the
+	// length of the tail the window holds is in the core too, and the
+	// root cause weighs more than the note's wording.
+	partial := []string{""}
 	switch {
 	case startCut:
-		partial = fmt.Sprintf(" (partial: began before the window, which holds its last %s)", fmtDur(d.Duration))
+		partial = []string{fmt.Sprintf(" (partial: began before the window, which holds its last %s)", fmtDur(d.Duration)),
+			" (partial: began before the window)"}
 	case endCut:
-		partial = " (partial: not ended when the snapshot was taken)"
+		partial = []string{" (partial: not ended when the snapshot was taken)", " (partial: not ended)"}
 	}
 	ch := func(n int) string {
 		if chain == nil {
@@ -117,18 +121,21 @@ func (b *builder) verdict(d *Diagnosis, startCut, endCut bool) string {
 		}
 		return chain(n)
 	}
-	// The most that fits: the chain in less and less detail, then the GC
-	// clause in less detail, then without it, then without the partial
-	// note.
+	// The most that fits: the chain in less and less detail, each with the
+	// partial note in less detail, then the GC clause in less detail, then
+	// without it, then without the partial note.
 	var cands []string
 	for level := range chainLevels {
-		cands = append(cands, core+ch(level)+gc+partial)
+		for _, p := range partial {
+			cands = append(cands, core+ch(level)+gc+p)
+		}
 	}
 	short := ch(chainLevels - 1)
+	note := partial[len(partial)-1]
 	for level := 1; level < gcLevels; level++ {
-		cands = append(cands, core+short+b.gcPhrase(d, mg, stwTold, level)+partial)
+		cands = append(cands, core+short+b.gcPhrase(d, mg, stwTold, level)+note)
 	}
-	cands = append(cands, core+short+partial, core+short, core+partial)
+	cands = append(cands, core+short+note, core+short, core+note)
 	for _, v := range cands {
 		if utf8.RuneCountInString(v) <= maxVerdict {
 			return v
@@ -356,7 +363,13 @@ func blockedPhrase(state State, s *seg, b *builder) string {
 		return "blocked in select"
 	case StateBlockedMutex:
 		if s != nil {
-			return "blocked on " + syncPrimitive(b.stackFrames(s.stack))
+			p := syncPrimitive(b.stackFrames(s.stack))
+			if p == anySyncPrimitive {
+				// A wait older than the trace has no stack: the unlock
+				// or Done that ended it names the primitive.
+				p = syncPrimitive(b.stackFrames(s.wakerStack))
+			}
+			return "blocked on " + p
 		}
 		return "blocked on a sync primitive"
 	case StateBlockedCond:
@@ -449,7 +462,12 @@ func (b *builder) gcPhrase(d *Diagnosis, mg *Goroutine, stwTold bool, level int)
 	return "; " + strings.Join(parts, ", ")
 }
 
-// syncPrimitive names the sync type a goroutine blocked on, from its stack.
+// anySyncPrimitive is what syncPrimitive returns for a stack that names
+// none.
+const anySyncPrimitive = "a sync primitive"
+
+// syncPrimitive names the sync type a goroutine blocked on, from its stack,
+// or that its waker released, from the waker's.
 func syncPrimitive(fs []Frame) string {
 	for _, f := range fs {
 		for _, t := range []string{"Mutex", "RWMutex", "WaitGroup", "Once", "Cond"} {
@@ -458,7 +476,7 @@ func syncPrimitive(fs []Frame) string {
 			}
 		}
 	}
-	return "a sync primitive"
+	return anySyncPrimitive
 }
 
 // entryFunc returns the root frame's function of stk: the goroutine's entry.
