@@ -307,6 +307,9 @@ func TestRingWriteFailure(t *testing.T) {
 	half := len(data) / 2
 	_, err := r.Write(data[:half])
 	require.NoError(t, err)
+	// Written first: RemoveAll fails on a directory the writer is adding
+	// a file to.
+	require.NoError(t, r.sync(10*time.Second))
 	require.NoError(t, os.RemoveAll(dir))
 	n, err := r.Write(data[half:])
 	require.NoError(t, err, "never fails the tracer")
