@@ -33,7 +33,8 @@ const (
 const ringBufferSize = 1 << 20
 
 // ringBuffers is how many buffers of the trace may wait for the disk: 16
-// MiB, several generations at the rates seen here. Past them the ring
+// MiB, several generations at the rates seen here. They are made as the
+// disk falls behind, not up front: a ring that keeps up uses one or two. Past them the ring
 // drops the generation in progress rather than wait: the runtime's trace
 // reader, which hands the ring its data, must never block on a slow disk,
 // or the flight recorder's snapshots (which wait for that reader) would
@@ -71,6 +72,7 @@ type ring struct {
 	eogs      []int64
 	dropping  bool // the writer is behind: seq's data is dropped
 	drops     int  // generations dropped so far
+	made      int  // buffers made, at most ringBuffers
 
 	work chan ringOp
 	free chan []byte
@@ -118,9 +120,6 @@ func newRing(dir string, maxAge time.Duration, maxBytes int64) *ring {
 		work: make(chan ringOp, 2*ringBuffers),
 		free: make(chan []byte, ringBuffers),
 		done: make(chan struct{}),
-	}
-	for range ringBuffers {
-		r.free <- make([]byte, 0, ringBufferSize)
 	}
 	r.split.Header = func(h [tracefmt.HeaderLen]byte) error {
 		r.hdr = append([]byte(nil), h[:]...)
@@ -221,6 +220,11 @@ func (r *ring) take() bool {
 		r.buf = b[:0]
 		return true
 	default:
+		if r.made < ringBuffers {
+			r.made++
+			r.buf = make([]byte, 0, ringBufferSize)
+			return true
+		}
 		r.drop()
 		return false
 	}

@@ -494,6 +494,33 @@ func TestRingSlowDiskHoldsTheTracer(t *testing.T) {
 	}
 }
 
+// A ring whose disk keeps up holds one or two buffers, not the 16 MiB
+// it may hold for a disk that falls behind: it made them all up front,
+// more memory than the memory ring's window.
+func TestRingMakesBuffersAsNeeded(t *testing.T) {
+	data := realTrace(t)
+	r := newRing(t.TempDir(), time.Hour, 1<<30)
+	_, err := r.Write(data)
+	require.NoError(t, err)
+	written := len(data)
+	for written < ringBuffers*ringBufferSize {
+		require.NoError(t, r.sync(ringWait))
+		_, err := r.Write(data[tracefmt.HeaderLen:])
+		require.NoError(t, err)
+		written += len(data) - tracefmt.HeaderLen
+	}
+	r.close()
+	// Each generation of a round in flight at once, and one more: the
+	// runtime hands over one generation a second or so.
+	var sp tracefmt.Splitter
+	perRound := 1
+	sp.EndOfGeneration = func(int64) error { perRound++; return nil }
+	_, err = sp.Write(data)
+	require.NoError(t, err)
+	assert.LessOrEqual(t, r.made, perRound, "buffers made for %d MiB written, %d KiB at a time, by a disk that kept up", written>>20, len(data)>>10)
+	assert.Positive(t, r.made)
+}
+
 // A snapshot waited for one more generation to reach the disk than it
 // had counted before ending its own; with the ring's writer behind, that
 // was an older one, and the snapshot missed the generation it had ended

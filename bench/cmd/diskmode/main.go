@@ -6,7 +6,8 @@
 // request, its request latency (p50, p99: from each request's scheduled
 // start when it was late, else from its start), the bytes it wrote per
 // second (/proc/self/io wchar: the ring's segments, in disk mode) and, under the same load, the time of the
-// snapshot path: WriteSnapshot into a file, MinAge 10s, MaxBytes 16 MiB.
+// snapshot path: WriteSnapshot into a file, MinAge 10s, MaxBytes 16 MiB;
+// and its peak resident set (VmHWM) at the end.
 //
 //	cd bench && go run ./cmd/diskmode [-rounds 3] [-load 12s] [-rate 2000]
 //
@@ -47,6 +48,7 @@ type result struct {
 	WrittenBps float64   `json:"written_bytes_per_s"`
 	SnapMs     []float64 `json:"snap_ms"`
 	SnapBytes  []int64   `json:"snap_bytes"`
+	PeakRSS    int64     `json:"peak_rss_bytes"`
 }
 
 func main() {
@@ -84,24 +86,25 @@ func main() {
 			var r result
 			check(json.Unmarshal(out, &r))
 			all[m] = append(all[m], r)
-			fmt.Printf("round %d %-6s %6d req  cpu %6.0f ns/req  p50 %6.0f µs  p99 %6.0f µs  written %7.2f MB/s  snapshot median %5.1f ms (%.1f MiB)\n",
-				i, m, r.Requests, r.CPUPerReq, r.P50, r.P99, r.WrittenBps/1e6, median(r.SnapMs), float64(median64(r.SnapBytes))/(1<<20))
+			fmt.Printf("round %d %-6s %6d req  cpu %6.0f ns/req  p50 %6.0f µs  p99 %6.0f µs  written %7.2f MB/s  peak RSS %3d MiB  snapshot median %5.1f ms (%.1f MiB)\n",
+				i, m, r.Requests, r.CPUPerReq, r.P50, r.P99, r.WrittenBps/1e6, r.PeakRSS>>20, median(r.SnapMs), float64(median64(r.SnapBytes))/(1<<20))
 			_ = os.RemoveAll(d)
 		}
 	}
 	fmt.Printf("load average after: %s", loadavg())
 	fmt.Println("medians over the rounds:")
 	for _, m := range []string{"memory", "disk"} {
-		var cpu, p50, p99, w, snap, size []float64
+		var cpu, p50, p99, w, rss, snap, size []float64
 		for _, r := range all[m] {
 			cpu, p50, p99, w = append(cpu, r.CPUPerReq), append(p50, r.P50), append(p99, r.P99), append(w, r.WrittenBps)
+			rss = append(rss, float64(r.PeakRSS)/(1<<20))
 			snap = append(snap, r.SnapMs...)
 			for _, b := range r.SnapBytes {
 				size = append(size, float64(b)/(1<<20))
 			}
 		}
-		fmt.Printf("%-6s cpu %6.0f ns/req  p50 %6.0f µs  p99 %6.0f µs  written %7.2f MB/s  snapshot %5.1f ms (%d snapshots, %.1f MiB), %.2f ms/MiB\n",
-			m, median(cpu), median(p50), median(p99), median(w)/1e6, median(snap), len(snap), median(size), median(snap)/median(size))
+		fmt.Printf("%-6s cpu %6.0f ns/req  p50 %6.0f µs  p99 %6.0f µs  written %7.2f MB/s  peak RSS %3.0f MiB  snapshot %5.1f ms (%d snapshots, %.1f MiB), %.2f ms/MiB\n",
+			m, median(cpu), median(p50), median(p99), median(w)/1e6, median(rss), median(snap), len(snap), median(size), median(snap)/median(size))
 	}
 }
 
@@ -214,6 +217,7 @@ func run(mode, dir string, load time.Duration, rate, snaps int) (result, error) 
 	reqs := float64(rate) * t1.Sub(t0).Seconds()
 	r.CPUPerReq = float64(cpu1-cpu0) / reqs
 	r.WrittenBps = float64(w1-w0) / t1.Sub(t0).Seconds()
+	r.PeakRSS = peakRSS()
 	return r, nil
 }
 
@@ -238,6 +242,21 @@ func wchar() int64 {
 			n, err := strconv.ParseInt(v, 10, 64)
 			check(err)
 			return n
+		}
+	}
+	return 0
+}
+
+// peakRSS is the process's peak resident set (/proc/self/status VmHWM),
+// in bytes.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	check(err)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			check(err)
+			return kb << 10
 		}
 	}
 	return 0
