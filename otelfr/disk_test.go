@@ -338,6 +338,60 @@ func leaveCrash(t *testing.T, dir string, d time.Duration) {
 	require.NoError(t, os.Remove(filepath.Join(dir, cleanFile)))
 }
 
+// A start dies while it sets a crash aside (in dir/crash.new, then
+// renamed dir/crash): the next start finishes that, with what was still
+// in the directory. The crash had been left in crash.new for good.
+func TestDiskCrashSetAsideCutShort(t *testing.T) {
+	crashSize := func(segs []segment) int64 {
+		var n int64
+		for i, sg := range segs {
+			n += sg.size
+			if i > 0 {
+				n -= tracefmt.HeaderLen
+			}
+		}
+		return n
+	}
+	for _, moved := range []string{"all", "some", "stale"} {
+		t.Run(moved, func(t *testing.T) {
+			dir := t.TempDir()
+			tmp := filepath.Join(dir, crashDir+".new")
+			leaveCrash(t, dir, 2500*time.Millisecond)
+			if moved == "stale" {
+				// An older crash's, left by a start before this fix.
+				old := t.TempDir()
+				leaveCrash(t, old, 1500*time.Millisecond)
+				require.NoError(t, os.Remove(filepath.Join(old, lockFile)))
+				require.NoError(t, os.Rename(old, tmp))
+			} else {
+				require.NoError(t, os.Mkdir(tmp, 0o700))
+			}
+			segs := segments(t, dir)
+			require.GreaterOrEqual(t, len(segs), 2)
+			n := len(segs)
+			if moved == "some" {
+				n = len(segs) / 2
+			}
+			if moved != "stale" {
+				for _, sg := range segs[:n] {
+					require.NoError(t, os.Rename(sg.path, filepath.Join(tmp, filepath.Base(sg.path))))
+				}
+			}
+
+			r := startRecorder(t, WithDisk(dir), WithMinAge(time.Hour), WithMaxBytes(1<<30))
+			var buf bytes.Buffer
+			s, err := r.WriteCrashSnapshot(t.Context(), &buf)
+			require.NoError(t, err)
+			assert.Equal(t, ReasonCrash, s.Reason)
+			parseTrace(t, buf.Bytes())
+			assert.Equal(t, crashSize(segs), s.Size(), "the whole of the crash's ring, and only it")
+			_, err = os.Stat(tmp)
+			assert.ErrorIs(t, err, os.ErrNotExist)
+			require.NoError(t, r.Stop(t.Context()))
+		})
+	}
+}
+
 // A segment renamed .trace whose data never reached the disk (the machine
 // died, not the process) made the crash snapshot an unreadable trace,
 // returned without an error.

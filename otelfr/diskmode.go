@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"runtime/trace"
+	"strings"
 	"sync"
 	"time"
 
@@ -69,7 +70,10 @@ func openDisk(cfg config) (*disk, error) {
 
 // recover looks at what the previous process left in the directory: a
 // ring without the clean marker is a crash's, moved to dir/crash (which
-// replaces one not yet written out); any other is removed.
+// replaces one not yet written out); any other is removed. A crash is set
+// aside in dir/crash.new first, then renamed: a start that died between
+// the two left its crash there, which recover finishes setting aside,
+// with the rest of its ring if the move was cut short.
 func (d *disk) recover() error {
 	ents, err := os.ReadDir(d.dir)
 	if err != nil {
@@ -85,16 +89,27 @@ func (d *disk) recover() error {
 			ringFiles = append(ringFiles, name)
 		}
 	}
+	tmp := filepath.Join(d.dir, crashDir+".new")
+	setAside, err := ringOf(tmp)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
 	crashed := !clean && hasSegments(ringFiles)
-	if crashed {
-		tmp := filepath.Join(d.dir, crashDir+".new")
+	if crashed && setAside != ringID(ringFiles) {
+		// Not the rest of this crash's ring: set aside before it.
 		if err := os.RemoveAll(tmp); err != nil {
 			return err
 		}
-		if err := os.Mkdir(tmp, 0o700); err != nil {
+		setAside = ""
+	}
+	if crashed || setAside != "" {
+		if err := os.MkdirAll(tmp, 0o700); err != nil {
 			return err
 		}
 		for _, name := range ringFiles {
+			if !crashed {
+				break // a clean ring's, not the crash's
+			}
 			if err := os.Rename(filepath.Join(d.dir, name), filepath.Join(tmp, name)); err != nil {
 				return err
 			}
@@ -107,6 +122,9 @@ func (d *disk) recover() error {
 		}
 	}
 	var errs []error
+	if err := os.RemoveAll(tmp); err != nil { // holding nothing of a crash
+		errs = append(errs, err)
+	}
 	for _, name := range append(ringFiles, cleanFile) {
 		if err := os.Remove(filepath.Join(d.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
@@ -116,6 +134,32 @@ func (d *disk) recover() error {
 		d.crash = true
 	}
 	return errors.Join(errs...)
+}
+
+// ringOf returns the ring ID (ringID) of the segments in dir, "" if it
+// holds none.
+func ringOf(dir string) (string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	names := make([]string, 0, len(ents))
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return ringID(names), nil
+}
+
+// ringID returns what the names of a ring's segments begin with, the time
+// the ring started (ring.segName), from the first segment among names; ""
+// if there is none.
+func ringID(names []string) string {
+	for _, n := range names {
+		if id, _, ok := strings.Cut(n, "-"); ok && isRingFile(n) && n != crashOutFile {
+			return id
+		}
+	}
+	return ""
 }
 
 func hasSegments(names []string) bool {
