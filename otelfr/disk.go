@@ -34,11 +34,11 @@ const ringBufferSize = 1 << 20
 
 // ringBuffers is how many buffers of the trace may wait for the disk: 16
 // MiB, several generations at the rates seen here. They are made as the
-// disk falls behind, not up front: a ring that keeps up uses one or two. Past them the ring
-// drops the generation in progress rather than wait: the runtime's trace
-// reader, which hands the ring its data, must never block on a slow disk,
-// or the flight recorder's snapshots (which wait for that reader) would
-// hang with it.
+// disk falls behind, not up front: a ring that keeps up uses one or two.
+// Past them the ring drops the generation in progress rather than wait:
+// the runtime's trace reader, which hands the ring its data, must never
+// block on a slow disk, or the flight recorder's snapshots (which wait for
+// that reader) would hang with it.
 const ringBuffers = 16
 
 // ringCloseWait bounds how long Stop waits for the ring's last writes.

@@ -340,7 +340,8 @@ func leaveCrash(t *testing.T, dir string, d time.Duration) {
 
 // A start dies while it sets a crash aside (in dir/crash.new, then
 // renamed dir/crash): the next start finishes that, with what was still
-// in the directory. The crash had been left in crash.new for good.
+// in the directory, its crash output among it. The crash had been left in
+// crash.new for good.
 func TestDiskCrashSetAsideCutShort(t *testing.T) {
 	crashSize := func(segs []segment) int64 {
 		var n int64
@@ -366,6 +367,8 @@ func TestDiskCrashSetAsideCutShort(t *testing.T) {
 			} else {
 				require.NoError(t, os.Mkdir(tmp, 0o700))
 			}
+			const panicText = "panic: cut short\n"
+			require.NoError(t, os.WriteFile(filepath.Join(dir, crashOutFile), []byte(panicText), 0o600))
 			segs := segments(t, dir)
 			require.GreaterOrEqual(t, len(segs), 2)
 			n := len(segs)
@@ -385,6 +388,7 @@ func TestDiskCrashSetAsideCutShort(t *testing.T) {
 			assert.Equal(t, ReasonCrash, s.Reason)
 			parseTrace(t, buf.Bytes())
 			assert.Equal(t, crashSize(segs), s.Size(), "the whole of the crash's ring, and only it")
+			assert.Equal(t, panicText, s.CrashOutput, "the crash output, left behind by the move")
 			_, err = os.Stat(tmp)
 			assert.ErrorIs(t, err, os.ErrNotExist)
 			require.NoError(t, r.Stop(t.Context()))

@@ -108,7 +108,14 @@ func (d *disk) recover() error {
 		}
 		for _, name := range ringFiles {
 			if !crashed {
-				break // a clean ring's, not the crash's
+				// Only the crash output can be the crash's: the move
+				// goes in name order, and it comes after the segments.
+				if name != crashOutFile {
+					continue
+				}
+				if _, err := os.Stat(filepath.Join(tmp, name)); err == nil {
+					continue
+				}
 			}
 			if err := os.Rename(filepath.Join(d.dir, name), filepath.Join(tmp, name)); err != nil {
 				return err
