@@ -26,6 +26,19 @@ func segments(t *testing.T, dir string) []segment {
 	return segs
 }
 
+// traceSize is the size of the one trace that segs make, each one's header
+// but the first's left out.
+func traceSize(segs []segment) int64 {
+	var n int64
+	for i, sg := range segs {
+		n += sg.size
+		if i > 0 {
+			n -= tracefmt.HeaderLen
+		}
+	}
+	return n
+}
+
 // trickle keeps the scheduler lightly busy for d: a few KB of trace a
 // second, where busy makes tens of MB.
 func trickle(d time.Duration) {
@@ -174,14 +187,7 @@ func TestDiskLeftRingIsACrash(t *testing.T) {
 	assert.Equal(t, ReasonCrash, s.Reason)
 	assert.Equal(t, "panic: boom\n\ngoroutine 1 [running]:\n", s.CrashOutput)
 	parseTrace(t, buf.Bytes())
-	var want int64
-	for i, sg := range left {
-		want += sg.size
-		if i > 0 {
-			want -= 16
-		}
-	}
-	assert.Equal(t, want, s.Size(), "every whole segment, the .part left out")
+	assert.Equal(t, traceSize(left), s.Size(), "every whole segment, the .part left out")
 	assert.True(t, s.Start.Before(s.End))
 
 	// Until removed, the crash stays, for this process or the next.
@@ -343,16 +349,6 @@ func leaveCrash(t *testing.T, dir string, d time.Duration) {
 // in the directory, its crash output among it. The crash had been left in
 // crash.new for good.
 func TestDiskCrashSetAsideCutShort(t *testing.T) {
-	crashSize := func(segs []segment) int64 {
-		var n int64
-		for i, sg := range segs {
-			n += sg.size
-			if i > 0 {
-				n -= tracefmt.HeaderLen
-			}
-		}
-		return n
-	}
 	for _, moved := range []string{"all", "some", "stale"} {
 		t.Run(moved, func(t *testing.T) {
 			dir := t.TempDir()
@@ -387,7 +383,7 @@ func TestDiskCrashSetAsideCutShort(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, ReasonCrash, s.Reason)
 			parseTrace(t, buf.Bytes())
-			assert.Equal(t, crashSize(segs), s.Size(), "the whole of the crash's ring, and only it")
+			assert.Equal(t, traceSize(segs), s.Size(), "the whole of the crash's ring, and only it")
 			assert.Equal(t, panicText, s.CrashOutput, "the crash output, left behind by the move")
 			_, err = os.Stat(tmp)
 			assert.ErrorIs(t, err, os.ErrNotExist)

@@ -94,7 +94,7 @@ func (d *disk) recover() error {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	crashed := !clean && hasSegments(ringFiles)
+	crashed := !clean && ringID(ringFiles) != ""
 	if crashed && setAside != ringID(ringFiles) {
 		// Not the rest of this crash's ring: set aside before it.
 		if err := os.RemoveAll(tmp); err != nil {
@@ -157,25 +157,19 @@ func ringOf(dir string) (string, error) {
 	return ringID(names), nil
 }
 
-// ringID returns what the names of a ring's segments begin with, the time
-// the ring started (ring.segName), from the first segment among names; ""
-// if there is none.
+// ringID returns what the names of a ring's segments (whole or cut short)
+// begin with, the time the ring started (ring.segName), from the first
+// segment among names; "" if there is none.
 func ringID(names []string) string {
 	for _, n := range names {
-		if id, _, ok := strings.Cut(n, "-"); ok && isRingFile(n) && n != crashOutFile {
+		if !strings.HasSuffix(n, segSuffix) && !strings.HasSuffix(n, partSuffix) {
+			continue
+		}
+		if id, _, ok := strings.Cut(n, "-"); ok {
 			return id
 		}
 	}
 	return ""
-}
-
-func hasSegments(names []string) bool {
-	for _, n := range names {
-		if n != crashOutFile && n != cleanFile {
-			return true
-		}
-	}
-	return false
 }
 
 // snapshotFiles ends the generation in progress, waits for the ring to
