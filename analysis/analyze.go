@@ -25,8 +25,10 @@ import (
 // for it (see [Role]); Status says whether the window cut it.
 //
 // Analyze parses only the trace generations (about a second each) that
-// overlap the span, plus, when a goroutine of the span was already waiting
-// when the first of them began, the one before, to learn why.
+// overlap the span, plus the one before when a goroutine of the span was
+// already waiting when the first of them began, to learn why, or when
+// goroutines that held the Ps while the span's waited were created before
+// it, to learn what they were.
 //
 // Errors: ErrNotTrace (ErrMalformed for a corrupt or truncated trace),
 // ErrUnsupportedVersion, or ErrSpanNotFound when the snapshot holds neither
@@ -83,7 +85,8 @@ func analyze(data []byte, span Span, opts []Option) (*builder, *Diagnosis, error
 			return b, d, err
 		}
 		// A goroutine of the span was waiting since before the first
-		// generation, for a reason only the one before can tell.
+		// generation, for a reason only the one before can tell, or one
+		// that held the Ps is named there.
 		first--
 		cfg.noEarlier = true
 	}
@@ -205,8 +208,11 @@ func selectGenerations(gens []generation, span Span, startGen, endGen int) (firs
 }
 
 // analyzeGenerations parses gens[first:last+1] and diagnoses the span. It
-// reports earlier when a goroutine of the span was waiting, for an unknown
-// reason, since before gens[first] began.
+// reports earlier when gens[first-1] would tell more: a goroutine of the
+// span was waiting, for an unknown reason, since before gens[first] began,
+// or one that held the Ps while the span's waited for them is named only
+// by its ID and was created before (a fan-out started in the generation
+// before: its goroutines ran to their ends without a stack).
 func analyzeGenerations(data []byte, gens []generation, first, last int, span Span, cfg config) (*builder, *Diagnosis, bool, error) {
 	body := data[gens[first].off:gens[last].end]
 	tl := newTimeline(span)
@@ -224,5 +230,5 @@ func analyzeGenerations(data []byte, gens []generation, first, last int, span Sp
 		Bytes:            int64(tracefmt.HeaderLen + len(body)),
 		TotalBytes:       int64(len(data)),
 	}
-	return b, d, b.unknownWait && !cfg.noEarlier, nil
+	return b, d, (b.unknownWait || b.unnamedHolder) && !cfg.noEarlier, nil
 }

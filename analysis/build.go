@@ -29,6 +29,11 @@ type builder struct {
 	// unknownWait is set when a goroutine of the span waited, for a reason
 	// the trace does not say, during the interval.
 	unknownWait bool
+	// unnamedHolder is set when a goroutine that held the Ps while one
+	// of the span's waited for them is named by its ID alone and was
+	// created before the parsed generations: the generation it was
+	// created in names it.
+	unnamedHolder bool
 
 	frames map[xtrace.Stack][]Frame
 	gfuncs map[xtrace.GoID]string

@@ -147,14 +147,30 @@ func (b *builder) busiestHolder(skip xtrace.GoID, ws []window) string {
 				ran += overlapIn(s.start, s.end, ws)
 			}
 		}
+		if ran == 0 {
+			continue
+		}
 		// A goroutine the trace does not name ("goroutine 42") stays out:
 		// an ID never enters a cause.
-		if f := b.ownFunc(o); ran > 0 && !strings.HasPrefix(f, "goroutine ") {
+		if f := b.ownFunc(o); !b.unnamed(o, f) {
 			byFunc[f] += ran
 		}
 	}
 	f, _ := maxKey(byFunc)
 	return f
+}
+
+// unnamed reports whether name, which names g, is only its ID, and
+// notes for Analyze (builder.unnamedHolder) when the generation before the
+// parsed ones may name it: the one g was created in, if not these.
+func (b *builder) unnamed(g *gtrack, name string) bool {
+	if !strings.HasPrefix(name, "goroutine ") {
+		return false
+	}
+	if !g.created {
+		b.unnamedHolder = true
+	}
+	return true
 }
 
 // ownFunc names g by its own code, whatever stacks the trace holds of it:

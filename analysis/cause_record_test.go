@@ -156,3 +156,33 @@ func TestCauseOfAStarvedDownstream(t *testing.T) {
 	t.Logf("%s\n\tcause: %s", d.Verdict, d.Cause)
 	assert.Contains(t, d.Cause, "root: analysis_test.scoreFeatures running")
 }
+
+// TestCauseLooksBackForHolders pins the CPU burst's neighbours: a span
+// that starts after the burst's generation has ended waits for the P
+// behind a fan-out started in that generation, whose goroutines run to
+// their ends without a stack. Only their creation, in the generation
+// before the span's, names them; parsing the span's generation alone
+// named none of them and took the root from whoever else ran.
+func TestCauseLooksBackForHolders(t *testing.T) {
+	prev := runtime.GOMAXPROCS(1)
+	defer runtime.GOMAXPROCS(prev)
+	r := startRecorder(t, defaultRecorder)
+	wg := scoreFeatures(60, 2*time.Millisecond)
+	r.advance()
+	span := r.span(func(context.Context) {
+		for range 2000 {
+			burn(20 * time.Microsecond)
+			runtime.Gosched()
+		}
+	})
+	wg.Wait()
+	data := r.snapshot()
+
+	d, err := analysis.Analyze(data, span)
+	require.NoError(t, err)
+	t.Logf("%s\n\tcause: %s", d.Verdict, d.Cause)
+	assert.Equal(t, 2, d.Parsed.Generations, "the generation of the fan-out's creation is read")
+	assert.Equal(t, "runnable in analysis_test.TestCauseLooksBackForHolders.func1; root: analysis_test.scoreFeatures running", d.Cause)
+	require.NotEmpty(t, d.RanWhileRunnable)
+	assert.NotContains(t, d.RanWhileRunnable[0].Func, "goroutine ", "the goroutines that held the P are named")
+}

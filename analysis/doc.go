@@ -87,8 +87,10 @@
 // A snapshot is a chain of self-contained generations, about one a
 // second. Analyze finds the span's generations by their clock snapshots and
 // by searching their string tables for the span's ID, and parses only
-// those: a span that just ended in a 32 MiB snapshot costs one or two
-// generations. [Spans], which lists every span a snapshot shows, parses it
+// those, and the one before when it tells why a goroutine of the span was
+// already waiting or what the goroutines that held the Ps were: a span
+// that just ended in a 32 MiB snapshot costs one to three generations.
+// [Spans], which lists every span a snapshot shows, parses it
 // all.
 //
 // # Usage

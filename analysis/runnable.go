@@ -86,6 +86,9 @@ func (b *builder) holdersIn(g *gtrack, in []window) []FuncTime {
 			continue
 		}
 		f := b.goroutineFunc(o)
+		if ran > 0 {
+			b.unnamed(o, f)
+		}
 		a := byFunc[f]
 		if a == nil {
 			a = &acc{}

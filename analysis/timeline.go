@@ -65,6 +65,9 @@ type gtrack struct {
 	// generations hold its creation.
 	creator     xtrace.GoID
 	createStack xtrace.Stack
+	// created is set when the parsed generations hold the goroutine's
+	// creation.
+	created bool
 	// lastTaskEnd is the task the goroutine ended last, at lastTaskEndT
 	// (0 when none): an end marker logged outside any task belongs to it.
 	lastTaskEnd  xtrace.TaskID
@@ -474,7 +477,7 @@ func (tl *timeline) transition(ev *xtrace.Event) {
 		if creator != xtrace.NoGoroutine && tl.keep(t, t) {
 			tl.creates = append(tl.creates, createEdge{t, creator, g.id})
 		}
-		g.creator, g.createStack, g.started = creator, ev.Stack(), st.Stack
+		g.creator, g.createStack, g.started, g.created = creator, ev.Stack(), st.Stack, true
 		// Every go statement runs on a goroutine; the runtime starts a
 		// goroutine from its scheduler only to run a time.AfterFunc
 		// function.
