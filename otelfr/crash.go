@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -120,7 +121,7 @@ func (d *disk) writeCrash(w io.Writer, minAge time.Duration, maxBytes int64) (*S
 		return nil, ErrNoCrash
 	}
 	dir := filepath.Join(d.dir, crashDir)
-	s, err := readRing(dir, w, ReasonCrash, minAge, maxBytes)
+	s, err := readRing(w, ReasonCrash, minAge, maxBytes, dir)
 	if errors.Is(err, errNoGeneration) {
 		// Nothing to make a trace of, and never will be: the process
 		// died within its first generation, or its ring failed early. Its
@@ -156,10 +157,10 @@ const ReasonDisk = "disk"
 
 // ReadDisk writes to w, as one trace, the whole of the disk ring in dir
 // ([WithDisk]), and returns the Snapshot that describes it. The ring read
-// is the crash's that a Recorder's Start set aside there, if
-// [Recorder.RemoveCrash] has not removed it yet; otherwise the ring
-// in dir itself: the one a running process is writing, or the one a
-// process left when it stopped or died. A ring left by a process that did
+// is the crash's that a Recorder's Start set aside there (or was setting
+// aside when it died), if [Recorder.RemoveCrash] has not removed it yet;
+// otherwise the ring in dir itself: the one a running process is writing,
+// or the one a process left when it stopped or died. A ring left by a process that did
 // not stop cleanly has the reason [ReasonCrash] and its CrashOutput; any
 // other, [ReasonDisk]. ReadDisk writes nothing in dir (it may be read
 // only) and never takes the directory from a process that uses it. It is
@@ -167,7 +168,7 @@ const ReasonDisk = "disk"
 func ReadDisk(dir string, w io.Writer) (*Snapshot, error) {
 	const all = 1<<63 - 1
 	if _, err := os.Stat(filepath.Join(dir, crashDir)); err == nil {
-		return readRing(filepath.Join(dir, crashDir), w, ReasonCrash, all, all)
+		return readRing(w, ReasonCrash, all, all, filepath.Join(dir, crashDir))
 	}
 	reason := ReasonDisk
 	if _, err := os.Stat(filepath.Join(dir, cleanFile)); errors.Is(err, os.ErrNotExist) {
@@ -179,7 +180,24 @@ func ReadDisk(dir string, w io.Writer) (*Snapshot, error) {
 			reason = ReasonCrash // nobody runs on it, nobody stopped it
 		}
 	}
-	return readRing(dir, w, reason, all, all)
+	// A start that died setting a crash aside left it in crash.new, and
+	// in dir what it had not moved yet (the newest segments, then the
+	// crash output); the next start finishes the move (disk.recover).
+	tmp := filepath.Join(dir, crashDir+".new")
+	aside, err := ringOf(tmp)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("otelfr: reading the disk ring: %w", err)
+	}
+	if aside != "" {
+		left, err := ringOf(dir)
+		if err != nil {
+			return nil, fmt.Errorf("otelfr: reading the disk ring: %w", err)
+		}
+		if left == "" || (left == aside && reason == ReasonCrash) {
+			return readRing(w, ReasonCrash, all, all, tmp, dir)
+		}
+	}
+	return readRing(w, reason, all, all, dir)
 }
 
 var errNoGeneration = errors.New("otelfr: the disk ring holds no whole generation")
@@ -213,13 +231,17 @@ func pickWhole(segs []segment, minAge time.Duration, maxBytes int64) ([]segment,
 	return nil, short
 }
 
-// readRing writes the snapshot of the ring in dir to w: its newest
-// segments reaching minAge back from the last within maxBytes.
-func readRing(dir string, w io.Writer, reason string, minAge time.Duration, maxBytes int64) (*Snapshot, error) {
-	segs, err := leftSegments(dir)
+// readRing writes the snapshot of the ring in dirs to w: its newest
+// segments reaching minAge back from the last within maxBytes. A ring
+// whose move to another directory was cut short lies in two: its
+// segments are read from both, and its crash output from the first that
+// holds one.
+func readRing(w io.Writer, reason string, minAge time.Duration, maxBytes int64, dirs ...string) (*Snapshot, error) {
+	segs, err := leftSegments(dirs...)
 	if err != nil {
 		return nil, fmt.Errorf("otelfr: reading the disk ring: %w", err)
 	}
+	dir := strings.Join(dirs, " and ")
 	if len(segs) == 0 {
 		return nil, errNoGeneration
 	}
@@ -256,8 +278,11 @@ func readRing(dir string, w io.Writer, reason string, minAge time.Duration, maxB
 	if s.Start.IsZero() {
 		s.Start, s.End = segs[0].start, segs[len(segs)-1].end
 	}
-	if reason == ReasonCrash {
-		if s.CrashOutput, err = readCrashOutput(filepath.Join(dir, crashOutFile)); err != nil {
+	for _, d := range dirs {
+		if reason != ReasonCrash || s.CrashOutput != "" {
+			break
+		}
+		if s.CrashOutput, err = readCrashOutput(filepath.Join(d, crashOutFile)); err != nil {
 			return nil, err
 		}
 	}

@@ -531,29 +531,32 @@ func copySegments(st *snapshotStream, files []*os.File, buf []byte) error {
 	return nil
 }
 
-// leftSegments lists the whole segments in dir, oldest first, with the
-// end of each as its modification time (the rename that completed it).
-func leftSegments(dir string) ([]segment, error) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
+// leftSegments lists the whole segments in dirs, oldest first by name
+// whichever directory holds them, with the end of each as its modification
+// time (the rename that completed it).
+func leftSegments(dirs ...string) ([]segment, error) {
 	var segs []segment
-	for _, e := range ents {
-		name := e.Name()
-		if !strings.HasSuffix(name, segSuffix) {
-			continue
-		}
-		if !isSegName(strings.TrimSuffix(name, segSuffix)) {
-			continue
-		}
-		info, err := e.Info()
+	for _, dir := range dirs {
+		ents, err := os.ReadDir(dir)
 		if err != nil {
 			return nil, err
 		}
-		segs = append(segs, segment{path: filepath.Join(dir, name), size: info.Size(), end: info.ModTime()})
+		for _, e := range ents {
+			name := e.Name()
+			if !strings.HasSuffix(name, segSuffix) {
+				continue
+			}
+			if !isSegName(strings.TrimSuffix(name, segSuffix)) {
+				continue
+			}
+			info, err := e.Info()
+			if err != nil {
+				return nil, err
+			}
+			segs = append(segs, segment{path: filepath.Join(dir, name), size: info.Size(), end: info.ModTime()})
+		}
 	}
-	slices.SortFunc(segs, func(a, b segment) int { return strings.Compare(a.path, b.path) })
+	slices.SortFunc(segs, func(a, b segment) int { return strings.Compare(filepath.Base(a.path), filepath.Base(b.path)) })
 	for i := range segs {
 		if i > 0 {
 			segs[i].start = segs[i-1].end

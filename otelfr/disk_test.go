@@ -346,8 +346,9 @@ func leaveCrash(t *testing.T, dir string, d time.Duration) {
 
 // A start dies while it sets a crash aside (in dir/crash.new, then
 // renamed dir/crash): the next start finishes that, with what was still
-// in the directory, its crash output among it. The crash had been left in
-// crash.new for good.
+// in the directory, its crash output among it, and until then ReadDisk
+// reads the crash from both places. The crash had been left in crash.new
+// for good.
 func TestDiskCrashSetAsideCutShort(t *testing.T) {
 	for _, moved := range []string{"all", "some", "stale"} {
 		t.Run(moved, func(t *testing.T) {
@@ -377,9 +378,20 @@ func TestDiskCrashSetAsideCutShort(t *testing.T) {
 				}
 			}
 
-			r := startRecorder(t, WithDisk(dir), WithMinAge(time.Hour), WithMaxBytes(1<<30))
+			// Before a start finishes the move, ReadDisk (otelfr analyze
+			// DIR) reads the crash from both places; it read only what
+			// was left in the directory, or nothing.
 			var buf bytes.Buffer
-			s, err := r.WriteCrashSnapshot(t.Context(), &buf)
+			s, err := ReadDisk(dir, &buf)
+			require.NoError(t, err)
+			assert.Equal(t, ReasonCrash, s.Reason)
+			parseTrace(t, buf.Bytes())
+			assert.Equal(t, traceSize(segs), s.Size(), "ReadDisk: the whole of the crash's ring, and only it")
+			assert.Equal(t, panicText, s.CrashOutput, "ReadDisk: the crash output")
+
+			r := startRecorder(t, WithDisk(dir), WithMinAge(time.Hour), WithMaxBytes(1<<30))
+			buf.Reset()
+			s, err = r.WriteCrashSnapshot(t.Context(), &buf)
 			require.NoError(t, err)
 			assert.Equal(t, ReasonCrash, s.Reason)
 			parseTrace(t, buf.Bytes())
