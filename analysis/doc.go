@@ -90,8 +90,7 @@
 // those, and the one before when it tells why a goroutine of the span was
 // already waiting or what the goroutines that held the Ps were: a span
 // that just ended in a 32 MiB snapshot costs one to three generations.
-// [Spans], which lists every span a snapshot shows, parses it
-// all.
+// [Spans], which lists every span a snapshot shows, parses it all.
 //
 // # Usage
 //

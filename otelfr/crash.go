@@ -183,7 +183,7 @@ func ReadDisk(dir string, w io.Writer) (*Snapshot, error) {
 	// A start that died setting a crash aside left it in crash.new, and
 	// in dir what it had not moved yet (the newest segments, then the
 	// crash output); the next start finishes the move (disk.recover).
-	tmp := filepath.Join(dir, crashDir+".new")
+	tmp := filepath.Join(dir, crashNewDir)
 	aside, err := ringOf(tmp)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("otelfr: reading the disk ring: %w", err)

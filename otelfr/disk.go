@@ -23,6 +23,7 @@ const (
 	cleanFile    = "clean"     // written by Stop: the ring was left cleanly
 	crashOutFile = "crash.txt" // runtime/debug.SetCrashOutput's file
 	crashDir     = "crash"     // a ring left by a crash, until written out
+	crashNewDir  = "crash.new" // a crash being set aside, renamed crashDir once whole
 	segSuffix    = ".trace"    // a whole segment: a trace on its own
 	partSuffix   = ".part"     // the segment being written
 )

@@ -353,7 +353,7 @@ func TestDiskCrashSetAsideCutShort(t *testing.T) {
 	for _, moved := range []string{"all", "some", "stale"} {
 		t.Run(moved, func(t *testing.T) {
 			dir := t.TempDir()
-			tmp := filepath.Join(dir, crashDir+".new")
+			tmp := filepath.Join(dir, crashNewDir)
 			leaveCrash(t, dir, 2500*time.Millisecond)
 			if moved == "stale" {
 				// An older crash's, left by a start before this fix.

@@ -89,7 +89,7 @@ func (d *disk) recover() error {
 			ringFiles = append(ringFiles, name)
 		}
 	}
-	tmp := filepath.Join(d.dir, crashDir+".new")
+	tmp := filepath.Join(d.dir, crashNewDir)
 	setAside, err := ringOf(tmp)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
