@@ -12,7 +12,6 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +26,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelfr/otel-flightrecorder/internal/selftrace"
+	"github.com/otelfr/otel-flightrecorder/internal/yield"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
 	"github.com/otelfr/otel-flightrecorder/snapstore"
 )
@@ -350,7 +350,7 @@ func (e *Exporter) Checksum(ctx context.Context, info snapstore.Info) (snapstore
 		if err != nil {
 			return info, fmt.Errorf("otelfr/exporter: hashing snapshot %s: %w", info.ID, err)
 		}
-		runtime.Gosched() // background work: let queued requests run
+		yield.Background() // background work: let queued requests run
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	if c, ok := e.store.(snapstore.Checksummer); ok {
@@ -401,7 +401,7 @@ func (w *bufferWriter) Commit(ctx context.Context, s *otelfr.Snapshot) (snapstor
 	data := make([]byte, 0, w.n)
 	for _, b := range w.blocks {
 		data = append(data, b...)
-		runtime.Gosched() // background work: let queued requests run
+		yield.Background() // background work: let queued requests run
 	}
 	w.blocks = nil
 	cp := *s

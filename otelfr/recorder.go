@@ -8,13 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"runtime/trace"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
+
+	"github.com/otelfr/otel-flightrecorder/internal/yield"
 )
 
 // active is set while a Recorder owns or has adopted a flight recorder. The
@@ -336,9 +337,9 @@ func (w *snapshotBuffer) Write(p []byte) (int, error) {
 		p = p[n:]
 		w.sinceYield += n
 		if w.sinceYield >= yieldEvery {
-			// Let the goroutines queued behind this one run: the
-			// snapshot is background work, requests are not.
-			runtime.Gosched()
+			// Let the goroutines and threads waiting behind this one
+			// run: the snapshot is background work, requests are not.
+			yield.Background()
 			w.sinceYield = 0
 		}
 	}

@@ -3,7 +3,8 @@ package otelfr
 import (
 	"hash"
 	"io"
-	"runtime"
+
+	"github.com/otelfr/otel-flightrecorder/internal/yield"
 )
 
 // streamBufferSize is how much a snapshot written to an io.Writer gathers
@@ -71,9 +72,9 @@ func (s *snapshotStream) Write(p []byte) (int, error) {
 			}
 		}
 		if s.sinceYield >= yieldEvery {
-			// Let the goroutines queued behind this one run: the
-			// snapshot is background work, requests are not.
-			runtime.Gosched()
+			// Let the goroutines and threads waiting behind this one
+			// run: the snapshot is background work, requests are not.
+			yield.Background()
 			s.sinceYield = 0
 		}
 	}
@@ -135,7 +136,7 @@ func (s *snapshotStream) readFrom(r io.Reader, buf []byte) error {
 				s.n += int64(n)
 				s.buf = s.buf[:len(s.buf)+n]
 				if s.sinceYield += n; s.sinceYield >= yieldEvery {
-					runtime.Gosched()
+					yield.Background()
 					s.sinceYield = 0
 				}
 			}

@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 
+	"github.com/otelfr/otel-flightrecorder/internal/yield"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
 )
 
@@ -248,7 +248,7 @@ func hashData(data []byte) string {
 		n := min(len(data), 256<<10)
 		h.Write(data[:n])
 		data = data[n:]
-		runtime.Gosched() // background work: let queued requests run
+		yield.Background() // background work: let queued requests run
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -9,11 +9,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
+	"github.com/otelfr/otel-flightrecorder/internal/yield"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
 	"github.com/otelfr/otel-flightrecorder/snapstore"
 )
@@ -209,6 +209,6 @@ func hashFile(path string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		runtime.Gosched() // background work: let queued requests run
+		yield.Background() // background work: let queued requests run
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -22,6 +21,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
+	"github.com/otelfr/otel-flightrecorder/internal/yield"
 	"github.com/otelfr/otel-flightrecorder/otelfr"
 	"github.com/otelfr/otel-flightrecorder/snapstore"
 )
@@ -305,7 +305,7 @@ func hash(data []byte) string {
 		n := min(len(data), 256<<10)
 		h.Write(data[:n])
 		data = data[n:]
-		runtime.Gosched()
+		yield.Background()
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
