@@ -255,9 +255,13 @@ func hashData(data []byte) string {
 
 // Create implements [Creator]: the trace goes to a temporary file in the
 // store's directory, which Commit renames into place and describes, as
-// Save does. Retention counts the new snapshot when it is committed, so
-// while it is written the store may exceed its limits by that one
-// snapshot. A write that finds the volume full ([syscall.ENOSPC]) removes
+// Save does. Retention counts the new snapshot when it is committed with
+// its SHA-256, and one committed without it when [DirStore.SetSHA256]
+// records it: the caller that hashes the trace after storing it (the span
+// processor's export stage) then also bears retention's work, reading the
+// descriptions and removing the oldest traces, off the snapshot path.
+// Until then, and while it is written, the store may exceed its limits by
+// that snapshot. A write that finds the volume full ([syscall.ENOSPC]) removes
 // the oldest snapshots, at least one and at least as many bytes as it
 // lacked, and goes on, until no other snapshot is left. A read-only store
 // returns [ErrReadOnly].
@@ -363,7 +367,8 @@ func (w *dirWriter) Commit(ctx context.Context, s *otelfr.Snapshot) (Info, error
 }
 
 // commit renames the trace written at tmp into place and writes its
-// description.
+// description. A snapshot with its SHA-256 makes room first; one without
+// is counted by SetSHA256 (see [DirStore.Create]).
 func (d *DirStore) commit(ctx context.Context, tmp string, info Info) (Info, error) {
 	meta, err := json.Marshal(info)
 	if err != nil {
@@ -371,15 +376,19 @@ func (d *DirStore) commit(ctx context.Context, tmp string, info Info) (Info, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	kept, err := d.makeRoom(info.ID, info.Size)
-	if err != nil {
-		return Info{}, err
+	var kept *[]Info // nil: listed if the volume is full (writeFreeing)
+	if info.SHA256 != "" {
+		k, err := d.makeRoom(info.ID, info.Size)
+		if err != nil {
+			return Info{}, err
+		}
+		kept = &k
 	}
 	tracePath := filepath.Join(d.dir, info.ID+traceExt)
 	if err := os.Rename(tmp, tracePath); err != nil {
 		return Info{}, fmt.Errorf("otelfr/snapstore: saving snapshot: %w", err)
 	}
-	if err := d.writeFreeing(ctx, filepath.Join(d.dir, info.ID+metaExt), meta, &kept); err != nil {
+	if err := d.writeFreeing(ctx, filepath.Join(d.dir, info.ID+metaExt), meta, kept); err != nil {
 		_ = os.Remove(tracePath)
 		return Info{}, err
 	}
@@ -400,12 +409,24 @@ func (w *dirWriter) Abort() {
 // writeFreeing writes data to path, and while that fails for want of space,
 // removes the oldest of the snapshots in kept (newest first), at least one
 // and at least as many bytes as the write lacked, and tries again. It stops
-// when kept is empty, so it tries at most len(kept)+1 times. The caller
-// holds d.mu.
+// when kept is empty, so it tries at most len(kept)+1 times. A nil kept
+// stands for the snapshots listed when the volume is first found full
+// (a trace renamed into place without its description is not one). The
+// caller holds d.mu.
 func (d *DirStore) writeFreeing(ctx context.Context, path string, data []byte, kept *[]Info) error {
 	for {
 		n, err := d.writeAtomic(path, data)
-		if err == nil || !errors.Is(err, syscall.ENOSPC) || len(*kept) == 0 {
+		if err == nil || !errors.Is(err, syscall.ENOSPC) {
+			return err
+		}
+		if kept == nil {
+			listed, lerr := d.list()
+			if lerr != nil {
+				return errors.Join(err, lerr)
+			}
+			kept = &listed
+		}
+		if len(*kept) == 0 {
 			return err
 		}
 		if cerr := ctx.Err(); cerr != nil {
@@ -524,11 +545,12 @@ func (d *DirStore) AddSpans(ctx context.Context, id string, spans []SpanRef) err
 	return d.update(ctx, id, func(in *Info) (bool, error) {
 		in.Spans = append(in.Spans, spans...)
 		return true, nil
-	})
+	}, nil)
 }
 
 // SetSHA256 implements [Checksummer]: Commit takes a snapshot without its
-// SHA-256, which is then recorded here. A read-only store returns
+// SHA-256, which is then recorded here, and retention then counts the
+// snapshot (see [DirStore.Create]). A read-only store returns
 // [ErrReadOnly].
 func (d *DirStore) SetSHA256(ctx context.Context, id, sum string) error {
 	return d.update(ctx, id, func(in *Info) (bool, error) {
@@ -541,12 +563,19 @@ func (d *DirStore) SetSHA256(ctx context.Context, id, sum string) error {
 		}
 		in.SHA256 = sum
 		return true, nil
+	}, func(in Info) {
+		// Not SetSHA256's error: the sum is recorded. makeRoom
+		// reports what it could not remove itself.
+		if _, err := d.makeRoom(in.ID, in.Size); err != nil {
+			otel.Handle(fmt.Errorf("otelfr/snapstore: retention: %w", err))
+		}
 	})
 }
 
 // update rewrites the description of snapshot id atomically with what f
-// makes of it, unless f reports no change or fails.
-func (d *DirStore) update(ctx context.Context, id string, f func(*Info) (bool, error)) error {
+// makes of it, unless f reports no change or fails; then, if set, calls
+// then with the description written, still holding d.mu.
+func (d *DirStore) update(ctx context.Context, id string, f func(*Info) (bool, error), then func(Info)) error {
 	if d.readOnly {
 		return ErrReadOnly
 	}
@@ -569,7 +598,9 @@ func (d *DirStore) update(ctx context.Context, id string, f func(*Info) (bool, e
 	if err != nil {
 		return err
 	}
-	_, err = d.writeAtomic(filepath.Join(d.dir, id+metaExt), meta)
+	if _, err = d.writeAtomic(filepath.Join(d.dir, id+metaExt), meta); err == nil && then != nil {
+		then(in)
+	}
 	return err
 }
 

@@ -283,3 +283,73 @@ func TestDirStoreFullDiskWedgesStoreStreamed(t *testing.T) {
 	_, _, tmp = traces(t, dir)
 	assert.False(t, tmp)
 }
+
+// commitUnsummed streams s into the store and commits it without its
+// SHA-256, as the exporter does into a Checksummer.
+func commitUnsummed(t *testing.T, st *DirStore, s *otelfr.Snapshot) (Info, error) {
+	t.Helper()
+	w, err := st.Create(t.Context())
+	require.NoError(t, err)
+	if _, err := w.Write(s.Data); err != nil {
+		w.Abort()
+		return Info{}, err
+	}
+	unsummed := *s
+	unsummed.Data = nil
+	return w.Commit(t.Context(), &unsummed)
+}
+
+// A snapshot committed without its SHA-256 is counted by retention when
+// SetSHA256 records it, not at Commit: the caller that hashes it after it
+// is stored bears retention's work, off the snapshot path.
+func TestDirStoreRetentionWaitsForTheSum(t *testing.T) {
+	dir := t.TempDir()
+	st, err := NewDirStore(dir, WithMaxCount(2))
+	require.NoError(t, err)
+	for i := 1; i <= 2; i++ {
+		_, err := st.Save(t.Context(), snapshot(i, 100))
+		require.NoError(t, err)
+	}
+	s := snapshot(3, 100)
+	_, err = commitUnsummed(t, st, s)
+	require.NoError(t, err)
+	list, err := st.List(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, []string{"SNAP03", "SNAP02", "SNAP01"}, listed(list), "nothing is removed before the sum")
+
+	require.NoError(t, st.SetSHA256(t.Context(), "SNAP03", hashData(s.Data)))
+	list, err = st.List(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, []string{"SNAP03", "SNAP02"}, listed(list))
+	count, _, tmp := traces(t, dir)
+	assert.Equal(t, 2, count, "the oldest trace goes with its description")
+	assert.False(t, tmp)
+
+	require.NoError(t, st.SetSHA256(t.Context(), "SNAP03", hashData(s.Data)), "the same sum again")
+	list, err = st.List(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, []string{"SNAP03", "SNAP02"}, listed(list))
+}
+
+// An unsummed snapshot whose trace just fits the volume, and whose
+// description does not: Commit removes the oldest snapshot to fit it.
+func TestDirStoreFullDiskUnsummedDescription(t *testing.T) {
+	dir := t.TempDir()
+	st, err := NewDirStore(dir)
+	require.NoError(t, err)
+	for i := range 3 {
+		_, err := st.Save(t.Context(), snapshot(i, 1000))
+		require.NoError(t, err)
+	}
+	v := &volume{t: t, dir: dir}
+	v.capacity = v.used() + 1000 // the trace, and not a byte more
+	st.write = v.write
+	info, err := commitUnsummed(t, st, snapshot(3, 1000))
+	require.NoError(t, err)
+	assert.Equal(t, "SNAP03", info.ID)
+	list, err := st.List(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, []string{"SNAP03", "SNAP02", "SNAP01"}, listed(list), "the oldest made room for the description")
+	_, _, tmp := traces(t, dir)
+	assert.False(t, tmp)
+}
