@@ -91,6 +91,10 @@ type DirStore struct {
 	readOnly bool
 
 	mu sync.Mutex // serializes retention with saves
+	// unsummed is set while a snapshot committed without its SHA-256 is
+	// not yet counted by retention: the next commit counts it, if
+	// SetSHA256 has not. Guarded by mu.
+	unsummed bool
 
 	// write writes a temporary file's contents; a test seam for a full
 	// volume. Nil means (*os.File).Write.
@@ -259,9 +263,10 @@ func hashData(data []byte) string {
 // its SHA-256, and one committed without it when [DirStore.SetSHA256]
 // records it: the caller that hashes the trace after storing it (the span
 // processor's export stage) then also bears retention's work, reading the
-// descriptions and removing the oldest traces, off the snapshot path.
-// Until then, and while it is written, the store may exceed its limits by
-// that snapshot. A write that finds the volume full ([syscall.ENOSPC]) removes
+// descriptions and removing the oldest traces, off the snapshot path. If
+// no sum comes before the next commit, that commit counts it. Until then,
+// and while it is written, the store may exceed its limits by that
+// snapshot. A write that finds the volume full ([syscall.ENOSPC]) removes
 // the oldest snapshots, at least one and at least as many bytes as it
 // lacked, and goes on, until no other snapshot is left. A read-only store
 // returns [ErrReadOnly].
@@ -368,7 +373,8 @@ func (w *dirWriter) Commit(ctx context.Context, s *otelfr.Snapshot) (Info, error
 
 // commit renames the trace written at tmp into place and writes its
 // description. A snapshot with its SHA-256 makes room first; one without
-// is counted by SetSHA256 (see [DirStore.Create]).
+// is counted by SetSHA256 (see [DirStore.Create]), or by the next commit
+// if no sum came between.
 func (d *DirStore) commit(ctx context.Context, tmp string, info Info) (Info, error) {
 	meta, err := json.Marshal(info)
 	if err != nil {
@@ -377,13 +383,14 @@ func (d *DirStore) commit(ctx context.Context, tmp string, info Info) (Info, err
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var kept *[]Info // nil: listed if the volume is full (writeFreeing)
-	if info.SHA256 != "" {
+	if info.SHA256 != "" || d.unsummed {
 		k, err := d.makeRoom(info.ID, info.Size)
 		if err != nil {
 			return Info{}, err
 		}
 		kept = &k
 	}
+	d.unsummed = info.SHA256 == ""
 	tracePath := filepath.Join(d.dir, info.ID+traceExt)
 	if err := os.Rename(tmp, tracePath); err != nil {
 		return Info{}, fmt.Errorf("otelfr/snapstore: saving snapshot: %w", err)
@@ -568,7 +575,9 @@ func (d *DirStore) SetSHA256(ctx context.Context, id, sum string) error {
 		// reports what it could not remove itself.
 		if _, err := d.makeRoom(in.ID, in.Size); err != nil {
 			otel.Handle(fmt.Errorf("otelfr/snapstore: retention: %w", err))
+			return
 		}
+		d.unsummed = false // every snapshot listed is counted now
 	})
 }
 

@@ -353,3 +353,24 @@ func TestDirStoreFullDiskUnsummedDescription(t *testing.T) {
 	_, _, tmp := traces(t, dir)
 	assert.False(t, tmp)
 }
+
+// Snapshots committed without their sums, which never come (the caller
+// does not hash them): a commit that finds the one before still uncounted
+// makes room, so the store exceeds its limits by the newest at most.
+func TestDirStoreRetentionWithoutSums(t *testing.T) {
+	dir := t.TempDir()
+	st, err := NewDirStore(dir, WithMaxCount(2))
+	require.NoError(t, err)
+	for i := 1; i <= 6; i++ {
+		_, err := commitUnsummed(t, st, snapshot(i, 100))
+		require.NoError(t, err)
+		list, err := st.List(t.Context())
+		require.NoError(t, err)
+		assert.LessOrEqual(t, len(list), 3, "after snapshot %d: %v", i, listed(list))
+	}
+	list, err := st.List(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, []string{"SNAP06", "SNAP05"}, listed(list), "the sixth made room")
+	count, _, _ := traces(t, dir)
+	assert.Equal(t, 2, count)
+}
