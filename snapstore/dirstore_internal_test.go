@@ -168,6 +168,12 @@ func TestDirStoreFullDiskWedgesStore(t *testing.T) {
 // bytes, and commits it with its SHA-256.
 func stream(t *testing.T, st *DirStore, s *otelfr.Snapshot, n int) (Info, error) {
 	t.Helper()
+	return streamSum(t, st, s, n, hashData(s.Data))
+}
+
+// streamSum is stream committing with sum as the SHA-256 ("": none).
+func streamSum(t *testing.T, st *DirStore, s *otelfr.Snapshot, n int, sum string) (Info, error) {
+	t.Helper()
 	w, err := st.Create(t.Context())
 	require.NoError(t, err)
 	for p := 0; p < len(s.Data); p += n {
@@ -177,7 +183,7 @@ func stream(t *testing.T, st *DirStore, s *otelfr.Snapshot, n int) (Info, error)
 		}
 	}
 	streamed := *s
-	streamed.SHA256 = hashData(s.Data)
+	streamed.SHA256 = sum
 	streamed.Data = nil
 	return w.Commit(t.Context(), &streamed)
 }
@@ -288,15 +294,7 @@ func TestDirStoreFullDiskWedgesStoreStreamed(t *testing.T) {
 // SHA-256, as the exporter does into a Checksummer.
 func commitUnsummed(t *testing.T, st *DirStore, s *otelfr.Snapshot) (Info, error) {
 	t.Helper()
-	w, err := st.Create(t.Context())
-	require.NoError(t, err)
-	if _, err := w.Write(s.Data); err != nil {
-		w.Abort()
-		return Info{}, err
-	}
-	unsummed := *s
-	unsummed.Data = nil
-	return w.Commit(t.Context(), &unsummed)
+	return streamSum(t, st, s, len(s.Data), "")
 }
 
 // A snapshot committed without its SHA-256 is counted by retention when
