@@ -82,7 +82,8 @@ type ring struct {
 	// The writer's side (write).
 	cur    *os.File
 	curSeq uint64
-	failed bool // a write failed: the ring stops, reported once
+	curWin windowWriter // cur's window, scanned as it is written
+	failed bool         // a write failed: the ring stops, reported once
 
 	// beforeWrite, if set, runs before each write to disk (tests).
 	beforeWrite func()
@@ -111,6 +112,19 @@ type segment struct {
 	path       string
 	size       int64
 	start, end time.Time // start is the previous segment's end
+
+	// The interval its trace covers, read from its events as the ring
+	// wrote it; winOK is false for a segment the ring did not write, or
+	// one whose window could not be read.
+	winStart, winEnd time.Time
+	winOK            bool
+}
+
+// ringWindow is the interval that a snapshot of the ring covers, known
+// before its bytes are read if ok.
+type ringWindow struct {
+	start, end time.Time
+	ok         bool
 }
 
 func newRing(dir string, maxAge time.Duration, maxBytes int64) *ring {
@@ -316,11 +330,17 @@ func (r *ring) do(op ringOp) error {
 				return err
 			}
 			r.cur, r.curSeq = f, op.seq
+			r.curWin.reset()
 		}
 		if r.beforeWrite != nil {
 			r.beforeWrite()
 		}
-		if _, err := r.cur.Write(op.buf); err != nil {
+		// Scanned here, a buffer at a time, so that a snapshot of the
+		// ring need not read its segments' events to know their window.
+		_, _ = r.curWin.Write(op.buf) // never fails: its error waits for window
+		_, err := r.cur.Write(op.buf)
+		r.curWin.settle() // before the buffer goes back to the reader
+		if err != nil {
 			return err
 		}
 	}
@@ -350,6 +370,7 @@ func (r *ring) endSegment() error {
 	}
 	part := r.cur.Name()
 	r.cur = nil
+	winStart, winEnd, winErr := r.curWin.window()
 	if err != nil {
 		return err
 	}
@@ -364,7 +385,10 @@ func (r *ring) endSegment() error {
 	if len(r.segs) > 0 {
 		start = r.segs[len(r.segs)-1].end
 	}
-	r.segs = append(r.segs, segment{path: path, size: st.Size(), start: start, end: now})
+	r.segs = append(r.segs, segment{
+		path: path, size: st.Size(), start: start, end: now,
+		winStart: winStart, winEnd: winEnd, winOK: winErr == nil,
+	})
 	r.total += st.Size()
 	r.ended++
 	close(r.changed)
@@ -445,26 +469,47 @@ func (r *ring) sync(d time.Duration) error {
 }
 
 // open opens the newest segments that reach minAge back from now, at most
-// maxBytes of them (always the newest one). The caller reads them, then
-// calls release. No segment is removed meanwhile.
-func (r *ring) open(now time.Time, minAge time.Duration, maxBytes int64) ([]*os.File, error) {
+// maxBytes of them (always the newest one), and returns the window of the
+// trace they make. The caller reads them, then calls release. No segment
+// is removed meanwhile.
+func (r *ring) open(now time.Time, minAge time.Duration, maxBytes int64) ([]*os.File, ringWindow, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	segs := pick(r.segs, now, minAge, maxBytes)
 	if len(segs) == 0 {
-		return nil, fmt.Errorf("otelfr: disk ring %s: no whole generation yet", r.dir)
+		return nil, ringWindow{}, fmt.Errorf("otelfr: disk ring %s: no whole generation yet", r.dir)
 	}
 	files := make([]*os.File, 0, len(segs))
 	for _, s := range segs {
 		f, err := os.Open(s.path)
 		if err != nil {
 			closeAll(files)
-			return nil, err
+			return nil, ringWindow{}, err
 		}
 		files = append(files, f)
 	}
 	r.readers++
-	return files, nil
+	return files, segmentsWindow(segs), nil
+}
+
+// segmentsWindow returns the window of the trace that segs make, which is
+// known only if every segment's is: from the earliest start to the latest
+// end, as the scan of the whole trace finds it.
+func segmentsWindow(segs []segment) ringWindow {
+	var w ringWindow
+	for i, s := range segs {
+		if !s.winOK {
+			return ringWindow{}
+		}
+		if i == 0 || s.winStart.Before(w.start) {
+			w.start = s.winStart
+		}
+		if i == 0 || s.winEnd.After(w.end) {
+			w.end = s.winEnd
+		}
+	}
+	w.ok = len(segs) > 0
+	return w
 }
 
 func (r *ring) release(files []*os.File) {

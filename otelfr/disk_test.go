@@ -77,6 +77,10 @@ func TestDiskSnapshot(t *testing.T) {
 	require.NoError(t, err)
 	parseTrace(t, s2.Data)
 	assert.False(t, s2.Start.After(s.Start.Add(time.Second)))
+	start, end, err = traceWindow(s2.Data)
+	require.NoError(t, err)
+	assert.Equal(t, start, s2.Start)
+	assert.Equal(t, end, s2.End)
 
 	// Every segment on disk is a trace on its own.
 	segs := segments(t, dir)
@@ -293,11 +297,25 @@ func TestRingCutsAtGenerations(t *testing.T) {
 			for i := range segs {
 				var buf bytes.Buffer
 				st := snapshotStream{dst: &buf, hash: sha256.New()}
-				files, err := r.open(time.Now(), time.Hour, 1<<40)
+				files, win, err := r.open(time.Now(), time.Hour, 1<<40)
 				require.NoError(t, err)
 				require.NoError(t, copySegments(&st, files[len(files)-1-i:], make([]byte, 1000)))
 				r.release(files)
 				parseTrace(t, buf.Bytes())
+
+				// The window the ring read as it wrote the segments is
+				// the one a scan of their trace reads.
+				start, end, err := traceWindow(buf.Bytes())
+				require.NoError(t, err)
+				r.mu.Lock()
+				suffix := segmentsWindow(r.segs[len(r.segs)-1-i:])
+				r.mu.Unlock()
+				require.True(t, suffix.ok)
+				assert.Equal(t, start, suffix.start, "start of the last %d segments", i+1)
+				assert.Equal(t, end, suffix.end, "end of the last %d segments", i+1)
+				if i == len(segs)-1 {
+					assert.Equal(t, suffix, win, "open's window is all the segments'")
+				}
 			}
 		})
 	}

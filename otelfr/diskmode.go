@@ -174,16 +174,16 @@ func ringID(names []string) string {
 
 // snapshotFiles ends the generation in progress, waits for the ring to
 // have it on disk, and opens the newest segments that reach minAge back,
-// within maxBytes. The caller releases them.
-func (d *disk) snapshotFiles(fr *trace.FlightRecorder, minAge time.Duration, maxBytes int64) ([]*os.File, error) {
+// within maxBytes, with their window. The caller releases them.
+func (d *disk) snapshotFiles(fr *trace.FlightRecorder, minAge time.Duration, maxBytes int64) ([]*os.File, ringWindow, error) {
 	// The flight recorder's WriteTo ends the current generation for every
 	// consumer of the trace, the ring too, and returns once the ring's
 	// Write has it; it holds one generation only, so it writes little.
 	if _, err := fr.WriteTo(io.Discard); err != nil {
-		return nil, fmt.Errorf("ending the trace generation: %w", err)
+		return nil, ringWindow{}, fmt.Errorf("ending the trace generation: %w", err)
 	}
 	if err := d.ring.sync(ringWait); err != nil {
-		return nil, err
+		return nil, ringWindow{}, err
 	}
 	return d.ring.open(time.Now(), minAge, maxBytes)
 }

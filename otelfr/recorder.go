@@ -223,7 +223,7 @@ func (r *Recorder) write(now time.Time, reason string, sizeHint int64, w io.Writ
 		return err
 	}
 	if r.disk != nil {
-		files, err := r.disk.snapshotFiles(r.fr, r.minAge, int64(r.maxBytes))
+		files, win, err := r.disk.snapshotFiles(r.fr, r.minAge, int64(r.maxBytes))
 		if err != nil {
 			if !r.fr.Enabled() {
 				return nil, ErrStopped
@@ -231,7 +231,12 @@ func (r *Recorder) write(now time.Time, reason string, sizeHint int64, w io.Writ
 			return nil, err
 		}
 		defer r.disk.ring.release(files)
-		src = func(st *snapshotStream) error { return copySegments(st, files, r.disk.readBuf) }
+		src = func(st *snapshotStream) error {
+			if win.ok {
+				st.win.known(win.start, win.end) // the ring read it as it wrote them
+			}
+			return copySegments(st, files, r.disk.readBuf)
+		}
 		if w == nil {
 			sizeHint = segmentsSize(files) // not the memory ring's last size
 		}

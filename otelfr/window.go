@@ -536,6 +536,10 @@ type windowWriter struct {
 	eager    bool
 	eagerMax uint64
 	eagerErr error
+
+	// isKnown: the window was given (known), and nothing written is read.
+	isKnown              bool
+	knownStart, knownEnd time.Time
 }
 
 // lastBatch is an M's latest event batch: a copy in own, or, when lent,
@@ -567,8 +571,22 @@ func (w *windowWriter) init() {
 	w.split.Batch = w.batch
 }
 
+// reset readies w for another trace, written from a buffer it may keep
+// batches in until settle (lend), keeping the buffers it copies batches
+// into.
+func (w *windowWriter) reset() {
+	last := w.last[:0]
+	*w = windowWriter{lend: true, last: last}
+}
+
+// known gives the window of the trace about to be written, read from its
+// events before: window returns it, and Write reads nothing.
+func (w *windowWriter) known(start, end time.Time) {
+	w.isKnown, w.knownStart, w.knownEnd = true, start, end
+}
+
 func (w *windowWriter) Write(p []byte) (int, error) {
-	if w.err == nil {
+	if w.err == nil && !w.isKnown {
 		if w.index == nil {
 			w.init()
 		}
@@ -647,6 +665,9 @@ func (w *windowWriter) decodeLast() error {
 
 // window returns the window of the trace written, which has ended.
 func (w *windowWriter) window() (start, end time.Time, err error) {
+	if w.isKnown {
+		return w.knownStart, w.knownEnd, nil
+	}
 	if w.err == nil {
 		w.err = w.split.Close()
 	}
