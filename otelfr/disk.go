@@ -114,14 +114,13 @@ type segment struct {
 	start, end time.Time // start is the previous segment's end
 
 	// The interval its trace covers, read from its events as the ring
-	// wrote it; winOK is false for a segment the ring did not write, or
-	// one whose window could not be read.
-	winStart, winEnd time.Time
-	winOK            bool
+	// wrote it; not ok for a segment the ring did not write, or one whose
+	// window could not be read.
+	win ringWindow
 }
 
-// ringWindow is the interval that a snapshot of the ring covers, known
-// before its bytes are read if ok.
+// ringWindow is the interval that segments of the ring cover, known
+// before their bytes are read if ok.
 type ringWindow struct {
 	start, end time.Time
 	ok         bool
@@ -370,7 +369,10 @@ func (r *ring) endSegment() error {
 	}
 	part := r.cur.Name()
 	r.cur = nil
-	winStart, winEnd, winErr := r.curWin.window()
+	var win ringWindow
+	var winErr error
+	win.start, win.end, winErr = r.curWin.window()
+	win.ok = winErr == nil
 	if err != nil {
 		return err
 	}
@@ -385,10 +387,7 @@ func (r *ring) endSegment() error {
 	if len(r.segs) > 0 {
 		start = r.segs[len(r.segs)-1].end
 	}
-	r.segs = append(r.segs, segment{
-		path: path, size: st.Size(), start: start, end: now,
-		winStart: winStart, winEnd: winEnd, winOK: winErr == nil,
-	})
+	r.segs = append(r.segs, segment{path: path, size: st.Size(), start: start, end: now, win: win})
 	r.total += st.Size()
 	r.ended++
 	close(r.changed)
@@ -498,14 +497,14 @@ func (r *ring) open(now time.Time, minAge time.Duration, maxBytes int64) ([]*os.
 func segmentsWindow(segs []segment) ringWindow {
 	var w ringWindow
 	for i, s := range segs {
-		if !s.winOK {
+		if !s.win.ok {
 			return ringWindow{}
 		}
-		if i == 0 || s.winStart.Before(w.start) {
-			w.start = s.winStart
+		if i == 0 || s.win.start.Before(w.start) {
+			w.start = s.win.start
 		}
-		if i == 0 || s.winEnd.After(w.end) {
-			w.end = s.winEnd
+		if i == 0 || s.win.end.After(w.end) {
+			w.end = s.win.end
 		}
 	}
 	w.ok = len(segs) > 0
